@@ -1,0 +1,18 @@
+//! Causal acquisition: configuration, host state, inputs and outputs, and the backend
+//! contract. Semantics: `shared/specs/acquisition.md` and `docs/acquisition.md`.
+
+mod config;
+mod contract;
+mod state;
+mod types;
+
+pub use config::{
+    AcquisitionConfig, DEFAULT_EXPLORATION_WEIGHT, HISTORY_CHANNELS, MAX_CAPACITY, MAX_VARS,
+    NO_SELECTION, Objective, POLICY_EXTRA_COLUMNS,
+};
+pub use contract::AcquisitionBackend;
+pub use state::AcquisitionState;
+pub use types::{
+    Coverage, EnvScalars, Progress, Samples, StepInput, StepSummary, validate_exploration_weight,
+    validate_history_len, validate_observed, validate_posterior,
+};

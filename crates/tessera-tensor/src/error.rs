@@ -1,0 +1,104 @@
+//! The one error type shared by every tessera crate.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in tessera. Every variant says what was wrong and what
+/// was expected; an operation that returns an error leaves its state unchanged.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum TesseraError {
+    /// A configuration value is outside its allowed range.
+    #[error("invalid configuration: {field} = {value}, expected {expected}")]
+    InvalidConfig {
+        /// The offending field.
+        field: &'static str,
+        /// The value that was given, rendered as text.
+        value: String,
+        /// The allowed range or form.
+        expected: String,
+    },
+    /// An input buffer has the wrong number of elements.
+    #[error("shape mismatch for `{what}`: got {got} elements, expected {expected}")]
+    ShapeMismatch {
+        /// The input that was wrong.
+        what: &'static str,
+        /// Its length.
+        got: usize,
+        /// The length the state's shape requires.
+        expected: usize,
+    },
+    /// An index is out of range.
+    #[error("index out of range for `{what}`: {index} is not below {bound}")]
+    IndexOutOfRange {
+        /// What was indexed.
+        what: &'static str,
+        /// The index that was given.
+        index: usize,
+        /// The exclusive upper bound.
+        bound: usize,
+    },
+    /// An input holds NaN or an infinity where finite values are required.
+    #[error("non-finite input in `{what}` at element {index}: {value}")]
+    NonFinite {
+        /// The input that was wrong.
+        what: &'static str,
+        /// The first offending element.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// A scalar argument is outside its allowed range.
+    #[error("invalid argument `{what}` = {value}, expected {expected}")]
+    InvalidArgument {
+        /// The argument.
+        what: &'static str,
+        /// Its value.
+        value: f64,
+        /// The allowed range.
+        expected: &'static str,
+    },
+    /// The work does not fit the device's limits (buffer size, bindings, workgroups).
+    #[error("device limit exceeded: {what} needs {needed}, the device allows {limit}")]
+    DeviceLimit {
+        /// The limit that was hit.
+        what: &'static str,
+        /// What the work needs.
+        needed: u64,
+        /// What the device allows.
+        limit: u64,
+    },
+    /// No GPU adapter could be found or opened.
+    #[error("no GPU adapter available: {0}")]
+    NoAdapter(String),
+    /// The GPU device was lost or a GPU operation failed.
+    #[error("GPU device error: {0}")]
+    Device(String),
+}
+
+/// Shorthand for results carrying a [`TesseraError`].
+pub type Result<T, E = TesseraError> = std::result::Result<T, E>;
+
+/// Returns an error naming the first non-finite element of `data`, if any.
+pub fn check_finite(what: &'static str, data: &[f32]) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(TesseraError::NonFinite {
+            what,
+            index,
+            value: data[index],
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Returns an error unless `data` holds exactly `expected` elements.
+pub fn check_len<T>(what: &'static str, data: &[T], expected: usize) -> Result<()> {
+    if data.len() == expected {
+        Ok(())
+    } else {
+        Err(TesseraError::ShapeMismatch {
+            what,
+            got: data.len(),
+            expected,
+        })
+    }
+}
