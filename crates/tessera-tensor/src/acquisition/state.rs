@@ -8,9 +8,12 @@ use crate::error::Result;
 /// The full state of `B` environments. The CPU backend works on it in place; the GPU
 /// backend keeps the same arrays in device buffers and reads them back into this type.
 ///
-/// Besides the spec's fields it keeps `intervention_counts`, the number of valid samples
-/// that intervened on each variable, updated incrementally as rows enter and leave the
-/// ring, and the outputs of the last computed operations (`summaries`,
+/// Besides the spec's fields it keeps two incremental structures so that no step
+/// rescans the ring: `intervention_counts`, the number of valid samples that intervened
+/// on each variable (the new row is added, the overwritten one subtracted), and
+/// `prev_best_window`, a monotonic deque of step numbers whose front is the best target
+/// among the valid samples older than the newest 10 (the `prev` of
+/// `optimization_progress`). It also keeps the outputs of the last computed operations (`summaries`,
 /// `policy_features`, `scores`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AcquisitionState {
@@ -32,6 +35,8 @@ pub struct AcquisitionState {
     pub confidence: Vec<f32>,
     /// `[B, n_vars]` interventions per variable among the valid samples.
     pub intervention_counts: Vec<u32>,
+    /// `[B, capacity]` ring of step numbers: the monotonic deque behind `prev`.
+    pub prev_best_window: Vec<u32>,
     /// `[B]` last computed progress, coverage and selection.
     pub summaries: Vec<StepSummary>,
     /// `[B, n_vars, feature_dim + 12]` last computed policy features.
@@ -68,6 +73,8 @@ impl AcquisitionState {
                 target_idx,
                 best_value: config.objective.worst(),
                 uncertainty_bits: 1.0,
+                window_head: 0,
+                window_len: 0,
             })
             .collect();
         Ok(Self {
@@ -80,6 +87,7 @@ impl AcquisitionState {
             confidence: marginal_probs.clone(),
             marginal_probs,
             intervention_counts: vec![0; b * n],
+            prev_best_window: vec![0; b * cap],
             summaries: vec![StepSummary::default(); b],
             policy_features: vec![0.0; b * n * config.policy_width()],
             scores: vec![0.0; b * n],
@@ -97,6 +105,7 @@ impl AcquisitionState {
             + size_of_val(self.marginal_probs.as_slice())
             + size_of_val(self.confidence.as_slice())
             + size_of_val(self.intervention_counts.as_slice())
+            + size_of_val(self.prev_best_window.as_slice())
             + size_of_val(self.summaries.as_slice())
             + size_of_val(self.policy_features.as_slice())
             + size_of_val(self.scores.as_slice())
@@ -117,6 +126,39 @@ impl AcquisitionState {
             }
         }
         counts
+    }
+
+    /// The best target among each environment's valid samples older than the newest
+    /// 10, found by scanning the ring: what the front of `prev_best_window` must hold
+    /// (`None` where there are no such samples).
+    pub fn rescan_prev_best(&self) -> Vec<Option<f32>> {
+        let cap = self.config.capacity;
+        let maximize = self.config.objective == super::Objective::Maximize;
+        self.scalars
+            .iter()
+            .enumerate()
+            .map(|(env, s)| {
+                let older = (s.n_samples as usize).saturating_sub(10);
+                (0..older)
+                    .map(|k| self.targets[env * cap + s.chronological_slot(cap, k)])
+                    .reduce(|a, b| if maximize { a.max(b) } else { a.min(b) })
+            })
+            .collect()
+    }
+
+    /// What the front of each environment's `prev_best_window` holds.
+    pub fn window_prev_best(&self) -> Vec<Option<f32>> {
+        let cap = self.config.capacity;
+        self.scalars
+            .iter()
+            .enumerate()
+            .map(|(env, s)| {
+                (s.window_len > 0).then(|| {
+                    let step = self.prev_best_window[env * cap + s.window_head as usize];
+                    self.targets[env * cap + step as usize % cap]
+                })
+            })
+            .collect()
     }
 }
 

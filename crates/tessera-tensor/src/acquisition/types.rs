@@ -22,12 +22,29 @@ pub struct EnvScalars {
     pub best_value: f32,
     /// Posterior entropy in bits.
     pub uncertainty_bits: f32,
+    /// Front of the previous-best window deque (a position in `prev_best_window`).
+    pub window_head: u32,
+    /// Entries in the previous-best window deque.
+    pub window_len: u32,
 }
 
 impl EnvScalars {
     /// Ring slot of the `k`-th oldest valid sample.
     pub fn chronological_slot(&self, capacity: usize, k: usize) -> usize {
         (self.write_idx as usize + capacity - self.n_samples as usize + k) % capacity
+    }
+
+    /// The fields the spec defines (the window deque's bookkeeping left out), for
+    /// comparing backends that keep different auxiliary structures.
+    pub fn spec_fields(&self) -> (u32, u32, u32, u32, f32, f32) {
+        (
+            self.write_idx,
+            self.n_samples,
+            self.step,
+            self.target_idx,
+            self.best_value,
+            self.uncertainty_bits,
+        )
     }
 }
 

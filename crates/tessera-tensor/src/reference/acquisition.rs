@@ -232,7 +232,6 @@ impl ReferenceAcquisition {
             } else {
                 (0.0, 1.0)
             };
-            let constant = column.iter().all(|&v| v == column[0]);
             let mut last_intervention: Option<usize> = None;
             for r in 0..t_len {
                 let cell = &mut out[(r * n + j) * HISTORY_CHANNELS..][..HISTORY_CHANNELS];
@@ -245,11 +244,7 @@ impl ReferenceAcquisition {
                 if intervened {
                     last_intervention = Some(r);
                 }
-                cell[0] = if p > 1 && constant {
-                    0.0
-                } else {
-                    (column[k] - mean) / std
-                };
+                cell[0] = (column[k] - mean) / std;
                 cell[1] = (j == e.target) as u8 as f64;
                 cell[2] = intervened as u8 as f64;
                 cell[3] = e.marginal[j];
@@ -484,7 +479,23 @@ impl AcquisitionBackend for ReferenceAcquisition {
                 target_idx: e.target as u32,
                 best_value: e.best as f32,
                 uncertainty_bits: e.bits as f32,
+                window_head: 0,
+                window_len: 0,
             };
+            // The reference keeps no deque; it reports the one-entry deque holding the
+            // best of the samples older than the newest 10, found by scanning.
+            let older = e.n_samples.saturating_sub(10);
+            if older > 0 {
+                let first = e.step as usize - e.n_samples;
+                let best_step = (first..first + older)
+                    .reduce(|a, b| {
+                        let (ta, tb) = (e.targets[a % cap], e.targets[b % cap]);
+                        if self.better(ta, tb) == ta { a } else { b }
+                    })
+                    .unwrap();
+                s.prev_best_window[b * cap] = best_step as u32;
+                s.scalars[b].window_len = 1;
+            }
             let fd = self.config.feature_dim;
             s.mechanism_features[b * n * fd..][..n * fd].copy_from_slice(&narrow(&e.features));
             s.marginal_probs[b * n..][..n].copy_from_slice(&narrow(&e.marginal));

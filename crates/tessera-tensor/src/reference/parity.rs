@@ -174,7 +174,13 @@ pub fn compare_state(got: &AcquisitionState, want: &AcquisitionState) -> Result<
     cmp_exact("values", &got.values, &want.values)?;
     cmp_exact("interventions", &got.interventions, &want.interventions)?;
     cmp_exact("targets", &got.targets, &want.targets)?;
-    cmp_exact("scalars", &got.scalars, &want.scalars)?;
+    let spec_fields = |s: &AcquisitionState| {
+        s.scalars
+            .iter()
+            .map(|e| e.spec_fields())
+            .collect::<Vec<_>>()
+    };
+    cmp_exact("scalars", &spec_fields(got), &spec_fields(want))?;
     cmp_floats(
         "mechanism_features",
         &got.mechanism_features,
@@ -190,6 +196,11 @@ pub fn compare_state(got: &AcquisitionState, want: &AcquisitionState) -> Result<
         "intervention_counts (vs rescan of the ring)",
         &got.intervention_counts,
         &got.rescan_intervention_counts(),
+    )?;
+    cmp_exact(
+        "previous-best window (vs rescan of the ring)",
+        &got.window_prev_best(),
+        &got.rescan_prev_best(),
     )
 }
 

@@ -1,0 +1,326 @@
+//! The CPU acquisition backend: the state lives in host memory, environments run in
+//! parallel with rayon when the batch is large enough to pay for it, and the element
+//! loops run under pulp's runtime SIMD dispatch.
+
+mod kernels;
+
+use kernels::{Dims, EnvMut};
+use pulp::Arch;
+use rayon::prelude::*;
+use tessera_tensor::acquisition::{
+    AcquisitionBackend, AcquisitionConfig, AcquisitionState, HISTORY_CHANNELS, Samples, StepInput,
+    StepSummary, validate_exploration_weight, validate_history_len, validate_observed,
+    validate_posterior,
+};
+use tessera_tensor::error::Result;
+
+/// Below this many element-operations per call the batch runs on the calling thread:
+/// rayon's fork-join costs a few microseconds, more than a small step takes.
+const PARALLEL_MIN_WORK: usize = 1 << 15;
+
+/// A batch of acquisition environments on the CPU.
+#[derive(Debug, Clone)]
+pub struct CpuAcquisition {
+    state: AcquisitionState,
+    arch: Arch,
+}
+
+impl CpuAcquisition {
+    /// A fresh batch with the spec's defaults. Fails on an invalid config.
+    pub fn new(config: &AcquisitionConfig) -> Result<Self> {
+        Ok(Self {
+            state: AcquisitionState::new(config)?,
+            arch: Arch::new(),
+        })
+    }
+
+    /// The state, borrowed: no copy is made.
+    pub fn state(&self) -> &AcquisitionState {
+        &self.state
+    }
+
+    fn dims(&self) -> Dims {
+        let c = &self.state.config;
+        Dims {
+            n: c.n_vars,
+            cap: c.capacity,
+            fd: c.feature_dim,
+            width: c.policy_width(),
+            objective: c.objective,
+        }
+    }
+
+    /// Runs `f(env_index, env)` over every environment, in parallel when the batch
+    /// holds enough work (`work_per_env` element-operations each), under SIMD dispatch.
+    fn for_each_env<F>(&mut self, work_per_env: usize, f: F)
+    where
+        F: Fn(usize, EnvMut<'_>) + Sync + Send,
+    {
+        let arch = self.arch;
+        let envs = self.split_envs();
+        let run = |(b, env): (usize, EnvMut<'_>)| arch.dispatch(|| f(b, env));
+        if envs.len() > 1 && envs.len() * work_per_env >= PARALLEL_MIN_WORK {
+            envs.into_par_iter().enumerate().for_each(run);
+        } else {
+            envs.into_iter().enumerate().for_each(run);
+        }
+    }
+
+    /// Splits the state into one mutable view per environment.
+    fn split_envs(&mut self) -> Vec<EnvMut<'_>> {
+        let d = self.dims();
+        let s = &mut self.state;
+        let ring = d.cap * d.n;
+        s.values
+            .chunks_mut(ring)
+            .zip(s.interventions.chunks_mut(ring))
+            .zip(s.targets.chunks_mut(d.cap))
+            .zip(s.scalars.iter_mut())
+            .zip(s.mechanism_features.chunks_mut(d.n * d.fd))
+            .zip(s.marginal_probs.chunks_mut(d.n))
+            .zip(s.confidence.chunks_mut(d.n))
+            .zip(s.intervention_counts.chunks_mut(d.n))
+            .zip(s.prev_best_window.chunks_mut(d.cap))
+            .zip(s.summaries.iter_mut())
+            .zip(s.policy_features.chunks_mut(d.n * d.width))
+            .zip(s.scores.chunks_mut(d.n))
+            .map(
+                |(
+                    (
+                        (
+                            (
+                                (
+                                    (
+                                        (
+                                            (
+                                                (((values, interventions), targets), scalars),
+                                                features,
+                                            ),
+                                            marginal,
+                                        ),
+                                        confidence,
+                                    ),
+                                    counts,
+                                ),
+                                prev_window,
+                            ),
+                            summary,
+                        ),
+                        policy,
+                    ),
+                    scores,
+                )| EnvMut {
+                    values,
+                    interventions,
+                    targets,
+                    scalars,
+                    features,
+                    marginal,
+                    confidence,
+                    counts,
+                    prev_window,
+                    summary,
+                    policy,
+                    scores,
+                },
+            )
+            .collect()
+    }
+}
+
+impl AcquisitionBackend for CpuAcquisition {
+    fn config(&self) -> &AcquisitionConfig {
+        &self.state.config
+    }
+
+    fn add_samples(&mut self, samples: &Samples<'_>) -> Result<()> {
+        samples.validate(&self.state.config)?;
+        let d = self.dims();
+        self.for_each_env(d.n, |b, mut e| {
+            let row = b * d.n..(b + 1) * d.n;
+            kernels::add_sample(
+                d,
+                &mut e,
+                &samples.values[row.clone()],
+                &samples.intervened[row],
+                samples.targets[b],
+            );
+        });
+        Ok(())
+    }
+
+    fn set_posterior(&mut self, marginal_probs: &[f32], uncertainty_bits: &[f32]) -> Result<()> {
+        validate_posterior(&self.state.config, marginal_probs, uncertainty_bits)?;
+        self.state.marginal_probs.copy_from_slice(marginal_probs);
+        for (s, &h) in self.state.scalars.iter_mut().zip(uncertainty_bits) {
+            s.uncertainty_bits = h;
+        }
+        Ok(())
+    }
+
+    fn update_mechanism_features(&mut self, observed: &[f32], learning_rate: f32) -> Result<()> {
+        validate_observed(&self.state.config, observed, learning_rate)?;
+        let d = self.dims();
+        self.for_each_env(d.n * d.fd, |b, e| {
+            kernels::update_features(
+                d,
+                e.features,
+                &observed[b * d.n * d.fd..][..d.n * d.fd],
+                learning_rate,
+            );
+        });
+        Ok(())
+    }
+
+    fn mechanism_confidence(&mut self) -> Result<()> {
+        let d = self.dims();
+        self.for_each_env(d.n, |_, e| {
+            kernels::confidence(d, e.features, e.confidence, e.scalars.target_idx as usize);
+        });
+        Ok(())
+    }
+
+    fn optimization_progress(&mut self) -> Result<()> {
+        let d = self.dims();
+        self.for_each_env(16, |_, e| {
+            e.summary.progress = kernels::progress(d, e.targets, e.prev_window, e.scalars);
+        });
+        Ok(())
+    }
+
+    fn exploration_coverage(&mut self) -> Result<()> {
+        let d = self.dims();
+        self.for_each_env(d.n, |_, e| {
+            e.summary.coverage = kernels::coverage(d, e.counts, e.scalars);
+        });
+        Ok(())
+    }
+
+    fn policy_features(&mut self) -> Result<()> {
+        let d = self.dims();
+        self.for_each_env(d.n * d.width, |_, e| {
+            let progress = kernels::progress(d, e.targets, e.prev_window, e.scalars);
+            let coverage = kernels::coverage(d, e.counts, e.scalars);
+            kernels::policy_features(
+                d,
+                e.features,
+                e.marginal,
+                e.confidence,
+                e.counts,
+                e.scalars,
+                &progress,
+                &coverage,
+                e.policy,
+            );
+        });
+        Ok(())
+    }
+
+    fn acquisition_scores(&mut self, exploration_weight: f32) -> Result<()> {
+        validate_exploration_weight(exploration_weight)?;
+        let d = self.dims();
+        self.for_each_env(d.n, |_, e| {
+            kernels::scores(
+                d,
+                e.policy,
+                e.scores,
+                e.scalars.target_idx as usize,
+                exploration_weight,
+            );
+        });
+        Ok(())
+    }
+
+    fn select_intervention(&mut self) -> Result<()> {
+        let d = self.dims();
+        self.for_each_env(d.n, |_, e| {
+            e.summary.selected = kernels::select(e.scores, e.scalars.target_idx as usize);
+        });
+        Ok(())
+    }
+
+    fn step(&mut self, input: &StepInput<'_>) -> Result<()> {
+        input.validate(&self.state.config)?;
+        let d = self.dims();
+        let samples = &input.samples;
+        // One pass per environment: its data stays in cache across all eight stages.
+        self.for_each_env(d.n * (d.width + d.fd + 4), |b, mut e| {
+            let row = b * d.n..(b + 1) * d.n;
+            let target = e.scalars.target_idx as usize;
+            kernels::add_sample(
+                d,
+                &mut e,
+                &samples.values[row.clone()],
+                &samples.intervened[row],
+                samples.targets[b],
+            );
+            kernels::update_features(
+                d,
+                e.features,
+                &input.observed[b * d.n * d.fd..][..d.n * d.fd],
+                input.learning_rate,
+            );
+            kernels::confidence(d, e.features, e.confidence, target);
+            let progress = kernels::progress(d, e.targets, e.prev_window, e.scalars);
+            let coverage = kernels::coverage(d, e.counts, e.scalars);
+            kernels::policy_features(
+                d,
+                e.features,
+                e.marginal,
+                e.confidence,
+                e.counts,
+                e.scalars,
+                &progress,
+                &coverage,
+                e.policy,
+            );
+            kernels::scores(d, e.policy, e.scores, target, input.exploration_weight);
+            *e.summary = StepSummary {
+                progress,
+                coverage,
+                selected: kernels::select(e.scores, target),
+            };
+        });
+        Ok(())
+    }
+
+    fn history_tensor(&mut self, t: usize) -> Result<Vec<f32>> {
+        validate_history_len(t)?;
+        let d = self.dims();
+        let per_env = t * d.n * HISTORY_CHANNELS;
+        let mut out = vec![0.0; self.state.config.batch() * per_env];
+        let arch = self.arch;
+        let envs = self.split_envs();
+        let work = |(e, chunk): (EnvMut<'_>, &mut [f32])| {
+            arch.dispatch(|| kernels::history(d, &e, t, chunk))
+        };
+        if envs.len() > 1 && out.len() >= PARALLEL_MIN_WORK {
+            envs.into_par_iter()
+                .zip(out.par_chunks_mut(per_env))
+                .for_each(work);
+        } else {
+            envs.into_iter().zip(out.chunks_mut(per_env)).for_each(work);
+        }
+        Ok(out)
+    }
+
+    fn read_confidence(&mut self) -> Result<Vec<f32>> {
+        Ok(self.state.confidence.clone())
+    }
+
+    fn read_summaries(&mut self) -> Result<Vec<StepSummary>> {
+        Ok(self.state.summaries.clone())
+    }
+
+    fn read_policy_features(&mut self) -> Result<Vec<f32>> {
+        Ok(self.state.policy_features.clone())
+    }
+
+    fn read_scores(&mut self) -> Result<Vec<f32>> {
+        Ok(self.state.scores.clone())
+    }
+
+    fn read_state(&mut self) -> Result<AcquisitionState> {
+        Ok(self.state.clone())
+    }
+}
