@@ -193,7 +193,7 @@ impl ReferenceAcquisition {
             coverage[1],
         ];
         let mut out = Vec::with_capacity(n * (fd + 12));
-        for i in 0..n {
+        for (i, &count) in counts.iter().enumerate() {
             out.extend_from_slice(&e.features[i * fd..][..fd]);
             out.push(e.marginal[i]);
             out.push(e.confidence[i]);
@@ -201,7 +201,7 @@ impl ReferenceAcquisition {
             let rate = if total == 0 {
                 0.0
             } else {
-                counts[i] as f64 / total as f64
+                count as f64 / total as f64
             };
             let tsi = if rate > 0.0 {
                 (1.0 / (rate + 1e-6)).clamp(0.0, 100.0)

@@ -315,8 +315,8 @@ fn assert_matches<B: AcquisitionBackend>(
 
 /// Runs `steps` random pipeline steps on both, comparing after each `every` steps and
 /// at the end.
-fn run_steps<F: BackendFactory>(
-    backend: &mut F::Backend,
+pub fn run_steps<B: AcquisitionBackend>(
+    backend: &mut B,
     reference: &mut ReferenceAcquisition,
     rng: &mut Rng,
     steps: usize,
@@ -384,14 +384,14 @@ pub fn exactly_full<F: BackendFactory>(f: &F) {
     let cfg = AcquisitionConfig::batched(5, 7, vec![2, 0, 4]);
     let (mut be, mut re) = pair(f, &cfg);
     let mut rng = Rng::new(7);
-    run_steps::<F>(&mut be, &mut re, &mut rng, 7, 1).unwrap();
+    run_steps(&mut be, &mut re, &mut rng, 7, 1).unwrap();
     let s = be.read_state().unwrap();
     assert!(
         s.scalars
             .iter()
             .all(|e| e.n_samples == 7 && e.write_idx == 0)
     );
-    run_steps::<F>(&mut be, &mut re, &mut rng, 1, 1).unwrap();
+    run_steps(&mut be, &mut re, &mut rng, 1, 1).unwrap();
 }
 
 /// Small rings wrapped many times, every step compared.
@@ -400,7 +400,7 @@ pub fn many_wraps<F: BackendFactory>(f: &F) {
         let cfg = AcquisitionConfig::batched(6, cap, vec![0, 5, 3]);
         let (mut be, mut re) = pair(f, &cfg);
         let mut rng = Rng::new(cap as u64);
-        if let Err(m) = run_steps::<F>(&mut be, &mut re, &mut rng, steps, 1) {
+        if let Err(m) = run_steps(&mut be, &mut re, &mut rng, steps, 1) {
             panic!("capacity {cap}: {m}");
         }
         for t in [1, cap, 2 * cap + 3] {
@@ -422,7 +422,7 @@ pub fn objectives<F: BackendFactory>(f: &F) {
                 .with_objective(objective)
                 .with_feature_dim(fd);
             let (mut be, mut re) = pair(f, &cfg);
-            run_steps::<F>(&mut be, &mut re, &mut Rng::new(3), 30, 1)
+            run_steps(&mut be, &mut re, &mut Rng::new(3), 30, 1)
                 .unwrap_or_else(|m| panic!("{objective:?}, fd {fd}: {m}"));
         }
     }
@@ -448,7 +448,7 @@ pub fn selection_ties<F: BackendFactory>(f: &F) {
     // A single variable is its own target: nothing can be selected.
     let cfg = AcquisitionConfig::single(1, 3, 0);
     let (mut be, mut re) = pair(f, &cfg);
-    run_steps::<F>(&mut be, &mut re, &mut Rng::new(1), 5, 1).unwrap();
+    run_steps(&mut be, &mut re, &mut Rng::new(1), 5, 1).unwrap();
     assert_eq!(be.read_summaries().unwrap()[0].selected, NO_SELECTION);
 }
 
@@ -458,7 +458,7 @@ pub fn history_windows<F: BackendFactory>(f: &F) {
     let (mut be, mut re) = pair(f, &cfg);
     let mut rng = Rng::new(11);
     for steps in [1, 3, 9] {
-        run_steps::<F>(&mut be, &mut re, &mut rng, steps, steps).unwrap();
+        run_steps(&mut be, &mut re, &mut rng, steps, steps).unwrap();
         for t in [1, 2, 4, 10, 25] {
             cmp_floats(
                 "history",
@@ -488,9 +488,9 @@ pub fn size_one_and_posterior<F: BackendFactory>(f: &F) {
     let cfg = AcquisitionConfig::single(2, 1, 1);
     let (mut be, mut re) = pair(f, &cfg);
     let mut rng = Rng::new(5);
-    run_steps::<F>(&mut be, &mut re, &mut rng, 4, 1).unwrap();
+    run_steps(&mut be, &mut re, &mut rng, 4, 1).unwrap();
     both::<F>(&mut be, &mut re, |b| b.set_posterior(&[0.25, 0.0], &[3.5]));
-    run_steps::<F>(&mut be, &mut re, &mut rng, 2, 1).unwrap();
+    run_steps(&mut be, &mut re, &mut rng, 2, 1).unwrap();
 }
 
 /// Bad inputs give typed errors and leave the state exactly as it was.
@@ -498,7 +498,7 @@ pub fn invalid_inputs_leave_state_unchanged<F: BackendFactory>(f: &F) {
     let cfg = AcquisitionConfig::batched(3, 4, vec![0, 2]);
     let mut be = f.create(&cfg).unwrap();
     let mut re = ReferenceAcquisition::new(&cfg).unwrap();
-    run_steps::<F>(&mut be, &mut re, &mut Rng::new(2), 5, 5).unwrap();
+    run_steps(&mut be, &mut re, &mut Rng::new(2), 5, 5).unwrap();
     let before = be.read_state().unwrap();
     let good = OwnedStep::random(&cfg, &mut Rng::new(9));
 
@@ -649,7 +649,7 @@ pub fn random_pipelines<F: BackendFactory>(f: &F, cases: u32) {
         .run(&scenario_strategy(), |s| {
             let (mut be, mut re) = pair(f, &s.config);
             let mut rng = Rng::new(s.seed);
-            run_steps::<F>(&mut be, &mut re, &mut rng, s.steps, s.steps / 10)
+            run_steps(&mut be, &mut re, &mut rng, s.steps, s.steps / 10)
                 .map_err(TestCaseError::fail)?;
             let t = 1 + (s.seed % 24) as usize;
             cmp_floats(

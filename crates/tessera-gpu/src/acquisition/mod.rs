@@ -1,0 +1,560 @@
+//! The GPU acquisition backend: the batch's state stays resident in device buffers,
+//! each operation is one submission for the whole batch, and data comes back only
+//! through the `read_*` methods.
+
+mod pipelines;
+
+use bytemuck::{Pod, Zeroable};
+use tessera_tensor::acquisition::{
+    AcquisitionBackend, AcquisitionConfig, AcquisitionState, EnvScalars, HISTORY_CHANNELS, Samples,
+    StepInput, StepSummary, validate_exploration_weight, validate_history_len, validate_observed,
+    validate_posterior,
+};
+use tessera_tensor::error::{Result, TesseraError};
+use wgpu::util::DeviceExt;
+
+pub(crate) use pipelines::AcquisitionPipelines;
+use pipelines::Kernel;
+pub use pipelines::{SOURCES as WGSL_SOURCES, module_source as wgsl_module_source};
+
+use crate::GpuContext;
+use crate::readback::read_buffers;
+
+/// Mirrors `Params` in `shaders/acquisition/common.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n_vars: u32,
+    capacity: u32,
+    feature_dim: u32,
+    policy_width: u32,
+    input_stride: u32,
+    objective: u32,
+    history_len: u32,
+    env_offset: u32,
+    learning_rate: f32,
+    exploration_weight: f32,
+    neg_inf: f32,
+    _pad1: f32,
+}
+
+/// Binding numbers of the acquisition bind group (see common.wgsl).
+mod binding {
+    pub const SCALARS: usize = 1;
+    pub const VALUES: usize = 2;
+    pub const INTERVENTIONS: usize = 3;
+    pub const TARGETS: usize = 4;
+    pub const WINDOW: usize = 5;
+    pub const FEATURES: usize = 6;
+    pub const MARGINAL: usize = 7;
+    pub const CONFIDENCE: usize = 8;
+    pub const COUNTS: usize = 9;
+    pub const INPUTS: usize = 10;
+    pub const SUMMARIES: usize = 11;
+    pub const POLICY: usize = 12;
+    pub const SCORES: usize = 13;
+    pub const HISTORY: usize = 14;
+}
+
+/// A contiguous range of environments with its own buffers: a batch larger than the
+/// device's binding limits is split into shards, all dispatched in one submission.
+struct Shard {
+    first_env: usize,
+    envs: usize,
+    /// Indexed by binding number; index 0 (the uniform) is unused.
+    buffers: Vec<wgpu::Buffer>,
+    bind_group: wgpu::BindGroup,
+    /// Bytes the history buffer was allocated with.
+    history_bytes: u64,
+}
+
+/// A batch of acquisition environments resident on a GPU.
+pub struct GpuAcquisition {
+    ctx: GpuContext,
+    config: AcquisitionConfig,
+    params: Params,
+    params_buffer: wgpu::Buffer,
+    shards: Vec<Shard>,
+    /// Host-side packing buffer for uploads, reused across calls.
+    staging: Vec<f32>,
+}
+
+impl std::fmt::Debug for GpuAcquisition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuAcquisition")
+            .field("config", &self.config)
+            .field("shards", &self.shards.len())
+            .field("context", &self.ctx)
+            .finish()
+    }
+}
+
+/// Elements of one array per environment.
+fn per_env_elems(c: &AcquisitionConfig, input_stride: usize, b: usize) -> usize {
+    let (n, cap) = (c.n_vars, c.capacity);
+    match b {
+        binding::SCALARS | binding::SUMMARIES => 8,
+        binding::VALUES | binding::INTERVENTIONS => cap * n,
+        binding::TARGETS | binding::WINDOW => cap,
+        binding::FEATURES => n * c.feature_dim,
+        binding::MARGINAL | binding::CONFIDENCE | binding::COUNTS | binding::SCORES => n,
+        binding::INPUTS => input_stride,
+        binding::POLICY => n * c.policy_width(),
+        _ => 0,
+    }
+}
+
+impl GpuAcquisition {
+    /// A fresh batch with the spec's defaults, uploaded to the device. Fails on an
+    /// invalid config, or when one environment does not fit the device's limits.
+    pub fn new(ctx: &GpuContext, config: &AcquisitionConfig) -> Result<Self> {
+        Self::from_state(ctx, &AcquisitionState::new(config)?)
+    }
+
+    /// Uploads an existing host state (a checkpoint, or a state built on the CPU).
+    pub fn from_state(ctx: &GpuContext, state: &AcquisitionState) -> Result<Self> {
+        let config = state.config.clone();
+        config.validate()?;
+        let _span = tracing::info_span!(
+            "gpu_acquisition_new",
+            batch = config.batch(),
+            n_vars = config.n_vars,
+            capacity = config.capacity
+        )
+        .entered();
+        let pipelines = AcquisitionPipelines::of(ctx)?;
+        let input_stride = 2 * config.n_vars + 1 + config.n_vars * config.feature_dim;
+        let params = Params {
+            n_vars: config.n_vars as u32,
+            capacity: config.capacity as u32,
+            feature_dim: config.feature_dim as u32,
+            policy_width: config.policy_width() as u32,
+            input_stride: input_stride as u32,
+            objective: config.objective.code(),
+            history_len: 1,
+            env_offset: 0,
+            learning_rate: 1.0,
+            exploration_weight: 0.1,
+            neg_inf: f32::NEG_INFINITY,
+            _pad1: 0.0,
+        };
+
+        // Shard size: the largest per-environment array must fit one binding, and one
+        // dispatch dimension holds at most max_compute_workgroups_per_dimension groups.
+        let largest = (1..binding::HISTORY)
+            .map(|b| per_env_elems(&config, input_stride, b) as u64 * 4)
+            .max()
+            .unwrap_or(4);
+        let max_binding = ctx.max_binding_bytes();
+        if largest > max_binding {
+            return Err(TesseraError::DeviceLimit {
+                what: "bytes of one environment's largest array (capacity x n_vars x 4)",
+                needed: largest,
+                limit: max_binding,
+            });
+        }
+        let per_shard = ((max_binding / largest) as usize)
+            .min(ctx.limits().max_compute_workgroups_per_dimension as usize)
+            .max(1);
+
+        let device = ctx.device();
+        let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let params_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("tessera acquisition params"),
+            contents: bytemuck::bytes_of(&params),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        });
+        let mut shards = Vec::new();
+        let mut first_env = 0;
+        while first_env < config.batch() {
+            let envs = per_shard.min(config.batch() - first_env);
+            shards.push(Self::upload_shard(
+                ctx,
+                pipelines,
+                &params_buffer,
+                state,
+                input_stride,
+                first_env,
+                envs,
+            ));
+            first_env += envs;
+        }
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            return Err(TesseraError::Device(format!(
+                "could not allocate the acquisition state: {error}"
+            )));
+        }
+        ctx.check()?;
+        Ok(Self {
+            ctx: ctx.clone(),
+            config,
+            params,
+            params_buffer,
+            shards,
+            staging: Vec::new(),
+        })
+    }
+
+    fn upload_shard(
+        ctx: &GpuContext,
+        pipelines: &AcquisitionPipelines,
+        params_buffer: &wgpu::Buffer,
+        s: &AcquisitionState,
+        input_stride: usize,
+        first: usize,
+        envs: usize,
+    ) -> Shard {
+        let c = &s.config;
+        let range = |b: usize| {
+            let per = per_env_elems(c, input_stride, b);
+            first * per..(first + envs) * per
+        };
+        let scalars: &[u32] = bytemuck::cast_slice(&s.scalars);
+        let summaries: &[u32] = bytemuck::cast_slice(&s.summaries);
+        let zeros = vec![0u8; envs * input_stride * 4];
+        let contents: Vec<&[u8]> = vec![
+            &[],
+            bytemuck::cast_slice(&scalars[range(binding::SCALARS)]),
+            bytemuck::cast_slice(&s.values[range(binding::VALUES)]),
+            bytemuck::cast_slice(&s.interventions[range(binding::INTERVENTIONS)]),
+            bytemuck::cast_slice(&s.targets[range(binding::TARGETS)]),
+            bytemuck::cast_slice(&s.prev_best_window[range(binding::WINDOW)]),
+            bytemuck::cast_slice(&s.mechanism_features[range(binding::FEATURES)]),
+            bytemuck::cast_slice(&s.marginal_probs[range(binding::MARGINAL)]),
+            bytemuck::cast_slice(&s.confidence[range(binding::CONFIDENCE)]),
+            bytemuck::cast_slice(&s.intervention_counts[range(binding::COUNTS)]),
+            &zeros,
+            bytemuck::cast_slice(&summaries[range(binding::SUMMARIES)]),
+            bytemuck::cast_slice(&s.policy_features[range(binding::POLICY)]),
+            bytemuck::cast_slice(&s.scores[range(binding::SCORES)]),
+            &[0u8; 16],
+        ];
+        let device = ctx.device();
+        let buffers: Vec<wgpu::Buffer> = contents
+            .iter()
+            .enumerate()
+            .map(|(b, bytes)| {
+                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("tessera acquisition state"),
+                    contents: if b == 0 { &[0u8; 16] } else { bytes },
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
+                })
+            })
+            .collect();
+        let bind_group = Self::bind_group(ctx, pipelines, params_buffer, &buffers);
+        Shard {
+            first_env: first,
+            envs,
+            buffers,
+            bind_group,
+            history_bytes: 0,
+        }
+    }
+
+    fn bind_group(
+        ctx: &GpuContext,
+        pipelines: &AcquisitionPipelines,
+        params_buffer: &wgpu::Buffer,
+        buffers: &[wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(wgpu::BindGroupEntry {
+            binding: 0,
+            resource: params_buffer.as_entire_binding(),
+        })
+        .chain(
+            buffers
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(b, buffer)| wgpu::BindGroupEntry {
+                    binding: b as u32,
+                    resource: buffer.as_entire_binding(),
+                }),
+        )
+        .collect();
+        ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("tessera acquisition"),
+            layout: &pipelines.layout,
+            entries: &entries,
+        })
+    }
+
+    /// The context the state lives on.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// Number of shards the batch was split into to respect the device's limits.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Bytes of device memory the state holds (history buffers included).
+    pub fn device_bytes(&self) -> u64 {
+        self.shards
+            .iter()
+            .flat_map(|s| &s.buffers)
+            .map(|b| b.size())
+            .sum::<u64>()
+            + self.params_buffer.size()
+    }
+
+    /// Uploads `per_env` floats per environment from `self.staging` into the shards'
+    /// input buffers.
+    fn upload_inputs(&self, per_env: usize) {
+        for shard in &self.shards {
+            let data =
+                &self.staging[shard.first_env * per_env..(shard.first_env + shard.envs) * per_env];
+            self.ctx.queue().write_buffer(
+                &shard.buffers[binding::INPUTS],
+                0,
+                bytemuck::cast_slice(data),
+            );
+        }
+    }
+
+    /// Packs `[values | flags | target]` of every environment into `self.staging`
+    /// with `input_stride` floats per environment; `observed` fills the rest if given.
+    fn pack_step_inputs(&mut self, samples: Option<&Samples<'_>>, observed: Option<&[f32]>) {
+        let n = self.config.n_vars;
+        let fd_n = n * self.config.feature_dim;
+        let stride = self.params.input_stride as usize;
+        self.staging.clear();
+        self.staging.resize(self.config.batch() * stride, 0.0);
+        for (b, row) in self.staging.chunks_exact_mut(stride).enumerate() {
+            if let Some(s) = samples {
+                row[..n].copy_from_slice(&s.values[b * n..][..n]);
+                for (dst, &flag) in row[n..2 * n].iter_mut().zip(&s.intervened[b * n..][..n]) {
+                    *dst = flag as u32 as f32;
+                }
+                row[2 * n] = s.targets[b];
+            }
+            if let Some(o) = observed {
+                row[2 * n + 1..].copy_from_slice(&o[b * fd_n..][..fd_n]);
+            }
+        }
+    }
+
+    /// Records one dispatch of `kernel` per shard into a single submission.
+    fn run(&self, kernel: Kernel) -> Result<()> {
+        self.dispatch(kernel, self.shards.iter().map(|s| (s, s.envs)))
+    }
+
+    /// Dispatches `kernel` with `workgroups` groups on each listed shard, in one
+    /// submission, after uploading the current params.
+    fn dispatch<'a>(
+        &'a self,
+        kernel: Kernel,
+        work: impl Iterator<Item = (&'a Shard, usize)>,
+    ) -> Result<()> {
+        self.ctx.check()?;
+        let _span = tracing::debug_span!(
+            "dispatch",
+            kernel = kernel.entry_point(),
+            shards = self.shards.len(),
+            batch = self.config.batch()
+        )
+        .entered();
+        let pipelines = AcquisitionPipelines::of(&self.ctx)?;
+        self.ctx
+            .queue()
+            .write_buffer(&self.params_buffer, 0, bytemuck::bytes_of(&self.params));
+        let mut encoder =
+            self.ctx
+                .device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some(kernel.entry_point()),
+                });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(kernel.entry_point()),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipelines.get(kernel));
+            for (shard, workgroups) in work {
+                pass.set_bind_group(0, &shard.bind_group, &[]);
+                pass.dispatch_workgroups(workgroups as u32, 1, 1);
+            }
+        }
+        self.ctx.queue().submit([encoder.finish()]);
+        Ok(())
+    }
+
+    /// Reads one array of every shard, `elems_per_env` elements of `T` per environment.
+    fn read<T: Pod>(&self, b: usize, elems_per_env: usize) -> Result<Vec<T>> {
+        let bytes = (elems_per_env * std::mem::size_of::<T>()) as u64;
+        let parts: Vec<_> = self
+            .shards
+            .iter()
+            .map(|s| (&s.buffers[b], bytes * s.envs as u64))
+            .collect();
+        read_buffers(&self.ctx, &parts)
+    }
+
+    fn per_env(&self, b: usize) -> usize {
+        per_env_elems(&self.config, self.params.input_stride as usize, b)
+    }
+
+    /// Environments per history chunk for `t` rows, growing the shards' history
+    /// buffers to hold one chunk. A chunk is as many environments as fit one binding.
+    fn prepare_history(&mut self, t: usize) -> Result<usize> {
+        let per_env = (t * self.config.n_vars * HISTORY_CHANNELS * 4) as u64;
+        let max_binding = self.ctx.max_binding_bytes();
+        if per_env > max_binding {
+            return Err(TesseraError::DeviceLimit {
+                what: "bytes of one environment's history tensor (T x n_vars x 5 x 4)",
+                needed: per_env,
+                limit: max_binding,
+            });
+        }
+        let chunk = (max_binding / per_env) as usize;
+        let pipelines = AcquisitionPipelines::of(&self.ctx)?;
+        for shard in &mut self.shards {
+            let bytes = per_env * chunk.min(shard.envs) as u64;
+            if shard.history_bytes >= bytes {
+                continue;
+            }
+            shard.buffers[binding::HISTORY] =
+                self.ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("tessera history tensor"),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                });
+            shard.bind_group =
+                Self::bind_group(&self.ctx, pipelines, &self.params_buffer, &shard.buffers);
+            shard.history_bytes = bytes;
+        }
+        Ok(chunk)
+    }
+}
+
+impl AcquisitionBackend for GpuAcquisition {
+    fn config(&self) -> &AcquisitionConfig {
+        &self.config
+    }
+
+    fn add_samples(&mut self, samples: &Samples<'_>) -> Result<()> {
+        samples.validate(&self.config)?;
+        self.pack_step_inputs(Some(samples), None);
+        self.upload_inputs(self.params.input_stride as usize);
+        self.run(Kernel::AddSample)
+    }
+
+    fn set_posterior(&mut self, marginal_probs: &[f32], uncertainty_bits: &[f32]) -> Result<()> {
+        validate_posterior(&self.config, marginal_probs, uncertainty_bits)?;
+        let n = self.config.n_vars;
+        let stride = self.params.input_stride as usize;
+        self.staging.clear();
+        self.staging.resize(self.config.batch() * stride, 0.0);
+        for (b, row) in self.staging.chunks_exact_mut(stride).enumerate() {
+            row[..n].copy_from_slice(&marginal_probs[b * n..][..n]);
+            row[n] = uncertainty_bits[b];
+        }
+        self.upload_inputs(stride);
+        self.run(Kernel::SetPosterior)
+    }
+
+    fn update_mechanism_features(&mut self, observed: &[f32], learning_rate: f32) -> Result<()> {
+        validate_observed(&self.config, observed, learning_rate)?;
+        self.pack_step_inputs(None, Some(observed));
+        self.upload_inputs(self.params.input_stride as usize);
+        self.params.learning_rate = learning_rate;
+        self.run(Kernel::UpdateMechanismFeatures)
+    }
+
+    fn mechanism_confidence(&mut self) -> Result<()> {
+        self.run(Kernel::MechanismConfidence)
+    }
+
+    fn optimization_progress(&mut self) -> Result<()> {
+        self.run(Kernel::OptimizationProgress)
+    }
+
+    fn exploration_coverage(&mut self) -> Result<()> {
+        self.run(Kernel::ExplorationCoverage)
+    }
+
+    fn policy_features(&mut self) -> Result<()> {
+        self.run(Kernel::PolicyFeatures)
+    }
+
+    fn acquisition_scores(&mut self, exploration_weight: f32) -> Result<()> {
+        validate_exploration_weight(exploration_weight)?;
+        self.params.exploration_weight = exploration_weight;
+        self.run(Kernel::AcquisitionScores)
+    }
+
+    fn select_intervention(&mut self) -> Result<()> {
+        self.run(Kernel::SelectIntervention)
+    }
+
+    fn step(&mut self, input: &StepInput<'_>) -> Result<()> {
+        input.validate(&self.config)?;
+        self.pack_step_inputs(Some(&input.samples), Some(input.observed));
+        self.upload_inputs(self.params.input_stride as usize);
+        self.params.learning_rate = input.learning_rate;
+        self.params.exploration_weight = input.exploration_weight;
+        self.run(Kernel::PipelineStep)
+    }
+
+    fn history_tensor(&mut self, t: usize) -> Result<Vec<f32>> {
+        validate_history_len(t)?;
+        let chunk = self.prepare_history(t)?;
+        let per_env = t * self.config.n_vars * HISTORY_CHANNELS;
+        let mut out = Vec::with_capacity(self.config.batch() * per_env);
+        for i in 0..self.shards.len() {
+            let envs = self.shards[i].envs;
+            for offset in (0..envs).step_by(chunk) {
+                let len = chunk.min(envs - offset);
+                self.params.history_len = t as u32;
+                self.params.env_offset = offset as u32;
+                let shard = &self.shards[i];
+                self.dispatch(Kernel::HistoryTensor, std::iter::once((shard, len)))?;
+                let bytes = (len * per_env * 4) as u64;
+                out.extend(read_buffers::<f32>(
+                    &self.ctx,
+                    &[(&shard.buffers[binding::HISTORY], bytes)],
+                )?);
+            }
+        }
+        self.params.env_offset = 0;
+        Ok(out)
+    }
+
+    fn read_confidence(&mut self) -> Result<Vec<f32>> {
+        self.read(binding::CONFIDENCE, self.per_env(binding::CONFIDENCE))
+    }
+
+    fn read_summaries(&mut self) -> Result<Vec<StepSummary>> {
+        self.read(binding::SUMMARIES, 1)
+    }
+
+    fn read_policy_features(&mut self) -> Result<Vec<f32>> {
+        self.read(binding::POLICY, self.per_env(binding::POLICY))
+    }
+
+    fn read_scores(&mut self) -> Result<Vec<f32>> {
+        self.read(binding::SCORES, self.per_env(binding::SCORES))
+    }
+
+    fn read_state(&mut self) -> Result<AcquisitionState> {
+        let mut s = AcquisitionState::new(&self.config)?;
+        s.scalars = self.read::<EnvScalars>(binding::SCALARS, 1)?;
+        s.values = self.read(binding::VALUES, self.per_env(binding::VALUES))?;
+        s.interventions =
+            self.read(binding::INTERVENTIONS, self.per_env(binding::INTERVENTIONS))?;
+        s.targets = self.read(binding::TARGETS, self.per_env(binding::TARGETS))?;
+        s.prev_best_window = self.read(binding::WINDOW, self.per_env(binding::WINDOW))?;
+        s.mechanism_features = self.read(binding::FEATURES, self.per_env(binding::FEATURES))?;
+        s.marginal_probs = self.read(binding::MARGINAL, self.per_env(binding::MARGINAL))?;
+        s.confidence = self.read_confidence()?;
+        s.intervention_counts = self.read(binding::COUNTS, self.per_env(binding::COUNTS))?;
+        s.summaries = self.read_summaries()?;
+        s.policy_features = self.read_policy_features()?;
+        s.scores = self.read_scores()?;
+        Ok(s)
+    }
+}

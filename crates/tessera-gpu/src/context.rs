@@ -1,0 +1,184 @@
+//! The GPU context: adapter and device selection, error and loss tracking, and the
+//! per-device pipeline cache.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tessera_tensor::error::{Result, TesseraError};
+
+use crate::acquisition::AcquisitionPipelines;
+
+/// A wgpu device and queue with what tessera caches on them. Cheap to clone: clones
+/// share the device, the queue and the compiled pipelines.
+#[derive(Clone)]
+pub struct GpuContext {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    lost: Arc<AtomicBool>,
+    last_error: Arc<Mutex<Option<String>>>,
+    pub acquisition: OnceLock<Result<AcquisitionPipelines>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.inner.info.name)
+            .field("backend", &self.inner.info.backend)
+            .field("device_type", &self.inner.info.device_type)
+            .finish()
+    }
+}
+
+impl GpuContext {
+    /// Opens the default adapter. Honours wgpu's environment variables:
+    /// `WGPU_BACKEND` (`vulkan`, `metal`, `dx12`, `gl`), `WGPU_ADAPTER_NAME` (a
+    /// substring of the adapter's name) and `WGPU_POWER_PREF` (`low`, `high`).
+    pub async fn new() -> Result<Self> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = wgpu::util::initialize_adapter_from_env_or_default(&instance, None)
+            .await
+            .map_err(|e| TesseraError::NoAdapter(e.to_string()))?;
+        Self::from_adapter(&adapter).await
+    }
+
+    /// [`GpuContext::new`], blocking the calling thread.
+    pub fn new_blocking() -> Result<Self> {
+        pollster::block_on(Self::new())
+    }
+
+    /// Every adapter wgpu finds on this machine (for the backends `WGPU_BACKEND`
+    /// allows), e.g. to benchmark each of them.
+    pub async fn enumerate_adapters() -> Vec<wgpu::Adapter> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        instance
+            .enumerate_adapters(wgpu::Backends::all().with_env())
+            .await
+    }
+
+    /// Opens a device on `adapter` with every limit the adapter supports (storage
+    /// bindings above WebGPU's 128 MiB default included).
+    pub async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
+        Self::from_adapter_with_limits(adapter, adapter.limits()).await
+    }
+
+    /// Opens a device on `adapter` with the given limits, e.g. to stay within what
+    /// every target platform supports. Batches larger than the limits are split.
+    pub async fn from_adapter_with_limits(
+        adapter: &wgpu::Adapter,
+        limits: wgpu::Limits,
+    ) -> Result<Self> {
+        let info = adapter.get_info();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("tessera"),
+                required_limits: limits,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| TesseraError::NoAdapter(format!("{} refused a device: {e}", info.name)))?;
+        tracing::info!(adapter = %info.name, backend = ?info.backend, device_type = ?info.device_type,
+            driver = %info.driver, "tessera GPU context opened");
+        Ok(Self::from_device(device, queue, info))
+    }
+
+    /// Builds on a device and queue the application already owns (an app that
+    /// renders with Metal, Vulkan or DX12 shares its device with tessera). tessera
+    /// installs a device-lost callback and an uncaptured-error handler on it.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Self {
+        let lost = Arc::new(AtomicBool::new(false));
+        let last_error = Arc::new(Mutex::new(None));
+        {
+            let lost = lost.clone();
+            device.set_device_lost_callback(move |reason, message| {
+                tracing::error!(?reason, %message, "GPU device lost");
+                lost.store(true, Ordering::SeqCst);
+            });
+        }
+        {
+            let last_error = last_error.clone();
+            device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+                tracing::error!(%error, "uncaptured GPU error");
+                *last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+            }));
+        }
+        let limits = device.limits();
+        Self {
+            inner: Arc::new(Inner {
+                device,
+                queue,
+                info,
+                limits,
+                lost,
+                last_error,
+                acquisition: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The adapter's name, backend, type and driver.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    /// The device's limits.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// Whether the adapter is a software rasteriser (lavapipe, llvmpipe, WARP): its
+    /// timings say nothing about GPU speed.
+    pub fn is_software(&self) -> bool {
+        self.inner.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The underlying device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// The underlying queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    /// Fails if the device was lost or an operation raised an uncaptured error since
+    /// the last check.
+    pub fn check(&self) -> Result<()> {
+        if self.inner.lost.load(Ordering::SeqCst) {
+            return Err(TesseraError::Device("the GPU device was lost".into()));
+        }
+        if let Some(e) = self
+            .inner
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(TesseraError::Device(e));
+        }
+        Ok(())
+    }
+
+    /// Blocks until the queue is idle.
+    pub fn wait_idle(&self) -> Result<()> {
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| TesseraError::Device(e.to_string()))?;
+        self.check()
+    }
+
+    /// Largest size of one storage binding (and buffer) on this device, in bytes.
+    pub fn max_binding_bytes(&self) -> u64 {
+        let l = &self.inner.limits;
+        l.max_storage_buffer_binding_size.min(l.max_buffer_size)
+    }
+}

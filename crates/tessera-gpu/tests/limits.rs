@@ -1,0 +1,69 @@
+//! Batches larger than the device's binding limits are split into shards that give the
+//! same answers; an environment too large for any binding is a typed error.
+
+use tessera_gpu::{GpuAcquisition, GpuContext, testing};
+use tessera_tensor::TesseraError;
+use tessera_tensor::acquisition::{AcquisitionBackend, AcquisitionConfig};
+use tessera_tensor::reference::{ReferenceAcquisition, parity};
+
+/// A device on the test adapter whose storage bindings hold only 16 KiB.
+fn small_context() -> Option<GpuContext> {
+    let shared = testing::shared_context()?;
+    let name = shared.adapter_info().name.clone();
+    pollster::block_on(async {
+        let adapters = GpuContext::enumerate_adapters().await;
+        let adapter = adapters.iter().find(|a| a.get_info().name == name)?;
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: 16 * 1024,
+            ..adapter.limits()
+        };
+        Some(
+            GpuContext::from_adapter_with_limits(adapter, limits)
+                .await
+                .expect("device with small limits"),
+        )
+    })
+}
+
+#[test]
+fn large_batches_are_sharded_and_match_the_reference() {
+    let Some(ctx) = small_context() else { return };
+    // 8 vars x 100 capacity x 4 bytes = 3200 bytes per environment: 5 per 16 KiB shard.
+    let cfg = AcquisitionConfig::batched(8, 100, (0..23).map(|i| i % 8).collect());
+    let factory = |c: &AcquisitionConfig| GpuAcquisition::new(&ctx, c);
+    let mut gpu = factory(&cfg).unwrap();
+    assert_eq!(gpu.shard_count(), 5);
+    let mut reference = ReferenceAcquisition::new(&cfg).unwrap();
+    let mut rng = parity::Rng::new(42);
+    parity::run_steps(&mut gpu, &mut reference, &mut rng, 250, 25).unwrap();
+    // 30 rows x 8 vars x 20 bytes = 4800 bytes per environment: chunks of 3.
+    let (got, want) = (
+        gpu.history_tensor(30).unwrap(),
+        reference.history_tensor(30).unwrap(),
+    );
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(parity::close(*g, *w), "history[{i}]: {g} vs {w}");
+    }
+}
+
+#[test]
+fn an_environment_larger_than_a_binding_is_a_typed_error() {
+    let Some(ctx) = small_context() else { return };
+    let cfg = AcquisitionConfig::single(64, 100, 0);
+    match GpuAcquisition::new(&ctx, &cfg) {
+        Err(TesseraError::DeviceLimit { needed, limit, .. }) => {
+            assert_eq!(needed, 64 * 100 * 4);
+            assert_eq!(limit, 16 * 1024);
+        }
+        other => panic!("expected a DeviceLimit error, got {other:?}"),
+    }
+    // One environment's history tensor too large for one binding is refused the same
+    // way (a batch's history larger than a binding is computed in chunks).
+    let mut acq = GpuAcquisition::new(&ctx, &AcquisitionConfig::single(8, 10, 0)).unwrap();
+    assert!(matches!(
+        acq.history_tensor(200),
+        Err(TesseraError::DeviceLimit { .. })
+    ));
+    assert!(acq.history_tensor(10).is_ok());
+}

@@ -1,0 +1,48 @@
+//! Every WGSL file parses and validates with naga, on its own terms and as part of the
+//! module the backend builds.
+
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+use tessera_gpu::acquisition::{WGSL_SOURCES, wgsl_module_source};
+
+fn validate(name: &str, source: &str) {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name} does not parse:\n{}", e.emit_to_string(source)));
+    Validator::new(ValidationFlags::all(), Capabilities::empty())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name} does not validate:\n{}", e.emit_to_string(source)));
+}
+
+#[test]
+fn acquisition_module_validates() {
+    validate("acquisition module", &wgsl_module_source());
+}
+
+#[test]
+fn every_kernel_file_validates_with_the_common_header() {
+    let (_, common) = WGSL_SOURCES[0];
+    // A kernel file may call stages from other files (the fused step, policy features),
+    // so each is checked with the header plus every file before it.
+    for i in 1..WGSL_SOURCES.len() {
+        let source: String = WGSL_SOURCES[..=i]
+            .iter()
+            .map(|(_, s)| *s)
+            .collect::<Vec<_>>()
+            .join("\n");
+        validate(WGSL_SOURCES[i].0, &source);
+    }
+    assert!(common.contains("struct EnvScalars"));
+}
+
+#[test]
+fn every_shader_on_disk_is_built_into_a_module() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/acquisition");
+    let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".wgsl"))
+        .collect();
+    on_disk.sort();
+    let mut built: Vec<String> = WGSL_SOURCES.iter().map(|(n, _)| n.to_string()).collect();
+    built.sort();
+    assert_eq!(on_disk, built);
+}
