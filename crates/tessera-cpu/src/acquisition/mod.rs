@@ -34,6 +34,16 @@ impl CpuAcquisition {
         })
     }
 
+    /// Continues from an existing host state (a checkpoint, or one read back from
+    /// another backend). Fails if the state's arrays do not match its config.
+    pub fn from_state(state: AcquisitionState) -> Result<Self> {
+        state.check_shapes()?;
+        Ok(Self {
+            state,
+            arch: Arch::new(),
+        })
+    }
+
     /// The state, borrowed: no copy is made.
     pub fn state(&self) -> &AcquisitionState {
         &self.state

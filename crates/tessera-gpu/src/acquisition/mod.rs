@@ -113,8 +113,8 @@ impl GpuAcquisition {
 
     /// Uploads an existing host state (a checkpoint, or a state built on the CPU).
     pub fn from_state(ctx: &GpuContext, state: &AcquisitionState) -> Result<Self> {
+        state.check_shapes()?;
         let config = state.config.clone();
-        config.validate()?;
         let _span = tracing::info_span!(
             "gpu_acquisition_new",
             batch = config.batch(),

@@ -94,6 +94,40 @@ impl AcquisitionState {
         })
     }
 
+    /// Checks the config and that every array has the length it implies (a state
+    /// built elsewhere, e.g. deserialised, may not).
+    pub fn check_shapes(&self) -> Result<()> {
+        let expected = Self::new(&self.config)?;
+        let lens = |s: &Self| {
+            [
+                ("values", s.values.len()),
+                ("interventions", s.interventions.len()),
+                ("targets", s.targets.len()),
+                ("scalars", s.scalars.len()),
+                ("mechanism_features", s.mechanism_features.len()),
+                ("marginal_probs", s.marginal_probs.len()),
+                ("confidence", s.confidence.len()),
+                ("intervention_counts", s.intervention_counts.len()),
+                ("prev_best_window", s.prev_best_window.len()),
+                ("summaries", s.summaries.len()),
+                ("policy_features", s.policy_features.len()),
+                ("scores", s.scores.len()),
+            ]
+        };
+        match lens(self)
+            .into_iter()
+            .zip(lens(&expected))
+            .find(|(g, w)| g.1 != w.1)
+        {
+            Some(((what, got), (_, expected))) => Err(crate::TesseraError::ShapeMismatch {
+                what,
+                got,
+                expected,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Bytes held by the state's arrays (what a backend keeps resident for it).
     pub fn bytes(&self) -> usize {
         use std::mem::size_of_val;
@@ -175,6 +209,21 @@ mod tests {
         assert_eq!(s.confidence, s.marginal_probs);
         assert_eq!(s.scalars[0].best_value, f32::NEG_INFINITY);
         assert_eq!(s.scalars[1].uncertainty_bits, 1.0);
+    }
+
+    #[test]
+    fn malformed_states_are_rejected() {
+        let mut s = AcquisitionState::new(&AcquisitionConfig::single(3, 4, 0)).unwrap();
+        assert!(s.check_shapes().is_ok());
+        s.targets.pop();
+        assert!(matches!(
+            s.check_shapes(),
+            Err(crate::TesseraError::ShapeMismatch {
+                what: "targets",
+                got: 3,
+                expected: 4
+            })
+        ));
     }
 
     #[test]
