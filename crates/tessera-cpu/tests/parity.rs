@@ -8,3 +8,25 @@ fn cpu() -> Option<fn(&AcquisitionConfig) -> tessera_tensor::Result<CpuAcquisiti
 }
 
 tessera_tensor::acquisition_parity_suite!(cpu(), cases = 64);
+
+/// The scalar code path (SIMD dispatch off) meets the same contract.
+mod scalar {
+    use tessera_cpu::CpuAcquisition;
+    use tessera_tensor::acquisition::AcquisitionConfig;
+
+    fn cpu_scalar() -> Option<fn(&AcquisitionConfig) -> tessera_tensor::Result<CpuAcquisition>> {
+        Some(CpuAcquisition::new_scalar)
+    }
+
+    tessera_tensor::acquisition_parity_suite!(cpu_scalar(), cases = 16);
+
+    #[test]
+    fn reports_its_simd_level() {
+        let cfg = AcquisitionConfig::single(2, 2, 0);
+        assert_eq!(
+            CpuAcquisition::new_scalar(&cfg).unwrap().simd_level(),
+            "scalar"
+        );
+        assert!(!CpuAcquisition::new(&cfg).unwrap().simd_level().is_empty());
+    }
+}

@@ -34,6 +34,27 @@ impl CpuAcquisition {
         })
     }
 
+    /// Like [`CpuAcquisition::new`] but with SIMD dispatch disabled (the scalar code
+    /// path of the same kernels): a baseline that shows what the SIMD path buys.
+    pub fn new_scalar(config: &AcquisitionConfig) -> Result<Self> {
+        Ok(Self {
+            state: AcquisitionState::new(config)?,
+            arch: Arch::Scalar,
+        })
+    }
+
+    /// The instruction set the kernels are dispatched to (`"scalar"`, `"V3"` for
+    /// AVX2+FMA, `"V4"` for AVX-512, `"Neon"`, ...).
+    pub fn simd_level(&self) -> String {
+        let name = format!("{:?}", self.arch);
+        name.split('(').next().unwrap_or("scalar").to_lowercase()
+    }
+
+    /// Switches SIMD dispatch off (`false`) or back to what the CPU supports.
+    pub fn set_simd(&mut self, enabled: bool) {
+        self.arch = if enabled { Arch::new() } else { Arch::Scalar };
+    }
+
     /// Continues from an existing host state (a checkpoint, or one read back from
     /// another backend). Fails if the state's arrays do not match its config.
     pub fn from_state(state: AcquisitionState) -> Result<Self> {

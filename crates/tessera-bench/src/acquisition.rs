@@ -1,0 +1,317 @@
+//! Acquisition workloads: the fused step over sweeps of variables, capacity and batch,
+//! and each operation on its own. Rings are filled to capacity before timing, so the
+//! windows, counts and wraparound are all in play.
+
+use serde::{Deserialize, Serialize};
+use tessera_cpu::CpuAcquisition;
+use tessera_gpu::GpuAcquisition;
+use tessera_tensor::acquisition::{AcquisitionBackend, AcquisitionConfig, AcquisitionState};
+use tessera_tensor::reference::ReferenceAcquisition;
+use tessera_tensor::reference::parity::{self, OwnedStep, Rng};
+
+use crate::backends::{BackendKind, BenchBackend};
+
+/// Which operation a workload times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AcqOp {
+    /// The fused pipeline step.
+    Step,
+    /// `add_samples`.
+    AddSample,
+    /// `update_mechanism_features`.
+    UpdateFeatures,
+    /// `mechanism_confidence`.
+    Confidence,
+    /// `optimization_progress`.
+    Progress,
+    /// `exploration_coverage`.
+    Coverage,
+    /// `policy_features`.
+    PolicyFeatures,
+    /// `acquisition_scores`.
+    Scores,
+    /// `select_intervention`.
+    Select,
+    /// `history_tensor(T)`, read back included.
+    History(usize),
+}
+
+impl AcqOp {
+    /// Short name for tables.
+    pub fn name(self) -> String {
+        match self {
+            AcqOp::Step => "step".into(),
+            AcqOp::AddSample => "add_sample".into(),
+            AcqOp::UpdateFeatures => "update_features".into(),
+            AcqOp::Confidence => "confidence".into(),
+            AcqOp::Progress => "progress".into(),
+            AcqOp::Coverage => "coverage".into(),
+            AcqOp::PolicyFeatures => "policy_features".into(),
+            AcqOp::Scores => "scores".into(),
+            AcqOp::Select => "select".into(),
+            AcqOp::History(t) => format!("history T={t}"),
+        }
+    }
+}
+
+/// One acquisition workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcqWorkload {
+    /// The table it belongs to.
+    pub group: &'static str,
+    /// What is timed.
+    pub op: AcqOp,
+    /// Variables per environment.
+    pub n_vars: usize,
+    /// Ring capacity.
+    pub capacity: usize,
+    /// Environments.
+    pub batch: usize,
+}
+
+impl AcqWorkload {
+    /// Stable identifier, used to match baselines.
+    pub fn id(&self) -> String {
+        format!(
+            "acq/{}/{}/n{}-c{}-b{}",
+            self.group,
+            self.op.name(),
+            self.n_vars,
+            self.capacity,
+            self.batch
+        )
+    }
+
+    /// Row title.
+    pub fn label(&self) -> String {
+        format!(
+            "{} n={} cap={} B={}",
+            self.op.name(),
+            self.n_vars,
+            self.capacity,
+            self.batch
+        )
+    }
+
+    /// The configuration: targets spread over the variables.
+    pub fn config(&self) -> AcquisitionConfig {
+        AcquisitionConfig::batched(
+            self.n_vars,
+            self.capacity,
+            (0..self.batch).map(|b| (b % self.n_vars) as u32).collect(),
+        )
+    }
+
+    /// Bytes of one ring array (`B x capacity x n_vars x 4`), the state's bulk.
+    pub fn ring_bytes(&self) -> u64 {
+        (self.batch * self.capacity * self.n_vars * 4) as u64
+    }
+
+    /// Whether the f64 reference (which rescans the ring every step) is run on it.
+    pub fn reference_affordable(&self) -> bool {
+        self.batch * self.capacity * self.n_vars <= 1 << 18
+    }
+}
+
+/// The acquisition workloads of a run. `quick` keeps a subset that finishes in about
+/// a minute on a 2-core machine.
+pub fn workloads(quick: bool) -> Vec<AcqWorkload> {
+    let w = |group, op, n_vars, capacity, batch| AcqWorkload {
+        group,
+        op,
+        n_vars,
+        capacity,
+        batch,
+    };
+    let mut out = vec![
+        w("single", AcqOp::Step, 3, 1000, 1),
+        w("single", AcqOp::Step, 50, 1000, 1),
+    ];
+    let (vars, caps, batches): (&[usize], &[usize], &[usize]) = if quick {
+        (&[3, 10, 50], &[100, 1000], &[1, 64, 1024])
+    } else {
+        (
+            &[3, 5, 10, 20, 50],
+            &[100, 1000, 5000, 10000],
+            &[1, 64, 1024, 4096],
+        )
+    };
+    out.extend(vars.iter().map(|&n| w("vars", AcqOp::Step, n, 1000, 64)));
+    out.extend(caps.iter().map(|&c| w("capacity", AcqOp::Step, 10, c, 64)));
+    out.extend(
+        batches
+            .iter()
+            .map(|&b| w("batch", AcqOp::Step, 10, 1000, b)),
+    );
+    let ops = [
+        AcqOp::AddSample,
+        AcqOp::UpdateFeatures,
+        AcqOp::Confidence,
+        AcqOp::Progress,
+        AcqOp::Coverage,
+        AcqOp::PolicyFeatures,
+        AcqOp::Scores,
+        AcqOp::Select,
+        AcqOp::History(100),
+    ];
+    out.extend(ops.iter().map(|&op| w("ops", op, 10, 1000, 64)));
+    if !quick {
+        out.push(w("large", AcqOp::Step, 50, 1000, 4096));
+    }
+    out
+}
+
+/// Inputs used to fill the ring: one sample per environment per call, from a seed.
+fn fill_samples(config: &AcquisitionConfig, rng: &mut Rng) -> OwnedStep {
+    OwnedStep::random(config, rng)
+}
+
+/// A state whose rings are full (capacity samples, then a few wrapped ones) and whose
+/// features have moved off their defaults, built on the CPU.
+pub fn filled_state(w: &AcqWorkload) -> AcquisitionState {
+    let cfg = w.config();
+    let mut cpu = CpuAcquisition::new(&cfg).expect("workload configs are valid");
+    let mut rng = Rng::new(0x7e55e7a);
+    for _ in 0..w.capacity + 3 {
+        let s = fill_samples(&cfg, &mut rng);
+        cpu.add_samples(&s.input().samples).expect("valid samples");
+    }
+    let s = fill_samples(&cfg, &mut rng);
+    cpu.step(&s.input()).expect("valid step");
+    cpu.state().clone()
+}
+
+/// A backend state ready to run one workload repeatedly.
+pub struct Prepared {
+    backend: Box<dyn AcquisitionBackend>,
+    inputs: Vec<OwnedStep>,
+    next: usize,
+    op: AcqOp,
+    sync_ctx: Option<tessera_gpu::GpuContext>,
+}
+
+impl Prepared {
+    /// Runs the operation once (on the GPU: enqueues it).
+    pub fn run_once(&mut self) -> tessera_tensor::Result<()> {
+        let input = &self.inputs[self.next % self.inputs.len()];
+        self.next += 1;
+        let b = &mut self.backend;
+        match self.op {
+            AcqOp::Step => b.step(&input.input()),
+            AcqOp::AddSample => b.add_samples(&input.input().samples),
+            AcqOp::UpdateFeatures => {
+                b.update_mechanism_features(&input.observed, input.learning_rate)
+            }
+            AcqOp::Confidence => b.mechanism_confidence(),
+            AcqOp::Progress => b.optimization_progress(),
+            AcqOp::Coverage => b.exploration_coverage(),
+            AcqOp::PolicyFeatures => b.policy_features(),
+            AcqOp::Scores => b.acquisition_scores(input.exploration_weight),
+            AcqOp::Select => b.select_intervention(),
+            AcqOp::History(t) => b.history_tensor(t).map(|_| ()),
+        }
+    }
+
+    /// Waits until the device has finished the queued work.
+    pub fn sync(&self) -> tessera_tensor::Result<()> {
+        (self.syncer())()
+    }
+
+    /// A closure that waits for the device, independent of `self`'s borrow.
+    pub fn syncer(&self) -> impl Fn() -> tessera_tensor::Result<()> + use<> {
+        let ctx = self.sync_ctx.clone();
+        move || ctx.as_ref().map_or(Ok(()), |c| c.wait_idle())
+    }
+
+    /// The backend, e.g. to read results after timing.
+    pub fn backend_mut(&mut self) -> &mut dyn AcquisitionBackend {
+        &mut *self.backend
+    }
+}
+
+/// Builds `w` on `backend` from a filled state. `None` when the backend does not run
+/// this workload (the reference on large shapes).
+pub fn prepare(
+    w: &AcqWorkload,
+    backend: &BenchBackend,
+    filled: &AcquisitionState,
+) -> tessera_tensor::Result<Option<(Prepared, u64)>> {
+    let cfg = w.config();
+    let (boxed, bytes, sync_ctx): (Box<dyn AcquisitionBackend>, u64, _) = match &backend.kind {
+        BackendKind::Reference => {
+            if !w.reference_affordable() {
+                return Ok(None);
+            }
+            // The reference cannot load a state: replay the same fill.
+            let mut r = ReferenceAcquisition::new(&cfg)?;
+            let mut rng = Rng::new(0x7e55e7a);
+            for _ in 0..w.capacity + 3 {
+                r.add_samples(&fill_samples(&cfg, &mut rng).input().samples)?;
+            }
+            r.step(&fill_samples(&cfg, &mut rng).input())?;
+            (Box::new(r), filled.bytes() as u64 * 2, None)
+        }
+        BackendKind::CpuScalar | BackendKind::CpuSimd => {
+            let mut c = CpuAcquisition::from_state(filled.clone())?;
+            c.set_simd(matches!(backend.kind, BackendKind::CpuSimd));
+            (Box::new(c), filled.bytes() as u64, None)
+        }
+        BackendKind::Gpu(ctx) => {
+            let g = GpuAcquisition::from_state(ctx, filled)?;
+            let bytes = g.device_bytes();
+            (Box::new(g), bytes, Some(ctx.clone()))
+        }
+    };
+    let mut rng = Rng::new(w.capacity as u64 ^ 0x5eed);
+    let inputs = (0..4).map(|_| OwnedStep::random(&cfg, &mut rng)).collect();
+    Ok(Some((
+        Prepared {
+            backend: boxed,
+            inputs,
+            next: 0,
+            op: w.op,
+            sync_ctx,
+        },
+        bytes,
+    )))
+}
+
+/// Runs the workload's operation once on `prepared` and on a CPU twin of the same
+/// state and checks they agree (the whole state and every output): a benchmark of a
+/// wrong result is worthless.
+pub fn verify(
+    w: &AcqWorkload,
+    prepared: &mut Prepared,
+    filled: &AcquisitionState,
+) -> Result<(), String> {
+    let mut twin = Prepared {
+        backend: Box::new(CpuAcquisition::from_state(filled.clone()).map_err(|e| e.to_string())?),
+        inputs: prepared.inputs.clone(),
+        next: prepared.next,
+        op: w.op,
+        sync_ctx: None,
+    };
+    let e = |err: tessera_tensor::TesseraError| err.to_string();
+    prepared.run_once().map_err(e)?;
+    twin.run_once().map_err(e)?;
+    let (got, want) = (
+        prepared.backend.read_state().map_err(e)?,
+        twin.backend.read_state().map_err(e)?,
+    );
+    let close = |a: &[f32], b: &[f32]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| parity::close(*x, *y))
+    };
+    if !close(&got.policy_features, &want.policy_features) || !close(&got.scores, &want.scores) {
+        return Err(format!(
+            "{}: outputs differ from the CPU backend",
+            w.label()
+        ));
+    }
+    parity::compare_state(&got, &want).map_err(|m| format!("{}: {m}", w.label()))?;
+    Ok(())
+}
+
+/// Samples of one environment per step, for throughput (environment-steps/s).
+pub fn items_per_iteration(w: &AcqWorkload) -> f64 {
+    w.batch as f64
+}

@@ -1,0 +1,304 @@
+//! The report of a run: JSON for machines and baselines, markdown for people.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backends::BackendInfo;
+use crate::machine::MachineInfo;
+use crate::timing::{Timing, format_ns};
+
+/// One workload timed on one backend.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Measurement {
+    /// Workload identifier (matches across runs).
+    pub workload: String,
+    /// Table the workload belongs to.
+    pub group: String,
+    /// Row title.
+    pub label: String,
+    /// The swept parameter's value, for charts.
+    pub x: f64,
+    /// Backend identifier.
+    pub backend: String,
+    /// Per-iteration timing.
+    pub timing: Timing,
+    /// Items per second (see `unit`).
+    pub throughput: f64,
+    /// What `throughput` counts.
+    pub unit: String,
+    /// Memory the backend holds for the workload's state, in bytes.
+    pub state_bytes: u64,
+}
+
+/// One-off costs of a backend, kept apart from steady-state timings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FirstCall {
+    /// Backend identifier.
+    pub backend: String,
+    /// What was measured.
+    pub workload: String,
+    /// Opening the device and compiling the pipelines (0 on the CPU), in ms.
+    pub setup_ms: f64,
+    /// Building and uploading the state, in ms.
+    pub create_ms: f64,
+    /// The first run, synchronised, in ms.
+    pub first_run_ms: f64,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    /// tessera version that produced it.
+    pub version: String,
+    /// Seconds since the Unix epoch.
+    pub unix_time: u64,
+    /// Whether `--quick` was used.
+    pub quick: bool,
+    /// The host.
+    pub machine: MachineInfo,
+    /// The columns.
+    pub backends: Vec<BackendInfo>,
+    /// Steady-state results.
+    pub results: Vec<Measurement>,
+    /// First-call costs.
+    pub first_calls: Vec<FirstCall>,
+    /// Workloads skipped on a backend, and why.
+    pub skipped: Vec<String>,
+}
+
+/// Titles of the groups, in report order.
+pub const GROUPS: &[(&str, &str)] = &[
+    ("single", "Acquisition step, one environment"),
+    (
+        "vars",
+        "Acquisition step vs variables (capacity 1000, B = 64)",
+    ),
+    (
+        "capacity",
+        "Acquisition step vs capacity (10 variables, B = 64)",
+    ),
+    (
+        "batch",
+        "Acquisition step vs batch (10 variables, capacity 1000)",
+    ),
+    (
+        "ops",
+        "Acquisition operations (10 variables, capacity 1000, B = 64)",
+    ),
+    (
+        "large",
+        "Acquisition step, B = 4096, 50 variables, capacity 1000",
+    ),
+];
+
+fn fmt_rate(x: f64, unit: &str) -> String {
+    match x {
+        x if x >= 1e9 => format!("{:.2} G{unit}", x / 1e9),
+        x if x >= 1e6 => format!("{:.2} M{unit}", x / 1e6),
+        x if x >= 1e3 => format!("{:.2} k{unit}", x / 1e3),
+        x => format!("{x:.1} {unit}"),
+    }
+}
+
+fn fmt_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+impl Report {
+    fn result(&self, workload: &str, backend: &str) -> Option<&Measurement> {
+        self.results
+            .iter()
+            .find(|m| m.workload == workload && m.backend == backend)
+    }
+
+    /// The report as markdown: a header naming the machine and adapters, one table per
+    /// group, first-call costs and memory.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "# tessera benchmark{}\n",
+            if self.quick { " (--quick)" } else { "" }
+        );
+        let _ = writeln!(
+            md,
+            "- CPU: {} ({} threads, {})",
+            self.machine.cpu_model, self.machine.threads, self.machine.os
+        );
+        for b in &self.backends {
+            if let Some(a) = &b.adapter {
+                let _ = writeln!(
+                    md,
+                    "- `{}`: {} via {}, driver {}, type {}{}",
+                    b.id,
+                    a.name,
+                    a.api,
+                    a.driver,
+                    a.device_type,
+                    if a.software {
+                        " — **software rasteriser: its timings are not GPU speed**"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        let _ = writeln!(
+            md,
+            "- tessera {}; median per iteration ± half the interquartile range; throughput in environment-steps/s",
+            self.version
+        );
+        let cpu = "cpu-simd";
+        for (group, title) in GROUPS {
+            let rows: Vec<&Measurement> = {
+                let mut seen = Vec::new();
+                for m in self.results.iter().filter(|m| m.group == *group) {
+                    if !seen.iter().any(|s: &&Measurement| s.workload == m.workload) {
+                        seen.push(m);
+                    }
+                }
+                seen
+            };
+            if rows.is_empty() {
+                continue;
+            }
+            let backends: Vec<&BackendInfo> = self
+                .backends
+                .iter()
+                .filter(|b| {
+                    rows.iter()
+                        .any(|r| self.result(&r.workload, &b.id).is_some())
+                })
+                .collect();
+            let gpus: Vec<&&BackendInfo> =
+                backends.iter().filter(|b| b.adapter.is_some()).collect();
+            let _ = writeln!(md, "\n## {title}\n");
+            let mut header = String::from("| workload |");
+            let mut rule = String::from("|---|");
+            for b in &backends {
+                let _ = write!(header, " {} |", b.label);
+                rule.push_str("---|");
+            }
+            for g in &gpus {
+                let _ = write!(header, " {} / CPU SIMD |", g.id);
+                rule.push_str("---|");
+            }
+            let _ = writeln!(md, "{header}\n{rule}");
+            for r in rows {
+                let mut line = format!("| {} |", r.label);
+                for b in &backends {
+                    match self.result(&r.workload, &b.id) {
+                        Some(m) => {
+                            let _ = write!(
+                                line,
+                                " {} ±{:.0}% ({}) |",
+                                format_ns(m.timing.median_ns),
+                                m.timing.spread_pct(),
+                                fmt_rate(m.throughput, "/s")
+                            );
+                        }
+                        None => line.push_str(" — |"),
+                    }
+                }
+                for g in &gpus {
+                    match (
+                        self.result(&r.workload, &g.id),
+                        self.result(&r.workload, cpu),
+                    ) {
+                        (Some(gm), Some(cm)) => {
+                            let _ = write!(
+                                line,
+                                " {:.2}x |",
+                                cm.timing.median_ns / gm.timing.median_ns
+                            );
+                        }
+                        _ => line.push_str(" — |"),
+                    }
+                }
+                let _ = writeln!(md, "{line}");
+            }
+        }
+        if !self.first_calls.is_empty() {
+            let _ = writeln!(md, "\n## First-call costs (not in the tables above)\n");
+            let _ = writeln!(
+                md,
+                "| backend | workload | device + pipelines | create state | first run |\n|---|---|---|---|---|"
+            );
+            for f in &self.first_calls {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+                    f.backend, f.workload, f.setup_ms, f.create_ms, f.first_run_ms
+                );
+            }
+        }
+        let mut memory: BTreeMap<&str, u64> = BTreeMap::new();
+        for m in &self.results {
+            let e = memory.entry(m.backend.as_str()).or_default();
+            *e = (*e).max(m.state_bytes);
+        }
+        if !memory.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n## Peak state memory per backend\n\n| backend | largest state held |\n|---|---|"
+            );
+            for (b, bytes) in memory {
+                let _ = writeln!(md, "| {b} | {} |", fmt_bytes(bytes));
+            }
+        }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(md, "\n## Skipped\n");
+            for s in &self.skipped {
+                let _ = writeln!(md, "- {s}");
+            }
+        }
+        md
+    }
+}
+
+/// A measurement slower than its baseline by more than the threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Regression {
+    /// Workload identifier.
+    pub workload: String,
+    /// Backend identifier.
+    pub backend: String,
+    /// Baseline median, ns.
+    pub before_ns: f64,
+    /// New median, ns.
+    pub after_ns: f64,
+}
+
+impl Regression {
+    /// Relative slowdown (0.25 = 25% slower).
+    pub fn slowdown(&self) -> f64 {
+        self.after_ns / self.before_ns - 1.0
+    }
+}
+
+/// Workloads present in both reports whose median grew by more than `threshold`
+/// (0.10 = 10%), and whose new fastest sample is also slower than the old median, so
+/// that noise alone does not flag them.
+pub fn regressions(new: &Report, baseline: &Report, threshold: f64) -> Vec<Regression> {
+    new.results
+        .iter()
+        .filter_map(|m| {
+            let old = baseline.result(&m.workload, &m.backend)?;
+            let slower = m.timing.median_ns > old.timing.median_ns * (1.0 + threshold)
+                && m.timing.min_ns > old.timing.median_ns;
+            slower.then(|| Regression {
+                workload: m.workload.clone(),
+                backend: m.backend.clone(),
+                before_ns: old.timing.median_ns,
+                after_ns: m.timing.median_ns,
+            })
+        })
+        .collect()
+}

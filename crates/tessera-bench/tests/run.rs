@@ -1,0 +1,115 @@
+//! A small benchmark run: every workload is checked against the CPU before timing,
+//! and the report renders as JSON, markdown and SVG; baselines flag regressions.
+
+use tessera_bench::acquisition::{AcqOp, AcqWorkload, filled_state, prepare, verify};
+use tessera_bench::backends::discover;
+use tessera_bench::report::{Report, regressions};
+use tessera_bench::{Options, run_workloads};
+
+fn tiny_workloads() -> Vec<AcqWorkload> {
+    let w = |group, op, n_vars, capacity, batch| AcqWorkload {
+        group,
+        op,
+        n_vars,
+        capacity,
+        batch,
+    };
+    vec![
+        w("single", AcqOp::Step, 3, 50, 1),
+        w("vars", AcqOp::Step, 3, 20, 4),
+        w("vars", AcqOp::Step, 7, 20, 4),
+        w("ops", AcqOp::Coverage, 5, 20, 3),
+        w("ops", AcqOp::History(8), 5, 20, 3),
+    ]
+}
+
+fn backends() -> Vec<tessera_bench::backends::BenchBackend> {
+    let mut wanted = vec!["reference".to_owned(), "cpu".to_owned()];
+    if tessera_gpu::testing::shared_context().is_some() {
+        wanted.push("gpu-vulkan".into());
+    }
+    discover(&wanted, None)
+}
+
+#[test]
+fn every_op_on_every_backend_agrees_with_the_cpu() {
+    let ops = [
+        AcqOp::Step,
+        AcqOp::AddSample,
+        AcqOp::UpdateFeatures,
+        AcqOp::Confidence,
+        AcqOp::Progress,
+        AcqOp::Coverage,
+        AcqOp::PolicyFeatures,
+        AcqOp::Scores,
+        AcqOp::Select,
+        AcqOp::History(12),
+    ];
+    let backends = backends();
+    for op in ops {
+        let w = AcqWorkload {
+            group: "ops",
+            op,
+            n_vars: 6,
+            capacity: 15,
+            batch: 5,
+        };
+        let filled = filled_state(&w);
+        for b in &backends {
+            let (mut p, bytes) = prepare(&w, b, &filled)
+                .unwrap()
+                .expect("small workloads run everywhere");
+            assert!(bytes > 0);
+            verify(&w, &mut p, &filled)
+                .unwrap_or_else(|m| panic!("{} on {}: {m}", w.label(), b.info.id));
+        }
+    }
+}
+
+#[test]
+fn a_small_run_renders_every_output() {
+    let dir = std::env::temp_dir().join(format!("tessera-bench-test-{}", std::process::id()));
+    let opts = Options {
+        quick: true,
+        out_dir: dir.clone(),
+        progress: false,
+        ..Options::default()
+    };
+    let outcome = run_workloads(&opts, &backends(), &tiny_workloads()).unwrap();
+    let report = &outcome.report;
+    assert!(report.results.iter().any(|m| m.backend == "cpu-simd"));
+    assert!(
+        report
+            .results
+            .iter()
+            .all(|m| m.timing.median_ns > 0.0 && m.throughput > 0.0)
+    );
+    let md = report.markdown();
+    assert!(md.contains("Acquisition step vs variables"), "{md}");
+    assert!(md.contains(&report.machine.cpu_model));
+    if report
+        .backends
+        .iter()
+        .any(|b| b.adapter.as_ref().is_some_and(|a| a.software))
+    {
+        assert!(md.contains("software rasteriser"));
+    }
+    let json = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    let parsed: Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(&parsed, report);
+    let svg = std::fs::read_to_string(dir.join("scaling.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+    assert!(dir.join("report.md").exists());
+
+    // The same report as its own baseline has no regression; a faster baseline does.
+    assert!(regressions(report, report, 0.1).is_empty());
+    let mut faster = report.clone();
+    for m in &mut faster.results {
+        m.timing.median_ns /= 10.0;
+    }
+    assert_eq!(
+        regressions(report, &faster, 0.1).len(),
+        report.results.len()
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
