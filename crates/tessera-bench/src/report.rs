@@ -102,6 +102,16 @@ fn fmt_rate(x: f64, unit: &str) -> String {
     }
 }
 
+/// A speed ratio with three significant digits (0.00213x, 1.25x, 312x).
+fn fmt_ratio(r: f64) -> String {
+    let digits = if r > 0.0 {
+        (2 - r.log10().floor() as i32).clamp(0, 6) as usize
+    } else {
+        2
+    };
+    format!("{r:.digits$}x")
+}
+
 fn fmt_bytes(b: u64) -> String {
     match b {
         b if b >= 1 << 30 => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
@@ -133,8 +143,8 @@ impl Report {
             self.machine.cpu_model, self.machine.threads, self.machine.os
         );
         for b in &self.backends {
-            if let Some(a) = &b.adapter {
-                let _ = writeln!(
+            let _ = match &b.adapter {
+                Some(a) => writeln!(
                     md,
                     "- `{}`: {} via {}, driver {}, type {}{}",
                     b.id,
@@ -147,8 +157,9 @@ impl Report {
                     } else {
                         ""
                     }
-                );
-            }
+                ),
+                None => writeln!(md, "- `{}`: {}", b.id, b.label),
+            };
         }
         let _ = writeln!(
             md,
@@ -183,7 +194,7 @@ impl Report {
             let mut header = String::from("| workload |");
             let mut rule = String::from("|---|");
             for b in &backends {
-                let _ = write!(header, " {} |", b.label);
+                let _ = write!(header, " {} |", b.id);
                 rule.push_str("---|");
             }
             for g in &gpus {
@@ -213,11 +224,8 @@ impl Report {
                         self.result(&r.workload, cpu),
                     ) {
                         (Some(gm), Some(cm)) => {
-                            let _ = write!(
-                                line,
-                                " {:.2}x |",
-                                cm.timing.median_ns / gm.timing.median_ns
-                            );
+                            let ratio = cm.timing.median_ns / gm.timing.median_ns;
+                            let _ = write!(line, " {} |", fmt_ratio(ratio));
                         }
                         _ => line.push_str(" — |"),
                     }
@@ -301,4 +309,17 @@ pub fn regressions(new: &Report, baseline: &Report, threshold: f64) -> Vec<Regre
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_keep_three_significant_digits() {
+        assert_eq!(fmt_ratio(0.002134), "0.00213x");
+        assert_eq!(fmt_ratio(1.254), "1.25x");
+        assert_eq!(fmt_ratio(312.4), "312x");
+        assert_eq!(fmt_bytes(3 << 20), "3.0 MiB");
+    }
 }

@@ -89,11 +89,13 @@ impl CpuAcquisition {
     {
         let arch = self.arch;
         let envs = self.split_envs();
-        let run = |(b, env): (usize, EnvMut<'_>)| arch.dispatch(|| f(b, env));
         if envs.len() > 1 && envs.len() * work_per_env >= PARALLEL_MIN_WORK {
-            envs.into_par_iter().enumerate().for_each(run);
+            envs.into_par_iter()
+                .enumerate()
+                .for_each(|(b, env)| arch.dispatch(|| f(b, env)));
         } else {
-            envs.into_iter().enumerate().for_each(run);
+            // One dispatch for the whole batch: the feature check is paid once.
+            arch.dispatch(|| envs.into_iter().enumerate().for_each(|(b, env)| f(b, env)));
         }
     }
 
