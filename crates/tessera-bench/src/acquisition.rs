@@ -181,9 +181,16 @@ pub fn filled_state(w: &AcqWorkload) -> AcquisitionState {
     cpu.state().clone()
 }
 
+/// The backend behind a [`Prepared`] workload: GPUs stay concrete so that kernel
+/// timing can be switched on.
+enum Runner {
+    Host(Box<dyn AcquisitionBackend>),
+    Gpu(Box<GpuAcquisition>),
+}
+
 /// A backend state ready to run one workload repeatedly.
 pub struct Prepared {
-    backend: Box<dyn AcquisitionBackend>,
+    runner: Runner,
     inputs: Vec<OwnedStep>,
     next: usize,
     op: AcqOp,
@@ -195,7 +202,10 @@ impl Prepared {
     pub fn run_once(&mut self) -> tessera_tensor::Result<()> {
         let input = &self.inputs[self.next % self.inputs.len()];
         self.next += 1;
-        let b = &mut self.backend;
+        let b: &mut dyn AcquisitionBackend = match &mut self.runner {
+            Runner::Host(b) => &mut **b,
+            Runner::Gpu(g) => &mut **g,
+        };
         match self.op {
             AcqOp::Step => b.step(&input.input()),
             AcqOp::AddSample => b.add_samples(&input.input().samples),
@@ -225,7 +235,35 @@ impl Prepared {
 
     /// The backend, e.g. to read results after timing.
     pub fn backend_mut(&mut self) -> &mut dyn AcquisitionBackend {
-        &mut *self.backend
+        match &mut self.runner {
+            Runner::Host(b) => &mut **b,
+            Runner::Gpu(g) => &mut **g,
+        }
+    }
+
+    /// Median device time of the operation over `iters` runs, measured with GPU
+    /// timestamp queries; `None` on the CPU or where the adapter has no timestamps.
+    pub fn kernel_time_ns(&mut self, iters: u32) -> tessera_tensor::Result<Option<f64>> {
+        let Runner::Gpu(g) = &mut self.runner else {
+            return Ok(None);
+        };
+        if !g.enable_kernel_timing(iters) {
+            return Ok(None);
+        }
+        for _ in 0..iters {
+            self.run_once()?;
+        }
+        self.sync()?;
+        let Runner::Gpu(g) = &mut self.runner else {
+            return Ok(None);
+        };
+        let mut times = g.take_kernel_times()?;
+        g.enable_kernel_timing(0);
+        if times.is_empty() {
+            return Ok(None);
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(Some(times[times.len() / 2]))
     }
 }
 
@@ -237,7 +275,7 @@ pub fn prepare(
     filled: &AcquisitionState,
 ) -> tessera_tensor::Result<Option<(Prepared, u64)>> {
     let cfg = w.config();
-    let (boxed, bytes, sync_ctx): (Box<dyn AcquisitionBackend>, u64, _) = match &backend.kind {
+    let (runner, bytes, sync_ctx) = match &backend.kind {
         BackendKind::Reference => {
             if !w.reference_affordable() {
                 return Ok(None);
@@ -249,24 +287,24 @@ pub fn prepare(
                 r.add_samples(&fill_samples(&cfg, &mut rng).input().samples)?;
             }
             r.step(&fill_samples(&cfg, &mut rng).input())?;
-            (Box::new(r), filled.bytes() as u64 * 2, None)
+            (Runner::Host(Box::new(r)), filled.bytes() as u64 * 2, None)
         }
         BackendKind::CpuScalar | BackendKind::CpuSimd => {
             let mut c = CpuAcquisition::from_state(filled.clone())?;
             c.set_simd(matches!(backend.kind, BackendKind::CpuSimd));
-            (Box::new(c), filled.bytes() as u64, None)
+            (Runner::Host(Box::new(c)), filled.bytes() as u64, None)
         }
         BackendKind::Gpu(ctx) => {
             let g = GpuAcquisition::from_state(ctx, filled)?;
             let bytes = g.device_bytes();
-            (Box::new(g), bytes, Some(ctx.clone()))
+            (Runner::Gpu(Box::new(g)), bytes, Some(ctx.clone()))
         }
     };
     let mut rng = Rng::new(w.capacity as u64 ^ 0x5eed);
     let inputs = (0..4).map(|_| OwnedStep::random(&cfg, &mut rng)).collect();
     Ok(Some((
         Prepared {
-            backend: boxed,
+            runner,
             inputs,
             next: 0,
             op: w.op,
@@ -285,7 +323,9 @@ pub fn verify(
     filled: &AcquisitionState,
 ) -> Result<(), String> {
     let mut twin = Prepared {
-        backend: Box::new(CpuAcquisition::from_state(filled.clone()).map_err(|e| e.to_string())?),
+        runner: Runner::Host(Box::new(
+            CpuAcquisition::from_state(filled.clone()).map_err(|e| e.to_string())?,
+        )),
         inputs: prepared.inputs.clone(),
         next: prepared.next,
         op: w.op,
@@ -295,8 +335,8 @@ pub fn verify(
     prepared.run_once().map_err(e)?;
     twin.run_once().map_err(e)?;
     let (got, want) = (
-        prepared.backend.read_state().map_err(e)?,
-        twin.backend.read_state().map_err(e)?,
+        prepared.backend_mut().read_state().map_err(e)?,
+        twin.backend_mut().read_state().map_err(e)?,
     );
     let close = |a: &[f32], b: &[f32]| {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| parity::close(*x, *y))

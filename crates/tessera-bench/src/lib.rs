@@ -126,7 +126,8 @@ pub fn run_workloads(
     let budget = budget(opts.quick);
     // A shape in several sweeps (n=10, capacity 1000, B=64 is in three) is measured
     // once and reported in each, so the tables never disagree with themselves.
-    let mut measured: HashMap<(String, String), (timing::Timing, u64)> = HashMap::new();
+    let mut measured: HashMap<(String, String), (timing::Timing, u64, Option<f64>)> =
+        HashMap::new();
     let mut reference_skips = 0;
     for w in workloads {
         let key = |b: &BenchBackend| {
@@ -141,8 +142,10 @@ pub fn run_workloads(
         };
         for b in backends {
             bar.inc(1);
-            if let Some(&(timing, bytes)) = measured.get(&key(b)) {
-                report.results.push(measurement(w, b, timing, bytes));
+            if let Some(&(timing, bytes, kernel_ns)) = measured.get(&key(b)) {
+                report
+                    .results
+                    .push(measurement(w, b, timing, bytes, kernel_ns));
                 continue;
             }
             let filled = filled.as_ref().expect("filled when anything is unmeasured");
@@ -164,8 +167,11 @@ pub fn run_workloads(
                 .map_err(|m| format!("{} disagrees with the CPU: {m}", b.info.id))?;
             let sync = p.syncer();
             let timing = timing::measure(|| p.run_once(), sync, budget)?;
-            measured.insert(key(b), (timing, bytes));
-            report.results.push(measurement(w, b, timing, bytes));
+            let kernel_ns = p.kernel_time_ns(if opts.quick { 8 } else { 32 })?;
+            measured.insert(key(b), (timing, bytes, kernel_ns));
+            report
+                .results
+                .push(measurement(w, b, timing, bytes, kernel_ns));
         }
     }
     if reference_skips > 0 {
@@ -198,6 +204,7 @@ fn measurement(
     b: &BenchBackend,
     timing: timing::Timing,
     state_bytes: u64,
+    kernel_ns: Option<f64>,
 ) -> Measurement {
     Measurement {
         workload: w.id(),
@@ -212,6 +219,7 @@ fn measurement(
         throughput: items_per_iteration(w) * 1e9 / timing.median_ns,
         unit: "env-steps".into(),
         timing,
+        kernel_ns,
         state_bytes,
     }
 }

@@ -24,6 +24,10 @@ pub struct Measurement {
     pub backend: String,
     /// Per-iteration timing.
     pub timing: Timing,
+    /// Median device time of one iteration from GPU timestamp queries, where the
+    /// adapter has them (kernel only: no submission or readback).
+    #[serde(default)]
+    pub kernel_ns: Option<f64>,
     /// Items per second (see `unit`).
     pub throughput: f64,
     /// What `throughput` counts.
@@ -163,7 +167,7 @@ impl Report {
         }
         let _ = writeln!(
             md,
-            "- tessera {}; median per iteration ± half the interquartile range; throughput in environment-steps/s",
+            "- tessera {}; median wall-clock time per iteration with the device synchronised, ± half the interquartile range; throughput in environment-steps/s; `kernel` is the device time from GPU timestamp queries where the adapter has them",
             self.version
         );
         let cpu = "cpu-simd";
@@ -207,9 +211,13 @@ impl Report {
                 for b in &backends {
                     match self.result(&r.workload, &b.id) {
                         Some(m) => {
+                            let kernel = m
+                                .kernel_ns
+                                .map(|k| format!(", kernel {}", format_ns(k)))
+                                .unwrap_or_default();
                             let _ = write!(
                                 line,
-                                " {} ±{:.0}% ({}) |",
+                                " {} ±{:.0}% ({}{kernel}) |",
                                 format_ns(m.timing.median_ns),
                                 m.timing.spread_pct(),
                                 fmt_rate(m.throughput, "/s")

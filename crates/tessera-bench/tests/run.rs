@@ -84,6 +84,22 @@ fn a_small_run_renders_every_output() {
             .iter()
             .all(|m| m.timing.median_ns > 0.0 && m.throughput > 0.0)
     );
+    if let Some(ctx) = tessera_gpu::testing::shared_context().filter(|c| c.supports_timestamps()) {
+        let name = &ctx.adapter_info().name;
+        let gpu_ids: Vec<_> = report
+            .backends
+            .iter()
+            .filter(|b| b.adapter.as_ref().is_some_and(|a| &a.name == name))
+            .map(|b| b.id.clone())
+            .collect();
+        let gpu_results = report
+            .results
+            .iter()
+            .filter(|m| gpu_ids.contains(&m.backend));
+        assert!(
+            gpu_results.clone().count() > 0 && gpu_results.clone().all(|m| m.kernel_ns.is_some())
+        );
+    }
     let md = report.markdown();
     assert!(md.contains("Acquisition step vs variables"), "{md}");
     assert!(md.contains(&report.machine.cpu_model));

@@ -76,9 +76,13 @@ impl GpuContext {
         limits: wgpu::Limits,
     ) -> Result<Self> {
         let info = adapter.get_info();
+        // Timestamp queries let benchmarks time kernels on the device; ask for them
+        // where the adapter has them.
+        let required_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("tessera"),
+                required_features,
                 required_limits: limits,
                 ..Default::default()
             })
@@ -131,6 +135,14 @@ impl GpuContext {
     /// The device's limits.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
+    }
+
+    /// Whether the device can time kernels with timestamp queries.
+    pub fn supports_timestamps(&self) -> bool {
+        self.inner
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
     /// Whether the adapter is a software rasteriser (lavapipe, llvmpipe, WARP): its

@@ -10,6 +10,7 @@ pub mod acquisition;
 mod context;
 mod readback;
 pub mod testing;
+mod timer;
 
 pub use acquisition::GpuAcquisition;
 pub use context::GpuContext;

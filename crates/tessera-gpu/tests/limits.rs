@@ -67,3 +67,32 @@ fn an_environment_larger_than_a_binding_is_a_typed_error() {
     ));
     assert!(acq.history_tensor(10).is_ok());
 }
+
+#[test]
+fn kernel_timing_reports_one_duration_per_dispatch() {
+    let Some(ctx) = testing::shared_context() else {
+        return;
+    };
+    let cfg = AcquisitionConfig::batched(6, 20, vec![0, 1, 2]);
+    let mut acq = GpuAcquisition::new(&ctx, &cfg).unwrap();
+    if !acq.enable_kernel_timing(4) {
+        eprintln!(
+            "skipping kernel timing: {} has no timestamp queries",
+            ctx.adapter_info().name
+        );
+        return;
+    }
+    let mut rng = parity::Rng::new(3);
+    for _ in 0..6 {
+        acq.step(&parity::OwnedStep::random(&cfg, &mut rng).input())
+            .unwrap();
+    }
+    // Only the first 4 dispatches fit the timer; the rest run untimed.
+    let times = acq.take_kernel_times().unwrap();
+    assert_eq!(times.len(), 4);
+    assert!(
+        times.iter().all(|t| t.is_finite() && *t >= 0.0),
+        "{times:?}"
+    );
+    assert!(acq.take_kernel_times().unwrap().is_empty());
+}

@@ -40,3 +40,8 @@ pub use tessera_tensor::acquisition::{
     Objective, Progress, Samples, StepInput, StepSummary,
 };
 pub use tessera_tensor::{Result, TesseraError};
+
+/// The README's example, compiled and run by `cargo test` so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExample;

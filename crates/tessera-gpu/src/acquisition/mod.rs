@@ -19,6 +19,7 @@ pub use pipelines::{SOURCES as WGSL_SOURCES, module_source as wgsl_module_source
 
 use crate::GpuContext;
 use crate::readback::read_buffers;
+use crate::timer::KernelTimer;
 
 /// Mirrors `Params` in `shaders/acquisition/common.wgsl`.
 #[repr(C)]
@@ -77,6 +78,8 @@ pub struct GpuAcquisition {
     shards: Vec<Shard>,
     /// Host-side packing buffer for uploads, reused across calls.
     staging: Vec<f32>,
+    /// Timestamp queries around dispatches, when kernel timing is on.
+    timer: Option<KernelTimer>,
 }
 
 impl std::fmt::Debug for GpuAcquisition {
@@ -192,6 +195,7 @@ impl GpuAcquisition {
             params_buffer,
             shards,
             staging: Vec::new(),
+            timer: None,
         })
     }
 
@@ -286,6 +290,24 @@ impl GpuAcquisition {
         &self.ctx
     }
 
+    /// Times the next `dispatches` operations with GPU timestamp queries (each
+    /// operation is one dispatch, so this times kernels without submission or readback
+    /// overhead). Returns false, and times nothing, when the device lacks
+    /// `TIMESTAMP_QUERY`.
+    pub fn enable_kernel_timing(&mut self, dispatches: u32) -> bool {
+        self.timer = KernelTimer::new(&self.ctx, dispatches);
+        self.timer.is_some()
+    }
+
+    /// Device time of each timed operation since timing was enabled or last taken,
+    /// in nanoseconds (empty when timing is off).
+    pub fn take_kernel_times(&mut self) -> Result<Vec<f64>> {
+        match &self.timer {
+            Some(t) => t.take(&self.ctx),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Number of shards the batch was split into to respect the device's limits.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
@@ -370,7 +392,7 @@ impl GpuAcquisition {
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(kernel.entry_point()),
-                timestamp_writes: None,
+                timestamp_writes: self.timer.as_ref().and_then(KernelTimer::next_writes),
             });
             pass.set_pipeline(pipelines.get(kernel));
             for (shard, workgroups) in work {
