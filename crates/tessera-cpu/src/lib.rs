@@ -17,5 +17,7 @@
 //! ```
 
 pub mod acquisition;
+pub mod nn;
 
 pub use acquisition::CpuAcquisition;
+pub use nn::CpuNn;

@@ -7,6 +7,7 @@
 
 pub mod acquisition;
 pub mod error;
+pub mod nn;
 #[cfg(feature = "reference")]
 pub mod reference;
 

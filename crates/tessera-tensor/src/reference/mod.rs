@@ -2,6 +2,9 @@
 //! (feature `reference`). Tests only: never a production path.
 
 mod acquisition;
+mod nn;
+pub mod nn_parity;
 pub mod parity;
 
 pub use acquisition::{ReferenceAcquisition, argmax_excluding};
+pub use nn::{ReferenceNn, fann_tanh_error};

@@ -1,0 +1,309 @@
+//! The neural kernel contract.
+
+use super::Activation;
+use crate::error::{Result, TesseraError};
+
+/// `C = alpha op(A) op(B) + beta C` with `op(A): [m, k]`, `op(B): [k, n]`, `C: [m, n]`,
+/// all row-major. `trans_a` means `A` is stored `[k, m]`, `trans_b` that `B` is stored
+/// `[n, k]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gemm {
+    /// Rows of `C`.
+    pub m: usize,
+    /// Columns of `C`.
+    pub n: usize,
+    /// The reduced dimension.
+    pub k: usize,
+    /// `A` is stored transposed.
+    pub trans_a: bool,
+    /// `B` is stored transposed.
+    pub trans_b: bool,
+    /// Scale of the product.
+    pub alpha: f32,
+    /// Scale of the existing `C` (0 overwrites it, NaNs included).
+    pub beta: f32,
+}
+
+impl Gemm {
+    /// `C = A B`.
+    pub fn new(m: usize, n: usize, k: usize) -> Self {
+        Self {
+            m,
+            n,
+            k,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        }
+    }
+
+    /// Checks the operands' lengths.
+    pub fn check(&self, a: usize, b: usize, c: usize) -> Result<()> {
+        for (what, got, expected) in [
+            ("gemm A", a, self.m * self.k),
+            ("gemm B", b, self.k * self.n),
+            ("gemm C", c, self.m * self.n),
+        ] {
+            if got != expected {
+                return Err(TesseraError::ShapeMismatch {
+                    what,
+                    got,
+                    expected,
+                });
+            }
+        }
+        if !self.alpha.is_finite() || !self.beta.is_finite() {
+            return Err(TesseraError::InvalidArgument {
+                what: "gemm alpha/beta",
+                value: if self.alpha.is_finite() {
+                    self.beta
+                } else {
+                    self.alpha
+                } as f64,
+                expected: "finite scales",
+            });
+        }
+        Ok(())
+    }
+
+    /// Floating-point operations: `2 m n k`.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+}
+
+/// How the output error is turned into a gradient and reported.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Loss {
+    /// Squared error: `dL/dy = scale (y - t)`; metrics on `y - t`.
+    MeanSquared,
+    /// FANN 2.2's output error (`fann_compute_MSE`): `diff = t - y`, halved when the
+    /// output activation is symmetric (`fann_update_MSE`); with `tanh` (FANN's TANH
+    /// error function) mapped to `ln((1 + diff) / (1 - diff))`, clipped to +-17 beyond
+    /// +-0.9999999. `dL/dy = -scale diff`; metrics on the halved `diff`, as FANN reports.
+    Fann {
+        /// FANN_ERRORFUNC_TANH instead of FANN_ERRORFUNC_LINEAR.
+        tanh: bool,
+    },
+    /// Softmax cross-entropy on a softmax output layer: the kernel writes
+    /// `dL/dz = scale s (y - t)` directly (softmax and loss fused).
+    SoftmaxCrossEntropy,
+}
+
+impl Loss {
+    /// The factor FANN applies to `t - y` for this output activation (0.5 for the
+    /// symmetric ones under [`Loss::Fann`], else 1).
+    pub fn diff_scale(self, output: Activation) -> f32 {
+        match self {
+            Loss::Fann { .. } if output.is_fann_symmetric() => 0.5,
+            _ => 1.0,
+        }
+    }
+
+    /// Kernel code: 0 mean squared, 1 FANN linear, 2 FANN tanh, 3 softmax CE.
+    pub fn code(self) -> u32 {
+        match self {
+            Loss::MeanSquared => 0,
+            Loss::Fann { tanh: false } => 1,
+            Loss::Fann { tanh: true } => 2,
+            Loss::SoftmaxCrossEntropy => 3,
+        }
+    }
+}
+
+/// Mini-batch SGD with momentum and (coupled) weight decay:
+/// `v = momentum v - lr (g + decay w)`, `w += v`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdParams {
+    /// Learning rate.
+    pub learning_rate: f32,
+    /// Momentum (0 for plain gradient descent).
+    pub momentum: f32,
+    /// L2 weight decay added to the gradient.
+    pub weight_decay: f32,
+}
+
+/// iRPROP- as FANN 2.2 implements it (`fann_update_weights_irpropm`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RpropParams {
+    /// Step growth when the gradient keeps its sign (FANN: 1.2).
+    pub increase_factor: f32,
+    /// Step shrink when it flips (FANN: 0.5).
+    pub decrease_factor: f32,
+    /// Smallest step (FANN: 0).
+    pub delta_min: f32,
+    /// Largest step (FANN: 50).
+    pub delta_max: f32,
+}
+
+impl Default for RpropParams {
+    fn default() -> Self {
+        Self {
+            increase_factor: 1.2,
+            decrease_factor: 0.5,
+            delta_min: 0.0,
+            delta_max: 50.0,
+        }
+    }
+}
+
+/// Adam, or AdamW with `decoupled` weight decay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamParams {
+    /// Learning rate.
+    pub learning_rate: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Denominator floor.
+    pub epsilon: f32,
+    /// Weight decay: added to the gradient (Adam) or applied to the weights (AdamW).
+    pub weight_decay: f32,
+    /// AdamW's decoupled decay.
+    pub decoupled: bool,
+}
+
+impl Default for AdamParams {
+    fn default() -> Self {
+        Self {
+            learning_rate: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+        }
+    }
+}
+
+/// The neural kernels every backend implements, on its own resident tensors.
+///
+/// Every method checks lengths and returns a typed error, writing nothing, when they
+/// do not match the shapes given.
+pub trait NnKernels {
+    /// A backend-resident f32 array.
+    type Tensor;
+
+    /// Uploads `data`.
+    fn tensor(&self, data: &[f32]) -> Result<Self::Tensor>;
+    /// A zero-filled tensor of `len` elements.
+    fn zeros(&self, len: usize) -> Result<Self::Tensor>;
+    /// Overwrites `t` with `data` (same length).
+    fn write(&self, t: &mut Self::Tensor, data: &[f32]) -> Result<()>;
+    /// Copies `t` back to the host.
+    fn read(&self, t: &Self::Tensor) -> Result<Vec<f32>>;
+    /// Number of elements of `t`.
+    fn len(&self, t: &Self::Tensor) -> usize;
+
+    /// `C = alpha op(A) op(B) + beta C`.
+    fn gemm(&self, g: Gemm, a: &Self::Tensor, b: &Self::Tensor, c: &mut Self::Tensor)
+    -> Result<()>;
+
+    /// Forward of a layer on `[rows, cols]` sums: `z += bias` (broadcast over rows),
+    /// then `y = f(steepness z)` (row-wise for softmax).
+    #[allow(clippy::too_many_arguments)]
+    fn bias_activation(
+        &self,
+        z: &mut Self::Tensor,
+        bias: &Self::Tensor,
+        y: &mut Self::Tensor,
+        rows: usize,
+        cols: usize,
+        activation: Activation,
+        steepness: f32,
+    ) -> Result<()>;
+
+    /// Backward of the activation: `dz = dy * steepness f'(steepness z)` (softmax:
+    /// its Jacobian-vector product). Thresholds are an error.
+    #[allow(clippy::too_many_arguments)]
+    fn activation_backward(
+        &self,
+        z: &Self::Tensor,
+        y: &Self::Tensor,
+        dy: &Self::Tensor,
+        dz: &mut Self::Tensor,
+        cols: usize,
+        activation: Activation,
+        steepness: f32,
+    ) -> Result<()>;
+
+    /// The gradient of `loss` at the outputs of a layer with activation `output`:
+    /// `dy`, or `dz` for softmax cross-entropy, times `scale`.
+    #[allow(clippy::too_many_arguments)]
+    fn output_gradient(
+        &self,
+        y: &Self::Tensor,
+        target: &Self::Tensor,
+        grad: &mut Self::Tensor,
+        loss: Loss,
+        output: Activation,
+        steepness: f32,
+        scale: f32,
+    ) -> Result<()>;
+
+    /// Sum of squared errors and FANN's bit-fail count (`|diff| >= limit`), with
+    /// `diff` as `loss` defines it for activation `output`; read back to the host.
+    fn error_metrics(
+        &self,
+        y: &Self::Tensor,
+        target: &Self::Tensor,
+        loss: Loss,
+        output: Activation,
+        bit_fail_limit: f32,
+    ) -> Result<(f64, u64)>;
+
+    /// `out[j] = beta out[j] + sum_i m[i, j]` over `[rows, cols]` (bias gradients).
+    fn column_sums(
+        &self,
+        m: &Self::Tensor,
+        out: &mut Self::Tensor,
+        rows: usize,
+        cols: usize,
+        beta: f32,
+    ) -> Result<()>;
+
+    /// One SGD-with-momentum step on `w` with gradient `g` and velocity `v`.
+    fn sgd_update(
+        &self,
+        w: &mut Self::Tensor,
+        g: &Self::Tensor,
+        v: &mut Self::Tensor,
+        p: SgdParams,
+    ) -> Result<()>;
+
+    /// One iRPROP- step; `prev_g` and `step` hold the per-weight state.
+    fn rprop_update(
+        &self,
+        w: &mut Self::Tensor,
+        g: &Self::Tensor,
+        prev_g: &mut Self::Tensor,
+        step: &mut Self::Tensor,
+        p: RpropParams,
+    ) -> Result<()>;
+
+    /// One Adam(W) step number `t` (from 1) with moments `m` and `v`.
+    #[allow(clippy::too_many_arguments)]
+    fn adam_update(
+        &self,
+        w: &mut Self::Tensor,
+        g: &Self::Tensor,
+        m: &mut Self::Tensor,
+        v: &mut Self::Tensor,
+        t: u32,
+        p: AdamParams,
+    ) -> Result<()>;
+}
+
+/// Returns an error unless every length in `lens` equals `expected`.
+pub fn check_lens(what: &'static str, lens: &[usize], expected: usize) -> Result<()> {
+    match lens.iter().find(|&&l| l != expected) {
+        Some(&got) => Err(TesseraError::ShapeMismatch {
+            what,
+            got,
+            expected,
+        }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,12 @@
+//! Neural-network kernels: activations, losses, optimizer parameters and the kernel
+//! contract every backend implements. Semantics: `shared/specs/neural.md`.
+//!
+//! Matrices are row-major f32. A layer computes `Z = X W + b` and `Y = f(s Z)` with
+//! `X: [batch, in]`, `W: [in, out]`, `b: [out]`; training needs the three GEMM layouts
+//! `X W`, `dZ W^T` and `X^T dZ`.
+
+mod activation;
+mod contract;
+
+pub use activation::{Activation, softmax_row};
+pub use contract::{AdamParams, Gemm, Loss, NnKernels, RpropParams, SgdParams, check_lens};

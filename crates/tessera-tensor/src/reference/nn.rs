@@ -1,0 +1,308 @@
+//! f64 scalar reference of the neural kernels: each formula of `crate::nn` written
+//! as plainly as possible.
+
+use crate::error::{Result, TesseraError};
+use crate::nn::{
+    Activation, AdamParams, Gemm, Loss, NnKernels, RpropParams, SgdParams, check_lens, softmax_row,
+};
+
+/// The f64 reference backend: tensors are `Vec<f64>`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReferenceNn;
+
+/// FANN's tanh error mapping of a (possibly halved) difference.
+pub fn fann_tanh_error(diff: f64) -> f64 {
+    if diff < -0.9999999 {
+        -17.0
+    } else if diff > 0.9999999 {
+        17.0
+    } else {
+        ((1.0 + diff) / (1.0 - diff)).ln()
+    }
+}
+
+fn no_gradient(activation: Activation) -> TesseraError {
+    TesseraError::InvalidArgument {
+        what: "activation without a gradient",
+        value: activation.code() as f64,
+        expected: "a differentiable activation (thresholds are inference-only)",
+    }
+}
+
+impl NnKernels for ReferenceNn {
+    type Tensor = Vec<f64>;
+
+    fn tensor(&self, data: &[f32]) -> Result<Vec<f64>> {
+        Ok(data.iter().map(|&v| v as f64).collect())
+    }
+
+    fn zeros(&self, len: usize) -> Result<Vec<f64>> {
+        Ok(vec![0.0; len])
+    }
+
+    fn write(&self, t: &mut Vec<f64>, data: &[f32]) -> Result<()> {
+        check_lens("write", &[data.len()], t.len())?;
+        *t = self.tensor(data)?;
+        Ok(())
+    }
+
+    fn read(&self, t: &Vec<f64>) -> Result<Vec<f32>> {
+        Ok(t.iter().map(|&v| v as f32).collect())
+    }
+
+    fn len(&self, t: &Vec<f64>) -> usize {
+        t.len()
+    }
+
+    fn gemm(&self, g: Gemm, a: &Vec<f64>, b: &Vec<f64>, c: &mut Vec<f64>) -> Result<()> {
+        g.check(a.len(), b.len(), c.len())?;
+        let at = |i: usize, p: usize| {
+            if g.trans_a {
+                a[p * g.m + i]
+            } else {
+                a[i * g.k + p]
+            }
+        };
+        let bt = |p: usize, j: usize| {
+            if g.trans_b {
+                b[j * g.k + p]
+            } else {
+                b[p * g.n + j]
+            }
+        };
+        for i in 0..g.m {
+            for j in 0..g.n {
+                let dot: f64 = (0..g.k).map(|p| at(i, p) * bt(p, j)).sum();
+                let old = if g.beta == 0.0 {
+                    0.0
+                } else {
+                    g.beta as f64 * c[i * g.n + j]
+                };
+                c[i * g.n + j] = g.alpha as f64 * dot + old;
+            }
+        }
+        Ok(())
+    }
+
+    fn bias_activation(
+        &self,
+        z: &mut Vec<f64>,
+        bias: &Vec<f64>,
+        y: &mut Vec<f64>,
+        rows: usize,
+        cols: usize,
+        activation: Activation,
+        steepness: f32,
+    ) -> Result<()> {
+        check_lens("bias_activation z, y", &[z.len(), y.len()], rows * cols)?;
+        check_lens("bias_activation bias", &[bias.len()], cols)?;
+        let s = steepness as f64;
+        for r in 0..rows {
+            let row = r * cols..(r + 1) * cols;
+            for (zv, b) in z[row.clone()].iter_mut().zip(bias) {
+                *zv += b;
+            }
+            if activation.is_rowwise() {
+                let u: Vec<f64> = z[row.clone()].iter().map(|v| s * v).collect();
+                y[row].copy_from_slice(&softmax_row(&u));
+            } else {
+                for (yv, zv) in y[row.clone()].iter_mut().zip(&z[row]) {
+                    *yv = activation.apply(s * zv);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn activation_backward(
+        &self,
+        z: &Vec<f64>,
+        y: &Vec<f64>,
+        dy: &Vec<f64>,
+        dz: &mut Vec<f64>,
+        cols: usize,
+        activation: Activation,
+        steepness: f32,
+    ) -> Result<()> {
+        check_lens(
+            "activation_backward",
+            &[y.len(), dy.len(), dz.len()],
+            z.len(),
+        )?;
+        if cols == 0 || !z.len().is_multiple_of(cols) {
+            return Err(TesseraError::ShapeMismatch {
+                what: "activation_backward cols",
+                got: cols,
+                expected: z.len(),
+            });
+        }
+        if !activation.has_gradient() {
+            return Err(no_gradient(activation));
+        }
+        let s = steepness as f64;
+        if activation.is_rowwise() {
+            for r in 0..z.len() / cols {
+                let row = r * cols..(r + 1) * cols;
+                let dot: f64 = dy[row.clone()]
+                    .iter()
+                    .zip(&y[row.clone()])
+                    .map(|(a, b)| a * b)
+                    .sum();
+                for i in row {
+                    dz[i] = s * y[i] * (dy[i] - dot);
+                }
+            }
+        } else {
+            for i in 0..z.len() {
+                dz[i] = dy[i] * s * activation.derivative(s * z[i]);
+            }
+        }
+        Ok(())
+    }
+
+    fn output_gradient(
+        &self,
+        y: &Vec<f64>,
+        target: &Vec<f64>,
+        grad: &mut Vec<f64>,
+        loss: Loss,
+        output: Activation,
+        steepness: f32,
+        scale: f32,
+    ) -> Result<()> {
+        check_lens("output_gradient", &[target.len(), grad.len()], y.len())?;
+        let (scale, h) = (scale as f64, loss.diff_scale(output) as f64);
+        for i in 0..y.len() {
+            grad[i] = match loss {
+                Loss::MeanSquared => scale * (y[i] - target[i]),
+                Loss::Fann { tanh } => {
+                    let diff = (target[i] - y[i]) * h;
+                    -scale * if tanh { fann_tanh_error(diff) } else { diff }
+                }
+                Loss::SoftmaxCrossEntropy => scale * steepness as f64 * (y[i] - target[i]),
+            };
+        }
+        Ok(())
+    }
+
+    fn error_metrics(
+        &self,
+        y: &Vec<f64>,
+        target: &Vec<f64>,
+        loss: Loss,
+        output: Activation,
+        bit_fail_limit: f32,
+    ) -> Result<(f64, u64)> {
+        check_lens("error_metrics", &[target.len()], y.len())?;
+        let h = loss.diff_scale(output) as f64;
+        let mut sse = 0.0;
+        let mut fails = 0;
+        for (yv, tv) in y.iter().zip(target) {
+            let diff = (tv - yv) * h;
+            sse += diff * diff;
+            fails += u64::from(diff.abs() >= bit_fail_limit as f64);
+        }
+        Ok((sse, fails))
+    }
+
+    fn column_sums(
+        &self,
+        m: &Vec<f64>,
+        out: &mut Vec<f64>,
+        rows: usize,
+        cols: usize,
+        beta: f32,
+    ) -> Result<()> {
+        check_lens("column_sums m", &[m.len()], rows * cols)?;
+        check_lens("column_sums out", &[out.len()], cols)?;
+        for (j, o) in out.iter_mut().enumerate() {
+            let sum: f64 = (0..rows).map(|i| m[i * cols + j]).sum();
+            *o = if beta == 0.0 {
+                sum
+            } else {
+                beta as f64 * *o + sum
+            };
+        }
+        Ok(())
+    }
+
+    fn sgd_update(
+        &self,
+        w: &mut Vec<f64>,
+        g: &Vec<f64>,
+        v: &mut Vec<f64>,
+        p: SgdParams,
+    ) -> Result<()> {
+        check_lens("sgd_update", &[g.len(), v.len()], w.len())?;
+        let (lr, mu, wd) = (
+            p.learning_rate as f64,
+            p.momentum as f64,
+            p.weight_decay as f64,
+        );
+        for i in 0..w.len() {
+            v[i] = mu * v[i] - lr * (g[i] + wd * w[i]);
+            w[i] += v[i];
+        }
+        Ok(())
+    }
+
+    fn rprop_update(
+        &self,
+        w: &mut Vec<f64>,
+        g: &Vec<f64>,
+        prev_g: &mut Vec<f64>,
+        step: &mut Vec<f64>,
+        p: RpropParams,
+    ) -> Result<()> {
+        check_lens(
+            "rprop_update",
+            &[g.len(), prev_g.len(), step.len()],
+            w.len(),
+        )?;
+        for i in 0..w.len() {
+            let prev_step = step[i].max(0.0001);
+            let mut gi = g[i];
+            let next = if prev_g[i] * gi >= 0.0 {
+                (prev_step * p.increase_factor as f64).min(p.delta_max as f64)
+            } else {
+                gi = 0.0;
+                (prev_step * p.decrease_factor as f64).max(p.delta_min as f64)
+            };
+            if gi > 0.0 {
+                w[i] = (w[i] - next).max(-1500.0);
+            } else if gi < 0.0 {
+                w[i] = (w[i] + next).min(1500.0);
+            }
+            step[i] = next;
+            prev_g[i] = gi;
+        }
+        Ok(())
+    }
+
+    fn adam_update(
+        &self,
+        w: &mut Vec<f64>,
+        g: &Vec<f64>,
+        m: &mut Vec<f64>,
+        v: &mut Vec<f64>,
+        t: u32,
+        p: AdamParams,
+    ) -> Result<()> {
+        check_lens("adam_update", &[g.len(), m.len(), v.len()], w.len())?;
+        let (b1, b2) = (p.beta1 as f64, p.beta2 as f64);
+        let (c1, c2) = (1.0 - b1.powi(t as i32), 1.0 - b2.powi(t as i32));
+        let (lr, eps, wd) = (
+            p.learning_rate as f64,
+            p.epsilon as f64,
+            p.weight_decay as f64,
+        );
+        for i in 0..w.len() {
+            let gi = if p.decoupled { g[i] } else { g[i] + wd * w[i] };
+            m[i] = b1 * m[i] + (1.0 - b1) * gi;
+            v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+            let update = (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
+            w[i] -= lr * (update + if p.decoupled { wd * w[i] } else { 0.0 });
+        }
+        Ok(())
+    }
+}

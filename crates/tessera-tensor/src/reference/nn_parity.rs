@@ -1,0 +1,440 @@
+//! The neural-kernel parity suite: every kernel of [`NnKernels`] run on a backend and
+//! on the f64 [`ReferenceNn`] with the same inputs, over random shapes (1, tile
+//! multiples and their neighbours included), every activation, loss and optimizer.
+//! Instantiated per backend with [`nn_parity_suite!`](crate::nn_parity_suite).
+
+use super::ReferenceNn;
+use super::parity::Rng;
+use crate::error::TesseraError;
+use crate::nn::{Activation, AdamParams, Gemm, Loss, NnKernels, RpropParams, SgdParams};
+
+/// Relative tolerance of the neural kernels (the spec's 1e-4).
+pub const NN_REL_TOL: f64 = 1e-4;
+
+fn random(rng: &mut Rng, len: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..len).map(|_| rng.range(lo, hi)).collect()
+}
+
+/// Checks `got` against `want` with per-element error bounds `bound` (the magnitude
+/// the result's rounding scales with).
+fn assert_close(what: &str, got: &[f32], want: &[f32], bound: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for i in 0..got.len() {
+        let err = (got[i] as f64 - want[i] as f64).abs();
+        let tol = NN_REL_TOL * bound[i].max(want[i].abs() as f64) + 1e-6;
+        assert!(
+            err <= tol,
+            "{what}[{i}]: got {}, expected {} (tolerance {tol:e})",
+            got[i],
+            want[i]
+        );
+    }
+}
+
+fn plain<K: NnKernels>(k: &K, t: &K::Tensor) -> Vec<f32> {
+    k.read(t).unwrap()
+}
+
+/// Runs one GEMM on both and compares; the bound is `|alpha| sum |a||b| + |beta c|`.
+fn check_gemm<K: NnKernels>(k: &K, g: Gemm, rng: &mut Rng) {
+    let r = ReferenceNn;
+    let (a, b, c) = (
+        random(rng, g.m * g.k, -1.0, 1.0),
+        random(rng, g.k * g.n, -1.0, 1.0),
+        random(rng, g.m * g.n, -1.0, 1.0),
+    );
+    let (ka, kb, mut kc) = (
+        k.tensor(&a).unwrap(),
+        k.tensor(&b).unwrap(),
+        k.tensor(&c).unwrap(),
+    );
+    k.gemm(g, &ka, &kb, &mut kc).unwrap();
+    let (ra, rb, mut rc) = (
+        r.tensor(&a).unwrap(),
+        r.tensor(&b).unwrap(),
+        r.tensor(&c).unwrap(),
+    );
+    r.gemm(g, &ra, &rb, &mut rc).unwrap();
+    let abs_a: Vec<f32> = a.iter().map(|v| v.abs()).collect();
+    let abs_b: Vec<f32> = b.iter().map(|v| v.abs()).collect();
+    let mut bound = r.tensor(&vec![0.0; g.m * g.n]).unwrap();
+    r.gemm(
+        Gemm {
+            alpha: g.alpha.abs(),
+            beta: 0.0,
+            ..g
+        },
+        &r.tensor(&abs_a).unwrap(),
+        &r.tensor(&abs_b).unwrap(),
+        &mut bound,
+    )
+    .unwrap();
+    let bound: Vec<f64> = bound
+        .iter()
+        .zip(&c)
+        .map(|(s, c)| s + (g.beta as f64 * *c as f64).abs())
+        .collect();
+    assert_close(
+        &format!("{g:?}"),
+        &plain(k, &kc),
+        &r.read(&rc).unwrap(),
+        &bound,
+    );
+}
+
+/// The three training layouts and the fourth, over edge and random shapes.
+pub fn gemm_layouts<K: NnKernels>(k: &K) {
+    let mut rng = Rng::new(17);
+    let edge = [1, 2, 3, 4, 5, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129];
+    let mut shapes: Vec<(usize, usize, usize)> = edge.iter().map(|&s| (s, s, s)).collect();
+    shapes.extend([
+        (1, 129, 63),
+        (1, 10, 784),
+        (65, 1, 33),
+        (7, 130, 1),
+        (128, 64, 256),
+        (3, 200, 5),
+    ]);
+    for _ in 0..12 {
+        let d = |rng: &mut Rng| 1 + (rng.next_u64() % 150) as usize;
+        shapes.push((d(&mut rng), d(&mut rng), d(&mut rng)));
+    }
+    for (m, n, kd) in shapes {
+        for (trans_a, trans_b) in [(false, false), (false, true), (true, false), (true, true)] {
+            let (alpha, beta) = if rng.unit() < 0.5 {
+                (1.0, 0.0)
+            } else {
+                (rng.range(-2.0, 2.0), rng.range(-1.0, 1.0))
+            };
+            check_gemm(
+                k,
+                Gemm {
+                    m,
+                    n,
+                    k: kd,
+                    trans_a,
+                    trans_b,
+                    alpha,
+                    beta,
+                },
+                &mut rng,
+            );
+        }
+    }
+}
+
+/// Forward and backward of every activation on random sums.
+pub fn activations<K: NnKernels>(k: &K) {
+    let r = ReferenceNn;
+    let mut rng = Rng::new(23);
+    for a in Activation::ALL {
+        for (rows, cols) in [(1, 1), (3, 7), (17, 65), (2, 300)] {
+            let s = if a.is_rowwise() {
+                1.0
+            } else {
+                rng.range(0.3, 1.5)
+            };
+            let z = random(&mut rng, rows * cols, -3.0, 3.0);
+            let bias = random(&mut rng, cols, -0.5, 0.5);
+            let dy = random(&mut rng, rows * cols, -1.0, 1.0);
+            let (mut kz, kb, mut ky) = (
+                k.tensor(&z).unwrap(),
+                k.tensor(&bias).unwrap(),
+                k.zeros(rows * cols).unwrap(),
+            );
+            k.bias_activation(&mut kz, &kb, &mut ky, rows, cols, a, s)
+                .unwrap();
+            let (mut rz, rb, mut ry) = (
+                r.tensor(&z).unwrap(),
+                r.tensor(&bias).unwrap(),
+                r.zeros(rows * cols).unwrap(),
+            );
+            r.bias_activation(&mut rz, &rb, &mut ry, rows, cols, a, s)
+                .unwrap();
+            let ones = vec![1.0; rows * cols];
+            assert_close(
+                &format!("{a:?} z"),
+                &plain(k, &kz),
+                &r.read(&rz).unwrap(),
+                &ones,
+            );
+            // Thresholds and clamps flip at their edges: compare away from them.
+            let ry32 = r.read(&ry).unwrap();
+            let ky32 = plain(k, &ky);
+            let near_kink = |i: usize| {
+                let u = s as f64 * rz[i];
+                matches!(
+                    a,
+                    Activation::Threshold
+                        | Activation::ThresholdSymmetric
+                        | Activation::Relu
+                        | Activation::LeakyRelu
+                ) && u.abs() < 1e-5
+                    || matches!(
+                        a,
+                        Activation::LinearPiece | Activation::LinearPieceSymmetric
+                    ) && ((u.abs() - 1.0).abs() < 1e-5 || u.abs() < 1e-5)
+            };
+            let keep: Vec<usize> = (0..rows * cols).filter(|&i| !near_kink(i)).collect();
+            let pick = |v: &[f32]| keep.iter().map(|&i| v[i]).collect::<Vec<_>>();
+            assert_close(
+                &format!("{a:?} y ({rows}x{cols})"),
+                &pick(&ky32),
+                &pick(&ry32),
+                &vec![1.0; keep.len()],
+            );
+            let kdy = k.tensor(&dy).unwrap();
+            let mut kdz = k.zeros(rows * cols).unwrap();
+            let result = k.activation_backward(&kz, &ky, &kdy, &mut kdz, cols, a, s);
+            if !a.has_gradient() {
+                assert!(
+                    matches!(result, Err(TesseraError::InvalidArgument { .. })),
+                    "{a:?} backward must refuse"
+                );
+                continue;
+            }
+            result.unwrap();
+            let rdy = r.tensor(&dy).unwrap();
+            let mut rdz = r.zeros(rows * cols).unwrap();
+            r.activation_backward(&rz, &ry, &rdy, &mut rdz, cols, a, s)
+                .unwrap();
+            assert_close(
+                &format!("{a:?} dz"),
+                &pick(&plain(k, &kdz)),
+                &pick(&r.read(&rdz).unwrap()),
+                &vec![1.0; keep.len()],
+            );
+        }
+    }
+}
+
+/// Output gradients and error metrics of every loss, symmetric outputs included.
+pub fn losses<K: NnKernels>(k: &K) {
+    let r = ReferenceNn;
+    let mut rng = Rng::new(29);
+    for loss in [
+        Loss::MeanSquared,
+        Loss::Fann { tanh: false },
+        Loss::Fann { tanh: true },
+        Loss::SoftmaxCrossEntropy,
+    ] {
+        for output in [
+            Activation::Sigmoid,
+            Activation::SigmoidSymmetric,
+            Activation::Linear,
+        ] {
+            let len = 1 + (rng.next_u64() % 300) as usize;
+            let y = random(&mut rng, len, -0.99, 0.99);
+            let mut t = random(&mut rng, len, -1.0, 1.0);
+            t[0] = y[0]; // an exact hit
+            let scale = rng.range(0.1, 2.0);
+            let (ky, kt, mut kg) = (
+                k.tensor(&y).unwrap(),
+                k.tensor(&t).unwrap(),
+                k.zeros(len).unwrap(),
+            );
+            k.output_gradient(&ky, &kt, &mut kg, loss, output, 0.7, scale)
+                .unwrap();
+            let (ry, rt, mut rg) = (
+                r.tensor(&y).unwrap(),
+                r.tensor(&t).unwrap(),
+                r.zeros(len).unwrap(),
+            );
+            r.output_gradient(&ry, &rt, &mut rg, loss, output, 0.7, scale)
+                .unwrap();
+            assert_close(
+                &format!("{loss:?} {output:?} gradient"),
+                &plain(k, &kg),
+                &r.read(&rg).unwrap(),
+                &vec![1.0; len],
+            );
+            let (ksse, kfail) = k.error_metrics(&ky, &kt, loss, output, 0.35).unwrap();
+            let (rsse, rfail) = r.error_metrics(&ry, &rt, loss, output, 0.35).unwrap();
+            assert!(
+                (ksse - rsse).abs() <= NN_REL_TOL * rsse + 1e-6,
+                "{loss:?} sse {ksse} vs {rsse}"
+            );
+            assert!(
+                kfail.abs_diff(rfail) <= 1,
+                "{loss:?} bit fails {kfail} vs {rfail}"
+            );
+        }
+    }
+}
+
+/// Bias gradients: column sums with and without accumulation.
+pub fn column_sums<K: NnKernels>(k: &K) {
+    let r = ReferenceNn;
+    let mut rng = Rng::new(31);
+    for (rows, cols) in [(1, 1), (1, 70), (256, 3), (33, 129), (1000, 10)] {
+        for beta in [0.0, 1.0] {
+            let m = random(&mut rng, rows * cols, -1.0, 1.0);
+            let out = random(&mut rng, cols, -1.0, 1.0);
+            let (km, mut ko) = (k.tensor(&m).unwrap(), k.tensor(&out).unwrap());
+            k.column_sums(&km, &mut ko, rows, cols, beta).unwrap();
+            let (rm, mut ro) = (r.tensor(&m).unwrap(), r.tensor(&out).unwrap());
+            r.column_sums(&rm, &mut ro, rows, cols, beta).unwrap();
+            assert_close(
+                "column_sums",
+                &plain(k, &ko),
+                &r.read(&ro).unwrap(),
+                &vec![rows as f64; cols],
+            );
+        }
+    }
+}
+
+/// Five steps of every optimizer from the same start.
+pub fn optimizers<K: NnKernels>(k: &K) {
+    let r = ReferenceNn;
+    let mut rng = Rng::new(37);
+    let len = 517;
+    let w0 = random(&mut rng, len, -1.0, 1.0);
+    let grads: Vec<Vec<f32>> = (0..5).map(|_| random(&mut rng, len, -1.0, 1.0)).collect();
+    let ones = vec![1.0; len];
+    for momentum in [0.0, 0.9] {
+        let p = SgdParams {
+            learning_rate: 0.3,
+            momentum,
+            weight_decay: 0.01,
+        };
+        let (mut kw, mut kv) = (k.tensor(&w0).unwrap(), k.zeros(len).unwrap());
+        let (mut rw, mut rv) = (r.tensor(&w0).unwrap(), r.zeros(len).unwrap());
+        for g in &grads {
+            k.sgd_update(&mut kw, &k.tensor(g).unwrap(), &mut kv, p)
+                .unwrap();
+            r.sgd_update(&mut rw, &r.tensor(g).unwrap(), &mut rv, p)
+                .unwrap();
+        }
+        assert_close("sgd", &plain(k, &kw), &r.read(&rw).unwrap(), &ones);
+    }
+    {
+        let p = RpropParams::default();
+        let (mut kw, mut kp, mut ks) = (
+            k.tensor(&w0).unwrap(),
+            k.zeros(len).unwrap(),
+            k.tensor(&vec![0.1; len]).unwrap(),
+        );
+        let (mut rw, mut rp, mut rs) = (
+            r.tensor(&w0).unwrap(),
+            r.zeros(len).unwrap(),
+            r.tensor(&vec![0.1; len]).unwrap(),
+        );
+        for g in &grads {
+            k.rprop_update(&mut kw, &k.tensor(g).unwrap(), &mut kp, &mut ks, p)
+                .unwrap();
+            r.rprop_update(&mut rw, &r.tensor(g).unwrap(), &mut rp, &mut rs, p)
+                .unwrap();
+        }
+        assert_close(
+            "rprop weights",
+            &plain(k, &kw),
+            &r.read(&rw).unwrap(),
+            &ones,
+        );
+        assert_close("rprop steps", &plain(k, &ks), &r.read(&rs).unwrap(), &ones);
+    }
+    for decoupled in [false, true] {
+        let p = AdamParams {
+            learning_rate: 0.01,
+            weight_decay: 0.05,
+            decoupled,
+            ..AdamParams::default()
+        };
+        let (mut kw, mut km, mut kv) = (
+            k.tensor(&w0).unwrap(),
+            k.zeros(len).unwrap(),
+            k.zeros(len).unwrap(),
+        );
+        let (mut rw, mut rm, mut rv) = (
+            r.tensor(&w0).unwrap(),
+            r.zeros(len).unwrap(),
+            r.zeros(len).unwrap(),
+        );
+        for (t, g) in grads.iter().enumerate() {
+            k.adam_update(
+                &mut kw,
+                &k.tensor(g).unwrap(),
+                &mut km,
+                &mut kv,
+                t as u32 + 1,
+                p,
+            )
+            .unwrap();
+            r.adam_update(
+                &mut rw,
+                &r.tensor(g).unwrap(),
+                &mut rm,
+                &mut rv,
+                t as u32 + 1,
+                p,
+            )
+            .unwrap();
+        }
+        assert_close(
+            if decoupled { "adamw" } else { "adam" },
+            &plain(k, &kw),
+            &r.read(&rw).unwrap(),
+            &ones,
+        );
+    }
+}
+
+/// Mismatched lengths are typed errors, and the output is left untouched.
+pub fn shape_errors<K: NnKernels>(k: &K) {
+    let a = k.tensor(&[1.0; 6]).unwrap();
+    let b = k.tensor(&[1.0; 6]).unwrap();
+    let mut c = k.tensor(&[7.0; 4]).unwrap();
+    let err = k.gemm(Gemm::new(2, 2, 4), &a, &b, &mut c).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TesseraError::ShapeMismatch {
+                what: "gemm A",
+                got: 6,
+                expected: 8
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(k.read(&c).unwrap(), vec![7.0; 4]);
+    let mut y = k.zeros(5).unwrap();
+    let err = k
+        .bias_activation(&mut c, &a, &mut y, 2, 2, Activation::Relu, 1.0)
+        .unwrap_err();
+    assert!(matches!(err, TesseraError::ShapeMismatch { .. }), "{err}");
+    let mut v = k.zeros(3).unwrap();
+    assert!(
+        k.sgd_update(
+            &mut c,
+            &a,
+            &mut v,
+            SgdParams {
+                learning_rate: 0.1,
+                momentum: 0.0,
+                weight_decay: 0.0
+            }
+        )
+        .is_err()
+    );
+    assert_eq!(k.read(&c).unwrap(), vec![7.0; 4]);
+}
+
+/// Instantiates the neural-kernel parity suite for one backend. `$kernels` is an
+/// expression of type `Option<K>` with `K:` [`NnKernels`]; `None` skips the tests.
+#[macro_export]
+macro_rules! nn_parity_suite {
+    ($kernels:expr) => {
+        $crate::nn_parity_suite!(@tests $kernels; gemm_layouts, activations, losses, column_sums, optimizers, shape_errors);
+    };
+    (@tests $kernels:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                if let Some(k) = $kernels {
+                    $crate::reference::nn_parity::$name(&k);
+                }
+            }
+        )*
+    };
+}
