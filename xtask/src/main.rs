@@ -46,6 +46,9 @@ struct BenchArgs {
     /// Exit with status 1 when a regression is found.
     #[arg(long, requires = "baseline")]
     fail_on_regression: bool,
+    /// Re-render report.md and scaling.svg from an earlier report.json (no timing).
+    #[arg(long, conflicts_with_all = ["quick", "baseline", "list"])]
+    render: Option<PathBuf>,
     /// List the backends found on this machine and exit.
     #[arg(long)]
     list: bool,
@@ -92,6 +95,25 @@ fn bench(args: BenchArgs) -> ExitCode {
             println!("{:<16} {}", b.info.id, b.info.label);
         }
         return ExitCode::SUCCESS;
+    }
+    if let Some(path) = &args.render {
+        let report = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                serde_json::from_str::<tessera_bench::report::Report>(&t).map_err(|e| e.to_string())
+            });
+        return match report
+            .map(|r| tessera_bench::write_outputs(&r, &args.out).map_err(|e| e.to_string()))
+        {
+            Ok(Ok(files)) => {
+                files.iter().for_each(|f| println!("wrote {}", f.display()));
+                ExitCode::SUCCESS
+            }
+            Ok(Err(e)) | Err(e) => {
+                eprintln!("cargo xtask bench --render {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        };
     }
     let opts = tessera_bench::Options {
         quick: args.quick,

@@ -7,7 +7,7 @@ use crate::report::Report;
 
 const PANEL_W: f64 = 360.0;
 const PANEL_H: f64 = 260.0;
-const MARGIN: f64 = 52.0;
+const MARGIN: f64 = 72.0;
 const COLORS: &[&str] = &[
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
 ];
@@ -86,7 +86,7 @@ pub fn scaling_chart(report: &Report) -> String {
                 x0 + PANEL_W,
                 x0 - 4.0,
                 y + 4.0,
-                crate::timing::format_ns(v)
+                decade_label(d)
             );
         }
         let mut xticks: Vec<f64> = xs.clone();
@@ -146,6 +146,17 @@ pub fn scaling_chart(report: &Report) -> String {
     svg
 }
 
+/// `10^d` nanoseconds as a short label: 1 ns, 10 µs, 100 ms.
+fn decade_label(d: i32) -> String {
+    let units = ["ns", "µs", "ms", "s"];
+    let unit = (d.max(0) / 3).min(3);
+    format!(
+        "{} {}",
+        10u64.pow((d - 3 * unit) as u32),
+        units[unit as usize]
+    )
+}
+
 fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
@@ -155,4 +166,15 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
     let pad = ((hi - lo) * 0.05).max(0.05);
     (lo - pad, hi + pad)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decade_labels_are_short() {
+        assert_eq!(super::decade_label(0), "1 ns");
+        assert_eq!(super::decade_label(4), "10 µs");
+        assert_eq!(super::decade_label(8), "100 ms");
+        assert_eq!(super::decade_label(9), "1 s");
+    }
 }
