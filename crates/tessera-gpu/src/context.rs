@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tessera_tensor::error::{Result, TesseraError};
 
 use crate::acquisition::AcquisitionPipelines;
+use crate::nn::NnPipelines;
 
 /// A wgpu device and queue with what tessera caches on them. Cheap to clone: clones
 /// share the device, the queue and the compiled pipelines.
@@ -23,6 +24,7 @@ pub(crate) struct Inner {
     lost: Arc<AtomicBool>,
     last_error: Arc<Mutex<Option<String>>>,
     pub acquisition: OnceLock<Result<AcquisitionPipelines>>,
+    pub nn: OnceLock<Result<NnPipelines>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -123,6 +125,7 @@ impl GpuContext {
                 lost,
                 last_error,
                 acquisition: OnceLock::new(),
+                nn: OnceLock::new(),
             }),
         }
     }

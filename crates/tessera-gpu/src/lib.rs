@@ -8,10 +8,12 @@
 
 pub mod acquisition;
 mod context;
+pub mod nn;
 mod readback;
 pub mod testing;
 mod timer;
 
 pub use acquisition::GpuAcquisition;
 pub use context::GpuContext;
+pub use nn::{GpuNn, GpuTensor};
 pub use wgpu;

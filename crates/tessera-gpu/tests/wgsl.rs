@@ -18,6 +18,19 @@ fn acquisition_module_validates() {
 }
 
 #[test]
+fn nn_module_validates() {
+    validate("nn module", &tessera_gpu::nn::wgsl_module_source());
+    for i in 1..tessera_gpu::nn::WGSL_SOURCES.len() {
+        let source: String = tessera_gpu::nn::WGSL_SOURCES[..=i]
+            .iter()
+            .map(|(_, s)| *s)
+            .collect::<Vec<_>>()
+            .join("\n");
+        validate(tessera_gpu::nn::WGSL_SOURCES[i].0, &source);
+    }
+}
+
+#[test]
 fn every_kernel_file_validates_with_the_common_header() {
     let (_, common) = WGSL_SOURCES[0];
     // A kernel file may call stages from other files (the fused step, policy features),
@@ -35,14 +48,23 @@ fn every_kernel_file_validates_with_the_common_header() {
 
 #[test]
 fn every_shader_on_disk_is_built_into_a_module() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/acquisition");
+    for (family, sources) in [
+        ("acquisition", WGSL_SOURCES),
+        ("nn", tessera_gpu::nn::WGSL_SOURCES),
+    ] {
+        on_disk_matches(family, sources);
+    }
+}
+
+fn on_disk_matches(family: &str, sources: &[(&str, &str)]) {
+    let dir = format!("{}/../../shaders/{family}", env!("CARGO_MANIFEST_DIR"));
     let mut on_disk: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".wgsl"))
         .collect();
     on_disk.sort();
-    let mut built: Vec<String> = WGSL_SOURCES.iter().map(|(n, _)| n.to_string()).collect();
+    let mut built: Vec<String> = sources.iter().map(|(n, _)| n.to_string()).collect();
     built.sort();
     assert_eq!(on_disk, built);
 }

@@ -1,0 +1,576 @@
+//! The GPU neural kernels. Tensors stay on the device; operations are recorded into
+//! one pending command encoder (their parameters in a ring of uniform slots) and
+//! submitted together when a result is read, a tensor is overwritten from the host,
+//! the ring fills, or [`GpuNn::flush`] is called: a training step is one submission.
+
+mod pipelines;
+
+use std::sync::Mutex;
+
+use bytemuck::{Pod, Zeroable};
+use tessera_tensor::error::{Result, TesseraError};
+use tessera_tensor::nn::{
+    Activation, AdamParams, Gemm, Loss, NnKernels, RpropParams, SgdParams, check_lens,
+};
+use wgpu::util::DeviceExt;
+
+pub(crate) use pipelines::NnPipelines;
+pub use pipelines::{SOURCES as WGSL_SOURCES, module_source as wgsl_module_source};
+
+use crate::GpuContext;
+use crate::readback::read_buffers;
+
+/// Mirrors `NnParams` in `shaders/nn/common.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    trans_a: u32,
+    trans_b: u32,
+    len: u32,
+    rows: u32,
+    cols: u32,
+    activation: u32,
+    loss: u32,
+    step: u32,
+    decoupled: u32,
+    alpha: f32,
+    beta: f32,
+    steepness: f32,
+    scale: f32,
+    diff_scale: f32,
+    bit_fail_limit: f32,
+    learning_rate: f32,
+    momentum: f32,
+    weight_decay: f32,
+    beta1: f32,
+    beta2: f32,
+    epsilon: f32,
+    bias_correction1: f32,
+    bias_correction2: f32,
+    increase: f32,
+    decrease: f32,
+    delta_min: f32,
+    delta_max: f32,
+    _pad: [f32; 2],
+}
+
+/// Parameter slots in the ring before a submission is forced.
+const RING_SLOTS: u64 = 256;
+/// Threads of the element-wise kernels' workgroups.
+const EW: u32 = 256;
+
+/// A device-resident f32 tensor.
+#[derive(Debug)]
+pub struct GpuTensor {
+    buffer: wgpu::Buffer,
+    len: usize,
+}
+
+impl GpuTensor {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The underlying buffer (its size is rounded up to at least 4 bytes).
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+struct Pending {
+    encoder: Option<wgpu::CommandEncoder>,
+    slot: u64,
+}
+
+/// The wgpu implementation of [`NnKernels`].
+pub struct GpuNn {
+    ctx: GpuContext,
+    ring: wgpu::Buffer,
+    slot_stride: u64,
+    placeholder: wgpu::Buffer,
+    pending: Mutex<Pending>,
+}
+
+impl std::fmt::Debug for GpuNn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuNn").field("context", &self.ctx).finish()
+    }
+}
+
+impl GpuNn {
+    /// Neural kernels on `ctx` (pipelines are built once per context).
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        NnPipelines::of(ctx)?;
+        let align = u64::from(ctx.limits().min_uniform_buffer_offset_alignment);
+        let slot_stride = (std::mem::size_of::<Params>() as u64).div_ceil(align) * align;
+        let device = ctx.device();
+        Ok(Self {
+            ring: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("tessera nn params"),
+                size: slot_stride * RING_SLOTS,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            slot_stride,
+            placeholder: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("tessera nn placeholder"),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            }),
+            pending: Mutex::new(Pending {
+                encoder: None,
+                slot: 0,
+            }),
+            ctx: ctx.clone(),
+        })
+    }
+
+    /// The context the kernels run on.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// Submits every recorded operation.
+    pub fn flush(&self) -> Result<()> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        self.submit(&mut pending);
+        self.ctx.check()
+    }
+
+    /// Submits the recorded operations and waits for the device.
+    pub fn synchronize(&self) -> Result<()> {
+        self.flush()?;
+        self.ctx.wait_idle()
+    }
+
+    fn submit(&self, pending: &mut Pending) {
+        if let Some(encoder) = pending.encoder.take() {
+            let _span = tracing::debug_span!("nn_submit", ops = pending.slot).entered();
+            self.ctx.queue().submit([encoder.finish()]);
+        }
+        pending.slot = 0;
+    }
+
+    fn check_binding(&self, len: usize) -> Result<()> {
+        let bytes = len as u64 * 4;
+        let limit = self.ctx.max_binding_bytes();
+        if bytes > limit {
+            return Err(TesseraError::DeviceLimit {
+                what: "bytes of one tensor (one storage binding)",
+                needed: bytes,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records one dispatch of `entry` over `groups` workgroups (laid out 2D when
+    /// over the per-dimension limit) with `params` and tensors bound to t0..t4.
+    fn record(
+        &self,
+        entry: &str,
+        params: Params,
+        tensors: &[&wgpu::Buffer],
+        groups: (u32, u32),
+    ) -> Result<()> {
+        self.ctx.check()?;
+        let pipelines = NnPipelines::of(&self.ctx)?;
+        let (mut x, mut y) = groups;
+        if x == 0 || y == 0 {
+            return Ok(());
+        }
+        let max = self.ctx.limits().max_compute_workgroups_per_dimension;
+        if y == 1 && x > max {
+            y = x.div_ceil(max);
+            x = max;
+        }
+        if x > max || y > max {
+            return Err(TesseraError::DeviceLimit {
+                what: "workgroups per dispatch dimension",
+                needed: x.max(y).into(),
+                limit: max.into(),
+            });
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.slot == RING_SLOTS {
+            self.submit(&mut pending);
+        }
+        let offset = pending.slot * self.slot_stride;
+        pending.slot += 1;
+        self.ctx
+            .queue()
+            .write_buffer(&self.ring, offset, bytemuck::bytes_of(&params));
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.ring,
+                offset: 0,
+                size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
+            }),
+        }];
+        for b in 0..pipelines::TENSOR_BINDINGS as usize {
+            let buffer = tensors.get(b).copied().unwrap_or(&self.placeholder);
+            entries.push(wgpu::BindGroupEntry {
+                binding: b as u32 + 1,
+                resource: buffer.as_entire_binding(),
+            });
+        }
+        let bind_group = self
+            .ctx
+            .device()
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &pipelines.layout,
+                entries: &entries,
+            });
+        let _span = tracing::trace_span!("nn_dispatch", kernel = entry, x, y).entered();
+        let encoder = pending.encoder.get_or_insert_with(|| {
+            self.ctx
+                .device()
+                .create_command_encoder(&Default::default())
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(entry),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(pipelines.get(entry));
+        pass.set_bind_group(0, &bind_group, &[offset as u32]);
+        pass.dispatch_workgroups(x, y, 1);
+        Ok(())
+    }
+
+    fn elementwise(
+        &self,
+        entry: &str,
+        params: Params,
+        tensors: &[&wgpu::Buffer],
+        len: usize,
+    ) -> Result<()> {
+        self.record(entry, params, tensors, ((len as u32).div_ceil(EW), 1))
+    }
+}
+
+fn no_gradient(activation: Activation) -> TesseraError {
+    TesseraError::InvalidArgument {
+        what: "activation without a gradient",
+        value: activation.code() as f64,
+        expected: "a differentiable activation (thresholds are inference-only)",
+    }
+}
+
+impl NnKernels for GpuNn {
+    type Tensor = GpuTensor;
+
+    fn tensor(&self, data: &[f32]) -> Result<GpuTensor> {
+        self.check_binding(data.len())?;
+        let contents: &[u8] = if data.is_empty() {
+            &[0; 4]
+        } else {
+            bytemuck::cast_slice(data)
+        };
+        let buffer = self
+            .ctx
+            .device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("tessera tensor"),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            });
+        Ok(GpuTensor {
+            buffer,
+            len: data.len(),
+        })
+    }
+
+    fn zeros(&self, len: usize) -> Result<GpuTensor> {
+        self.check_binding(len)?;
+        let buffer = self.ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("tessera tensor"),
+            size: (len.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(GpuTensor { buffer, len })
+    }
+
+    fn write(&self, t: &mut GpuTensor, data: &[f32]) -> Result<()> {
+        check_lens("write", &[data.len()], t.len)?;
+        // Recorded work that reads `t` must see its old contents.
+        self.flush()?;
+        self.ctx
+            .queue()
+            .write_buffer(&t.buffer, 0, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    fn read(&self, t: &GpuTensor) -> Result<Vec<f32>> {
+        self.flush()?;
+        read_buffers(&self.ctx, &[(&t.buffer, t.len as u64 * 4)])
+    }
+
+    fn len(&self, t: &GpuTensor) -> usize {
+        t.len
+    }
+
+    fn gemm(&self, g: Gemm, a: &GpuTensor, b: &GpuTensor, c: &mut GpuTensor) -> Result<()> {
+        g.check(a.len, b.len, c.len)?;
+        let params = Params {
+            m: g.m as u32,
+            n: g.n as u32,
+            k: g.k as u32,
+            trans_a: g.trans_a.into(),
+            trans_b: g.trans_b.into(),
+            alpha: g.alpha,
+            beta: g.beta,
+            ..Params::default()
+        };
+        let tensors = [&a.buffer, &b.buffer, &c.buffer];
+        if g.m == 1 {
+            self.record("gemv", params, &tensors, ((g.n as u32).div_ceil(EW), 1))
+        } else {
+            self.record(
+                "gemm",
+                params,
+                &tensors,
+                ((g.n as u32).div_ceil(64), (g.m as u32).div_ceil(64)),
+            )
+        }
+    }
+
+    fn bias_activation(
+        &self,
+        z: &mut GpuTensor,
+        bias: &GpuTensor,
+        y: &mut GpuTensor,
+        rows: usize,
+        cols: usize,
+        activation: Activation,
+        steepness: f32,
+    ) -> Result<()> {
+        check_lens("bias_activation z, y", &[z.len, y.len], rows * cols)?;
+        check_lens("bias_activation bias", &[bias.len], cols)?;
+        let params = Params {
+            rows: rows as u32,
+            cols: cols as u32,
+            activation: activation.code(),
+            steepness,
+            ..Params::default()
+        };
+        let tensors = [&z.buffer, &bias.buffer, &y.buffer];
+        if activation.is_rowwise() {
+            self.record("bias_softmax", params, &tensors, (rows as u32, 1))
+        } else {
+            self.elementwise("bias_activation", params, &tensors, rows * cols)
+        }
+    }
+
+    fn activation_backward(
+        &self,
+        z: &GpuTensor,
+        y: &GpuTensor,
+        dy: &GpuTensor,
+        dz: &mut GpuTensor,
+        cols: usize,
+        activation: Activation,
+        steepness: f32,
+    ) -> Result<()> {
+        check_lens("activation_backward", &[y.len, dy.len, dz.len], z.len)?;
+        if cols == 0 || !z.len.is_multiple_of(cols) {
+            return Err(TesseraError::ShapeMismatch {
+                what: "activation_backward cols",
+                got: cols,
+                expected: z.len,
+            });
+        }
+        if !activation.has_gradient() {
+            return Err(no_gradient(activation));
+        }
+        let params = Params {
+            len: z.len as u32,
+            rows: (z.len / cols) as u32,
+            cols: cols as u32,
+            activation: activation.code(),
+            steepness,
+            ..Params::default()
+        };
+        let tensors = [&z.buffer, &y.buffer, &dy.buffer, &dz.buffer];
+        if activation.is_rowwise() {
+            self.record(
+                "softmax_backward",
+                params,
+                &tensors,
+                ((z.len / cols) as u32, 1),
+            )
+        } else {
+            self.elementwise("activation_backward", params, &tensors, z.len)
+        }
+    }
+
+    fn output_gradient(
+        &self,
+        y: &GpuTensor,
+        target: &GpuTensor,
+        grad: &mut GpuTensor,
+        loss: Loss,
+        output: Activation,
+        steepness: f32,
+        scale: f32,
+    ) -> Result<()> {
+        check_lens("output_gradient", &[target.len, grad.len], y.len)?;
+        let params = Params {
+            len: y.len as u32,
+            loss: loss.code(),
+            diff_scale: loss.diff_scale(output),
+            steepness,
+            scale,
+            ..Params::default()
+        };
+        self.elementwise(
+            "output_gradient",
+            params,
+            &[&y.buffer, &target.buffer, &grad.buffer],
+            y.len,
+        )
+    }
+
+    fn error_metrics(
+        &self,
+        y: &GpuTensor,
+        target: &GpuTensor,
+        loss: Loss,
+        output: Activation,
+        bit_fail_limit: f32,
+    ) -> Result<(f64, u64)> {
+        check_lens("error_metrics", &[target.len], y.len)?;
+        let groups = y.len.div_ceil(EW as usize);
+        let partials = self.zeros(2 * groups)?;
+        let params = Params {
+            len: y.len as u32,
+            diff_scale: loss.diff_scale(output),
+            bit_fail_limit,
+            ..Params::default()
+        };
+        self.elementwise(
+            "error_metrics",
+            params,
+            &[&y.buffer, &target.buffer, &partials.buffer],
+            y.len,
+        )?;
+        let parts = self.read(&partials)?;
+        Ok(parts.chunks_exact(2).fold((0.0, 0), |(sse, fails), p| {
+            (sse + p[0] as f64, fails + p[1] as u64)
+        }))
+    }
+
+    fn column_sums(
+        &self,
+        m: &GpuTensor,
+        out: &mut GpuTensor,
+        rows: usize,
+        cols: usize,
+        beta: f32,
+    ) -> Result<()> {
+        check_lens("column_sums m", &[m.len], rows * cols)?;
+        check_lens("column_sums out", &[out.len], cols)?;
+        let params = Params {
+            rows: rows as u32,
+            cols: cols as u32,
+            beta,
+            ..Params::default()
+        };
+        self.elementwise("column_sums", params, &[&m.buffer, &out.buffer], cols)
+    }
+
+    fn sgd_update(
+        &self,
+        w: &mut GpuTensor,
+        g: &GpuTensor,
+        v: &mut GpuTensor,
+        p: SgdParams,
+    ) -> Result<()> {
+        check_lens("sgd_update", &[g.len, v.len], w.len)?;
+        let params = Params {
+            len: w.len as u32,
+            learning_rate: p.learning_rate,
+            momentum: p.momentum,
+            weight_decay: p.weight_decay,
+            ..Params::default()
+        };
+        self.elementwise(
+            "sgd_update",
+            params,
+            &[&w.buffer, &g.buffer, &v.buffer],
+            w.len,
+        )
+    }
+
+    fn rprop_update(
+        &self,
+        w: &mut GpuTensor,
+        g: &GpuTensor,
+        prev_g: &mut GpuTensor,
+        step: &mut GpuTensor,
+        p: RpropParams,
+    ) -> Result<()> {
+        check_lens("rprop_update", &[g.len, prev_g.len, step.len], w.len)?;
+        let params = Params {
+            len: w.len as u32,
+            increase: p.increase_factor,
+            decrease: p.decrease_factor,
+            delta_min: p.delta_min,
+            delta_max: p.delta_max,
+            ..Params::default()
+        };
+        self.elementwise(
+            "rprop_update",
+            params,
+            &[&w.buffer, &g.buffer, &prev_g.buffer, &step.buffer],
+            w.len,
+        )
+    }
+
+    fn adam_update(
+        &self,
+        w: &mut GpuTensor,
+        g: &GpuTensor,
+        m: &mut GpuTensor,
+        v: &mut GpuTensor,
+        t: u32,
+        p: AdamParams,
+    ) -> Result<()> {
+        check_lens("adam_update", &[g.len, m.len, v.len], w.len)?;
+        let params = Params {
+            len: w.len as u32,
+            step: t,
+            decoupled: p.decoupled.into(),
+            learning_rate: p.learning_rate,
+            weight_decay: p.weight_decay,
+            beta1: p.beta1,
+            beta2: p.beta2,
+            epsilon: p.epsilon,
+            bias_correction1: 1.0 - p.beta1.powi(t as i32),
+            bias_correction2: 1.0 - p.beta2.powi(t as i32),
+            ..Params::default()
+        };
+        self.elementwise(
+            "adam_update",
+            params,
+            &[&w.buffer, &g.buffer, &m.buffer, &v.buffer],
+            w.len,
+        )
+    }
+}

@@ -1,0 +1,60 @@
+// Fused optimizer updates, one thread per weight.
+// sgd_update: t0 = w, t1 = g, t2 = velocity.
+// rprop_update (FANN's iRPROP-): t0 = w, t1 = g, t2 = previous g, t3 = step.
+// adam_update: t0 = w, t1 = g, t2 = m, t3 = v.
+
+@compute @workgroup_size(256)
+fn sgd_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    if (i < p.len) {
+        let v = p.momentum * t2[i] - p.learning_rate * (t1[i] + p.weight_decay * t0[i]);
+        t2[i] = v;
+        t0[i] = t0[i] + v;
+    }
+}
+
+@compute @workgroup_size(256)
+fn rprop_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    if (i < p.len) {
+        let prev_step = max(t3[i], 0.0001);
+        var g = t1[i];
+        var next = 0.0;
+        if (t2[i] * g >= 0.0) {
+            next = min(prev_step * p.increase, p.delta_max);
+        } else {
+            next = max(prev_step * p.decrease, p.delta_min);
+            g = 0.0;
+        }
+        if (g > 0.0) {
+            t0[i] = max(t0[i] - next, -1500.0);
+        } else if (g < 0.0) {
+            t0[i] = min(t0[i] + next, 1500.0);
+        }
+        t3[i] = next;
+        t2[i] = g;
+    }
+}
+
+@compute @workgroup_size(256)
+fn adam_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    if (i < p.len) {
+        var g = t1[i];
+        if (p.decoupled == 0u) {
+            g = g + p.weight_decay * t0[i];
+        }
+        let m = p.beta1 * t2[i] + (1.0 - p.beta1) * g;
+        let v = p.beta2 * t3[i] + (1.0 - p.beta2) * g * g;
+        t2[i] = m;
+        t3[i] = v;
+        var update = (m / p.bias_correction1) / (sqrt(v / p.bias_correction2) + p.epsilon);
+        if (p.decoupled != 0u) {
+            update = update + p.weight_decay * t0[i];
+        }
+        t0[i] = t0[i] - p.learning_rate * update;
+    }
+}
