@@ -10,5 +10,6 @@ pub mod error;
 pub mod nn;
 #[cfg(feature = "reference")]
 pub mod reference;
+pub mod rng;
 
 pub use error::{Result, TesseraError};

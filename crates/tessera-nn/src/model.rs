@@ -1,0 +1,172 @@
+//! A network resident on a backend: weights as backend tensors, plus activations
+//! and gradients sized for a batch.
+
+use tessera_tensor::error::{Result, TesseraError};
+use tessera_tensor::nn::{Gemm, NnKernels};
+
+use crate::network::{Layer, Network};
+
+/// One layer's tensors.
+pub(crate) struct DeviceLayer<K: NnKernels> {
+    pub spec: Layer,
+    pub w: K::Tensor,
+    pub b: K::Tensor,
+}
+
+/// Per-batch buffers: the input, each layer's sums and activations, and the
+/// backward pass's gradients.
+pub(crate) struct Workspace<K: NnKernels> {
+    pub rows: usize,
+    pub x: K::Tensor,
+    pub target: K::Tensor,
+    pub z: Vec<K::Tensor>,
+    pub a: Vec<K::Tensor>,
+    pub dz: Vec<K::Tensor>,
+    pub da: Vec<K::Tensor>,
+}
+
+/// A [`Network`] uploaded to a backend (`CpuNn`, `GpuNn`, or the f64 reference).
+pub struct Model<K: NnKernels> {
+    pub(crate) kernels: K,
+    pub(crate) layers: Vec<DeviceLayer<K>>,
+    pub(crate) work: Option<Workspace<K>>,
+}
+
+impl<K: NnKernels> std::fmt::Debug for Model<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sizes: Vec<_> = self
+            .layers
+            .iter()
+            .map(|l| (l.spec.inputs, l.spec.outputs))
+            .collect();
+        f.debug_struct("Model").field("layers", &sizes).finish()
+    }
+}
+
+impl<K: NnKernels> Model<K> {
+    /// Uploads `net` to `kernels`' backend.
+    pub fn new(kernels: K, net: &Network) -> Result<Self> {
+        let layers = net
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(DeviceLayer {
+                    spec: l.clone(),
+                    w: kernels.tensor(&l.weights)?,
+                    b: kernels.tensor(&l.bias)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            kernels,
+            layers,
+            work: None,
+        })
+    }
+
+    /// The backend's kernels.
+    pub fn kernels(&self) -> &K {
+        &self.kernels
+    }
+
+    /// Number of inputs.
+    pub fn inputs(&self) -> usize {
+        self.layers[0].spec.inputs
+    }
+
+    /// Number of outputs.
+    pub fn outputs(&self) -> usize {
+        self.layers[self.layers.len() - 1].spec.outputs
+    }
+
+    /// Copies the weights back into a host [`Network`].
+    pub fn to_network(&self) -> Result<Network> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(Layer {
+                    weights: self.kernels.read(&l.w)?,
+                    bias: self.kernels.read(&l.b)?,
+                    ..l.spec.clone()
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Network { layers })
+    }
+
+    /// The weight tensor of layer `l` (e.g. to perturb it in a gradient check).
+    pub fn weights_mut(&mut self, l: usize) -> &mut K::Tensor {
+        &mut self.layers[l].w
+    }
+
+    /// (Re)allocates the workspace for `rows` samples per batch.
+    pub(crate) fn ensure_workspace(&mut self, rows: usize) -> Result<()> {
+        if self.work.as_ref().is_some_and(|w| w.rows == rows) {
+            return Ok(());
+        }
+        let k = &self.kernels;
+        let per_layer = |f: &dyn Fn(&DeviceLayer<K>) -> usize| -> Result<Vec<K::Tensor>> {
+            self.layers.iter().map(|l| k.zeros(rows * f(l))).collect()
+        };
+        self.work = Some(Workspace {
+            rows,
+            x: k.zeros(rows * self.inputs())?,
+            target: k.zeros(rows * self.outputs())?,
+            z: per_layer(&|l| l.spec.outputs)?,
+            a: per_layer(&|l| l.spec.outputs)?,
+            dz: per_layer(&|l| l.spec.outputs)?,
+            da: per_layer(&|l| l.spec.outputs)?,
+        });
+        Ok(())
+    }
+
+    /// Runs the forward pass on the workspace's input (already written).
+    pub(crate) fn forward_workspace(&mut self) -> Result<()> {
+        let k = &self.kernels;
+        let work = self.work.as_mut().expect("workspace allocated");
+        let rows = work.rows;
+        for (i, l) in self.layers.iter().enumerate() {
+            let (before, after) = work.a.split_at_mut(i);
+            let input = if i == 0 { &work.x } else { &before[i - 1] };
+            let g = Gemm::new(rows, l.spec.outputs, l.spec.inputs);
+            k.gemm(g, input, &l.w, &mut work.z[i])?;
+            k.bias_activation(
+                &mut work.z[i],
+                &l.b,
+                &mut after[0],
+                rows,
+                l.spec.outputs,
+                l.spec.activation,
+                l.spec.steepness,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Outputs for `inputs` (`[rows, inputs]` row-major), `[rows, outputs]`.
+    pub fn forward(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
+        self.forward_on_device(inputs)?;
+        let work = self.work.as_ref().expect("workspace allocated");
+        self.kernels.read(&work.a[self.layers.len() - 1])
+    }
+
+    /// Runs the forward pass and returns the output tensor without reading it back.
+    pub fn forward_on_device(&mut self, inputs: &[f32]) -> Result<&K::Tensor> {
+        let n_in = self.inputs();
+        if inputs.is_empty() || !inputs.len().is_multiple_of(n_in) {
+            return Err(TesseraError::ShapeMismatch {
+                what: "inputs",
+                got: inputs.len(),
+                expected: n_in,
+            });
+        }
+        tessera_tensor::error::check_finite("inputs", inputs)?;
+        self.ensure_workspace(inputs.len() / n_in)?;
+        let work = self.work.as_mut().expect("workspace allocated");
+        self.kernels.write(&mut work.x, inputs)?;
+        self.forward_workspace()?;
+        let work = self.work.as_ref().expect("workspace allocated");
+        Ok(&work.a[self.layers.len() - 1])
+    }
+}

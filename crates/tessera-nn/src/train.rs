@@ -1,0 +1,471 @@
+//! Training: FANN's INCREMENTAL, BATCH and RPROP with FANN's semantics, and
+//! mini-batch SGD with momentum, Adam and AdamW. The whole step runs on the model's
+//! backend; only the error metrics are read back, once per batch.
+
+use tessera_tensor::error::{Result, TesseraError};
+use tessera_tensor::nn::{AdamParams, Gemm, Loss, NnKernels, RpropParams, SgdParams};
+use tessera_tensor::rng::Rng;
+
+use crate::data::TrainData;
+use crate::model::Model;
+
+/// A training algorithm.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Algorithm {
+    /// FANN_TRAIN_INCREMENTAL: an update after every sample,
+    /// `w += lr * slope + momentum * previous delta`.
+    Incremental {
+        /// FANN default 0.7.
+        learning_rate: f32,
+        /// FANN default 0.
+        momentum: f32,
+    },
+    /// FANN_TRAIN_BATCH: one update per epoch with the summed gradient scaled by
+    /// `learning_rate / samples`.
+    Batch {
+        /// FANN default 0.7.
+        learning_rate: f32,
+    },
+    /// FANN_TRAIN_RPROP (iRPROP-): one update per epoch, per-weight steps.
+    Rprop {
+        /// Step factors and bounds (FANN defaults by `Default`).
+        params: RpropParams,
+        /// Initial step (FANN default 0.1).
+        delta_zero: f32,
+    },
+    /// Mini-batch SGD with momentum on the mean gradient.
+    Sgd {
+        /// Learning rate, momentum and weight decay.
+        params: SgdParams,
+        /// Samples per update.
+        batch_size: usize,
+    },
+    /// Adam (or AdamW with `params.decoupled`) on the mean mini-batch gradient.
+    Adam {
+        /// Adam's hyper-parameters.
+        params: AdamParams,
+        /// Samples per update.
+        batch_size: usize,
+    },
+}
+
+impl Algorithm {
+    /// FANN's default algorithm: RPROP with FANN's parameters.
+    pub fn fann_rprop() -> Self {
+        Algorithm::Rprop {
+            params: RpropParams::default(),
+            delta_zero: 0.1,
+        }
+    }
+
+    fn is_fann(&self) -> bool {
+        matches!(
+            self,
+            Algorithm::Incremental { .. } | Algorithm::Batch { .. } | Algorithm::Rprop { .. }
+        )
+    }
+
+    /// Samples per update, or `None` for full-batch algorithms.
+    fn batch_size(&self) -> Option<usize> {
+        match self {
+            Algorithm::Incremental { .. } => Some(1),
+            Algorithm::Batch { .. } | Algorithm::Rprop { .. } => None,
+            Algorithm::Sgd { batch_size, .. } | Algorithm::Adam { batch_size, .. } => {
+                Some(*batch_size)
+            }
+        }
+    }
+}
+
+/// How to train.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainConfig {
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// The loss. FANN algorithms default to `Loss::Fann { tanh: false }`.
+    pub loss: Loss,
+    /// FANN's bit-fail limit (default 0.35).
+    pub bit_fail_limit: f32,
+    /// Shuffle the samples every epoch with this seed (FANN does not shuffle).
+    pub shuffle_seed: Option<u64>,
+    /// Rows per forward/backward pass of full-batch algorithms (bounds memory).
+    pub chunk_rows: usize,
+}
+
+impl TrainConfig {
+    /// `algorithm` with FANN's loss for FANN algorithms and mean squared error
+    /// otherwise, bit-fail limit 0.35, no shuffling.
+    pub fn new(algorithm: Algorithm) -> Self {
+        Self {
+            algorithm,
+            loss: if algorithm.is_fann() {
+                Loss::Fann { tanh: false }
+            } else {
+                Loss::MeanSquared
+            },
+            bit_fail_limit: 0.35,
+            shuffle_seed: None,
+            chunk_rows: 4096,
+        }
+    }
+}
+
+/// What one epoch measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochStats {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Mean squared error as FANN reports it: SSE / (outputs x samples), measured
+    /// during the epoch's forward passes.
+    pub mse: f64,
+    /// Outputs whose error reached the bit-fail limit.
+    pub bit_fail: u64,
+}
+
+struct LayerState<K: NnKernels> {
+    gw: K::Tensor,
+    gb: K::Tensor,
+    /// Optimizer state: velocity (SGD), previous gradient (RPROP), first moment (Adam).
+    sw: [K::Tensor; 2],
+    sb: [K::Tensor; 2],
+}
+
+/// Trains a [`Model`] on its backend.
+pub struct Trainer<K: NnKernels> {
+    model: Model<K>,
+    config: TrainConfig,
+    state: Vec<LayerState<K>>,
+    updates: u32,
+    epoch: usize,
+    rng: Rng,
+    order: Vec<usize>,
+    x: Vec<f32>,
+    t: Vec<f32>,
+}
+
+impl<K: NnKernels> std::fmt::Debug for Trainer<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("model", &self.model)
+            .field("config", &self.config)
+            .field("epoch", &self.epoch)
+            .finish()
+    }
+}
+
+impl<K: NnKernels> Trainer<K> {
+    /// A trainer for `model`. Fails if a layer cannot be trained (thresholds), if the
+    /// loss does not fit the output layer, or on a zero batch size.
+    pub fn new(model: Model<K>, config: TrainConfig) -> Result<Self> {
+        if let Some(l) = model
+            .layers
+            .iter()
+            .find(|l| !l.spec.activation.has_gradient())
+        {
+            return Err(TesseraError::InvalidArgument {
+                what: "untrainable activation",
+                value: l.spec.activation.code() as f64,
+                expected: "differentiable activations in every layer (thresholds are inference-only)",
+            });
+        }
+        let output = model.layers[model.layers.len() - 1].spec.activation;
+        if output.is_rowwise() != (config.loss == Loss::SoftmaxCrossEntropy) {
+            return Err(TesseraError::InvalidArgument {
+                what: "loss and output activation",
+                value: config.loss.code() as f64,
+                expected: "softmax cross-entropy exactly when the output layer is softmax",
+            });
+        }
+        if config.algorithm.batch_size() == Some(0) || config.chunk_rows == 0 {
+            return Err(TesseraError::InvalidArgument {
+                what: "batch size",
+                value: 0.0,
+                expected: ">= 1",
+            });
+        }
+        let k = &model.kernels;
+        let init_step = match config.algorithm {
+            Algorithm::Rprop { delta_zero, .. } => delta_zero,
+            _ => 0.0,
+        };
+        let state = model
+            .layers
+            .iter()
+            .map(|l| {
+                let (nw, nb) = (l.spec.weights.len(), l.spec.bias.len());
+                Ok(LayerState {
+                    gw: k.zeros(nw)?,
+                    gb: k.zeros(nb)?,
+                    sw: [k.zeros(nw)?, k.tensor(&vec![init_step; nw])?],
+                    sb: [k.zeros(nb)?, k.tensor(&vec![init_step; nb])?],
+                })
+            })
+            .collect::<Result<_>>()?;
+        let rng = Rng::new(config.shuffle_seed.unwrap_or(0));
+        Ok(Self {
+            model,
+            config,
+            state,
+            updates: 0,
+            epoch: 0,
+            rng,
+            order: Vec::new(),
+            x: Vec::new(),
+            t: Vec::new(),
+        })
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &Model<K> {
+        &self.model
+    }
+
+    /// The model, mutably (e.g. to run it between epochs).
+    pub fn model_mut(&mut self) -> &mut Model<K> {
+        &mut self.model
+    }
+
+    /// Ends training and returns the model.
+    pub fn into_model(self) -> Model<K> {
+        self.model
+    }
+
+    /// Forward and backward on `rows` samples already in `self.x`/`self.t`:
+    /// gradients into the layer states (overwritten, or added to when `accumulate`).
+    /// Returns the batch's SSE and bit fails.
+    fn backprop(&mut self, rows: usize, accumulate: bool, scale: f32) -> Result<(f64, u64)> {
+        self.model.ensure_workspace(rows)?;
+        let k = &self.model.kernels;
+        {
+            let work = self.model.work.as_mut().expect("workspace allocated");
+            k.write(&mut work.x, &self.x)?;
+            k.write(&mut work.target, &self.t)?;
+        }
+        self.model.forward_workspace()?;
+        let k = &self.model.kernels;
+        let layers = &self.model.layers;
+        let last = layers.len() - 1;
+        let work = self.model.work.as_mut().expect("workspace allocated");
+        let out = &layers[last].spec;
+        let metrics = k.error_metrics(
+            &work.a[last],
+            &work.target,
+            self.config.loss,
+            out.activation,
+            self.config.bit_fail_limit,
+        )?;
+        if self.config.loss == Loss::SoftmaxCrossEntropy {
+            k.output_gradient(
+                &work.a[last],
+                &work.target,
+                &mut work.dz[last],
+                self.config.loss,
+                out.activation,
+                out.steepness,
+                scale,
+            )?;
+        } else {
+            k.output_gradient(
+                &work.a[last],
+                &work.target,
+                &mut work.da[last],
+                self.config.loss,
+                out.activation,
+                out.steepness,
+                scale,
+            )?;
+            k.activation_backward(
+                &work.z[last],
+                &work.a[last],
+                &work.da[last],
+                &mut work.dz[last],
+                out.outputs,
+                out.activation,
+                out.steepness,
+            )?;
+        }
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        for l in (0..layers.len()).rev() {
+            let spec = &layers[l].spec;
+            let st = &mut self.state[l];
+            let input = if l == 0 { &work.x } else { &work.a[l - 1] };
+            let g = Gemm {
+                m: spec.inputs,
+                n: spec.outputs,
+                k: rows,
+                trans_a: true,
+                trans_b: false,
+                alpha: 1.0,
+                beta,
+            };
+            k.gemm(g, input, &work.dz[l], &mut st.gw)?;
+            k.column_sums(&work.dz[l], &mut st.gb, rows, spec.outputs, beta)?;
+            if l > 0 {
+                let g = Gemm {
+                    m: rows,
+                    n: spec.inputs,
+                    k: spec.outputs,
+                    trans_a: false,
+                    trans_b: true,
+                    alpha: 1.0,
+                    beta: 0.0,
+                };
+                let (lower, upper) = work.da.split_at_mut(l);
+                let _ = upper;
+                k.gemm(g, &work.dz[l], &layers[l].w, &mut lower[l - 1])?;
+                let prev = &layers[l - 1].spec;
+                let (dz_lower, _) = work.dz.split_at_mut(l);
+                k.activation_backward(
+                    &work.z[l - 1],
+                    &work.a[l - 1],
+                    &lower[l - 1],
+                    &mut dz_lower[l - 1],
+                    prev.outputs,
+                    prev.activation,
+                    prev.steepness,
+                )?;
+            }
+        }
+        Ok(metrics)
+    }
+
+    /// Applies one update of the configured algorithm with the accumulated gradients
+    /// of `samples` samples.
+    fn update(&mut self, samples: usize) -> Result<()> {
+        self.updates += 1;
+        let k = &self.model.kernels;
+        for (layer, st) in self.model.layers.iter_mut().zip(&mut self.state) {
+            let pairs = [
+                (&mut layer.w, &st.gw, &mut st.sw),
+                (&mut layer.b, &st.gb, &mut st.sb),
+            ];
+            for (w, g, [s0, s1]) in pairs {
+                match self.config.algorithm {
+                    Algorithm::Incremental {
+                        learning_rate,
+                        momentum,
+                    } => k.sgd_update(
+                        w,
+                        g,
+                        s0,
+                        SgdParams {
+                            learning_rate,
+                            momentum,
+                            weight_decay: 0.0,
+                        },
+                    )?,
+                    Algorithm::Batch { learning_rate } => {
+                        let p = SgdParams {
+                            learning_rate: learning_rate / samples as f32,
+                            momentum: 0.0,
+                            weight_decay: 0.0,
+                        };
+                        k.sgd_update(w, g, s0, p)?
+                    }
+                    Algorithm::Rprop { params, .. } => k.rprop_update(w, g, s0, s1, params)?,
+                    Algorithm::Sgd { params, .. } => k.sgd_update(w, g, s0, params)?,
+                    Algorithm::Adam { params, .. } => {
+                        k.adam_update(w, g, s0, s1, self.updates, params)?
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass over `data`. Returns FANN-style MSE and bit-fail count.
+    pub fn train_epoch(&mut self, data: &TrainData) -> Result<EpochStats> {
+        if data.n_inputs != self.model.inputs() || data.n_outputs != self.model.outputs() {
+            return Err(TesseraError::ShapeMismatch {
+                what: "training data inputs/outputs",
+                got: data.n_inputs * 1000 + data.n_outputs,
+                expected: self.model.inputs() * 1000 + self.model.outputs(),
+            });
+        }
+        if data.is_empty() {
+            return Err(TesseraError::ShapeMismatch {
+                what: "training samples",
+                got: 0,
+                expected: 1,
+            });
+        }
+        self.epoch += 1;
+        let n = data.len();
+        self.order = (0..n).collect();
+        if self.config.shuffle_seed.is_some() {
+            let mut order = std::mem::take(&mut self.order);
+            self.rng.shuffle(&mut order);
+            self.order = order;
+        }
+        let (mut sse, mut fails) = (0.0, 0);
+        let order = std::mem::take(&mut self.order);
+        match self.config.algorithm.batch_size() {
+            None => {
+                for (c, chunk) in order.chunks(self.config.chunk_rows).enumerate() {
+                    data.gather(chunk, &mut self.x, &mut self.t);
+                    let (s, f) = self.backprop(chunk.len(), c > 0, 1.0)?;
+                    sse += s;
+                    fails += f;
+                }
+                self.update(n)?;
+            }
+            Some(batch) => {
+                let fann = self.config.algorithm.is_fann();
+                for chunk in order.chunks(batch) {
+                    data.gather(chunk, &mut self.x, &mut self.t);
+                    let scale = if fann { 1.0 } else { 1.0 / chunk.len() as f32 };
+                    let (s, f) = self.backprop(chunk.len(), false, scale)?;
+                    sse += s;
+                    fails += f;
+                    self.update(chunk.len())?;
+                }
+            }
+        }
+        self.order = order;
+        Ok(EpochStats {
+            epoch: self.epoch,
+            mse: sse / (n * data.n_outputs) as f64,
+            bit_fail: fails,
+        })
+    }
+
+    /// Trains until the MSE reaches `desired_error` or `max_epochs` pass. `callback`
+    /// sees every epoch's stats and may stop training by returning false.
+    pub fn train_until(
+        &mut self,
+        data: &TrainData,
+        max_epochs: usize,
+        desired_error: f64,
+        mut callback: impl FnMut(&EpochStats) -> bool,
+    ) -> Result<EpochStats> {
+        let mut last = None;
+        for _ in 0..max_epochs {
+            let stats = self.train_epoch(data)?;
+            last = Some(stats);
+            if !callback(&stats) || stats.mse <= desired_error {
+                break;
+            }
+        }
+        last.ok_or(TesseraError::InvalidArgument {
+            what: "max_epochs",
+            value: 0.0,
+            expected: ">= 1",
+        })
+    }
+
+    /// The gradients of the last backward pass: `(weights, biases)` per layer.
+    pub fn gradients(&self) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+        let k = &self.model.kernels;
+        self.state
+            .iter()
+            .map(|s| Ok((k.read(&s.gw)?, k.read(&s.gb)?)))
+            .collect()
+    }
+
+    /// Computes gradients for `data` (summed over samples, scale 1) without updating.
+    pub fn compute_gradients(&mut self, data: &TrainData) -> Result<(f64, u64)> {
+        let idx: Vec<usize> = (0..data.len()).collect();
+        data.gather(&idx, &mut self.x, &mut self.t);
+        self.backprop(data.len(), false, 1.0)
+    }
+}

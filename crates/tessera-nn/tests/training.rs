@@ -1,0 +1,312 @@
+//! Gradients against finite differences, backends against each other and the f64
+//! reference, every optimizer, determinism and errors.
+
+use tessera_cpu::CpuNn;
+use tessera_gpu::{GpuNn, testing};
+use tessera_nn::{Algorithm, Init, Model, Network, TrainConfig, TrainData, Trainer};
+use tessera_tensor::TesseraError;
+use tessera_tensor::nn::{Activation, AdamParams, Loss, NnKernels, SgdParams};
+use tessera_tensor::reference::ReferenceNn;
+use tessera_tensor::rng::Rng;
+
+fn gpu() -> Option<GpuNn> {
+    testing::shared_context().map(|c| GpuNn::new(&c).unwrap())
+}
+
+/// A 3-layer net (4-5-6-3) with mixed smooth activations and random data.
+fn fixture(output: Activation, seed: u64) -> (Network, TrainData) {
+    let mut net = Network::new(
+        &[4, 5, 6, 3],
+        Activation::SigmoidSymmetric,
+        Init::Xavier,
+        seed,
+    )
+    .unwrap();
+    net.set_activation(1, Activation::Gelu, 0.8).unwrap();
+    net.set_output_activation(output, 0.7).unwrap();
+    let mut rng = Rng::new(seed + 1);
+    let samples = 7;
+    let inputs = (0..samples * 4).map(|_| rng.range(-1.0, 1.0)).collect();
+    let outputs = (0..samples)
+        .flat_map(|_| {
+            if output == Activation::Softmax {
+                let hot = rng.below(3);
+                (0..3).map(|j| f32::from(j == hot)).collect::<Vec<_>>()
+            } else {
+                (0..3).map(|_| rng.range(-0.8, 0.8)).collect()
+            }
+        })
+        .collect();
+    (net, TrainData::new(4, 3, inputs, outputs).unwrap())
+}
+
+fn loss_f64(out: &[f64], target: &[f32], loss: Loss) -> f64 {
+    out.iter()
+        .zip(target)
+        .map(|(&y, &t)| match loss {
+            Loss::SoftmaxCrossEntropy => -(t as f64) * y.ln(),
+            _ => 0.5 * (y - t as f64).powi(2),
+        })
+        .sum()
+}
+
+#[test]
+fn gradients_match_central_finite_differences_in_f64() {
+    for (output, loss) in [
+        (Activation::Sigmoid, Loss::MeanSquared),
+        (Activation::Softmax, Loss::SoftmaxCrossEntropy),
+    ] {
+        let (net, data) = fixture(output, 3);
+        let model = Model::new(ReferenceNn, &net).unwrap();
+        let config = TrainConfig {
+            loss,
+            ..TrainConfig::new(Algorithm::Sgd {
+                params: SgdParams {
+                    learning_rate: 0.1,
+                    momentum: 0.0,
+                    weight_decay: 0.0,
+                },
+                batch_size: 7,
+            })
+        };
+        let mut trainer = Trainer::new(model, config).unwrap();
+        trainer.compute_gradients(&data).unwrap();
+        let grads = trainer.gradients().unwrap();
+        let h = 1e-6;
+        for (l, (gw, _)) in grads.iter().enumerate() {
+            for (i, &g) in gw.iter().enumerate() {
+                let mut eval = |delta: f64| {
+                    trainer.model_mut().weights_mut(l)[i] += delta;
+                    let out = trainer
+                        .model_mut()
+                        .forward_on_device(&data.inputs)
+                        .unwrap()
+                        .clone();
+                    trainer.model_mut().weights_mut(l)[i] -= delta;
+                    loss_f64(&out, &data.outputs, loss)
+                };
+                let fd = (eval(h) - eval(-h)) / (2.0 * h);
+                assert!(
+                    (fd - g as f64).abs() <= 1e-6 * fd.abs() + 1e-7,
+                    "{output:?} layer {l} weight {i}: {g} vs {fd}"
+                );
+            }
+        }
+    }
+}
+
+/// Per layer: (weight gradients, bias gradients).
+type Gradients = Vec<(Vec<f32>, Vec<f32>)>;
+
+fn close(what: &str, got: &[f32], want: &[f32]) {
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let tol = 1e-4 * (w.abs() as f64 + 1e-2 * scale) + 1e-7;
+        assert!(((g - w) as f64).abs() <= tol, "{what}[{i}]: {g} vs {w}");
+    }
+}
+
+fn forward_and_gradients<K: NnKernels>(
+    k: K,
+    net: &Network,
+    data: &TrainData,
+    loss: Loss,
+) -> (Vec<f32>, Gradients) {
+    let mut model = Model::new(k, net).unwrap();
+    let out = model.forward(&data.inputs).unwrap();
+    let config = TrainConfig {
+        loss,
+        ..TrainConfig::new(Algorithm::fann_rprop())
+    };
+    let mut trainer = Trainer::new(model, config).unwrap();
+    trainer.compute_gradients(data).unwrap();
+    (out, trainer.gradients().unwrap())
+}
+
+#[test]
+fn cpu_and_gpu_agree_with_the_reference_on_a_three_layer_net() {
+    for (output, loss) in [
+        (Activation::Sigmoid, Loss::MeanSquared),
+        (Activation::SigmoidSymmetric, Loss::Fann { tanh: true }),
+        (Activation::Softmax, Loss::SoftmaxCrossEntropy),
+    ] {
+        let (net, data) = fixture(output, 11);
+        let (want_out, want_grads) = forward_and_gradients(ReferenceNn, &net, &data, loss);
+        let mut backends: Vec<(&str, (Vec<f32>, Gradients))> = vec![(
+            "cpu",
+            forward_and_gradients(CpuNn::new(), &net, &data, loss),
+        )];
+        if let Some(g) = gpu() {
+            backends.push(("gpu", forward_and_gradients(g, &net, &data, loss)));
+        }
+        for (name, (out, grads)) in backends {
+            close(&format!("{name} {output:?} forward"), &out, &want_out);
+            for (l, ((gw, gb), (ww, wb))) in grads.iter().zip(&want_grads).enumerate() {
+                close(
+                    &format!("{name} {output:?} layer {l} weight gradient"),
+                    gw,
+                    ww,
+                );
+                close(
+                    &format!("{name} {output:?} layer {l} bias gradient"),
+                    gb,
+                    wb,
+                );
+            }
+        }
+    }
+}
+
+fn algorithms() -> Vec<Algorithm> {
+    vec![
+        Algorithm::Incremental {
+            learning_rate: 0.7,
+            momentum: 0.1,
+        },
+        Algorithm::Batch { learning_rate: 0.7 },
+        Algorithm::fann_rprop(),
+        Algorithm::Sgd {
+            params: SgdParams {
+                learning_rate: 0.2,
+                momentum: 0.9,
+                weight_decay: 1e-4,
+            },
+            batch_size: 3,
+        },
+        Algorithm::Adam {
+            params: AdamParams {
+                learning_rate: 0.01,
+                ..AdamParams::default()
+            },
+            batch_size: 4,
+        },
+        Algorithm::Adam {
+            params: AdamParams {
+                learning_rate: 0.01,
+                weight_decay: 0.01,
+                decoupled: true,
+                ..AdamParams::default()
+            },
+            batch_size: 7,
+        },
+    ]
+}
+
+fn train_three_epochs<K: NnKernels>(
+    k: K,
+    net: &Network,
+    data: &TrainData,
+    algorithm: Algorithm,
+) -> (Vec<f64>, Network) {
+    let mut trainer =
+        Trainer::new(Model::new(k, net).unwrap(), TrainConfig::new(algorithm)).unwrap();
+    let mses = (0..3)
+        .map(|_| trainer.train_epoch(data).unwrap().mse)
+        .collect();
+    (mses, trainer.model().to_network().unwrap())
+}
+
+#[test]
+fn every_optimizer_agrees_across_backends_for_a_few_epochs() {
+    let (net, data) = fixture(Activation::SigmoidSymmetric, 5);
+    for algorithm in algorithms() {
+        let (want_mse, want_net) = train_three_epochs(ReferenceNn, &net, &data, algorithm);
+        let mut runs = vec![(
+            "cpu",
+            train_three_epochs(CpuNn::new(), &net, &data, algorithm),
+        )];
+        if let Some(g) = gpu() {
+            runs.push(("gpu", train_three_epochs(g, &net, &data, algorithm)));
+        }
+        for (name, (mse, trained)) in runs {
+            for (m, w) in mse.iter().zip(&want_mse) {
+                assert!(
+                    (m - w).abs() <= 1e-4 * w + 1e-7,
+                    "{name} {algorithm:?}: mse {m} vs {w}"
+                );
+            }
+            for (l, (a, b)) in trained.layers.iter().zip(&want_net.layers).enumerate() {
+                close(
+                    &format!("{name} {algorithm:?} layer {l} weights"),
+                    &a.weights,
+                    &b.weights,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn same_seed_gives_the_same_weights_bit_for_bit() {
+    for init in [
+        Init::FannUniform,
+        Init::Xavier,
+        Init::He,
+        Init::WidrowNguyen {
+            min: -1.0,
+            max: 1.0,
+        },
+    ] {
+        let a = Network::new(&[3, 8, 2], Activation::Relu, init, 42).unwrap();
+        assert_eq!(
+            a,
+            Network::new(&[3, 8, 2], Activation::Relu, init, 42).unwrap()
+        );
+        assert_ne!(
+            a,
+            Network::new(&[3, 8, 2], Activation::Relu, init, 43).unwrap()
+        );
+    }
+    let (net, data) = fixture(Activation::Sigmoid, 9);
+    let config = TrainConfig {
+        shuffle_seed: Some(5),
+        ..TrainConfig::new(Algorithm::Sgd {
+            params: SgdParams {
+                learning_rate: 0.1,
+                momentum: 0.5,
+                weight_decay: 0.0,
+            },
+            batch_size: 2,
+        })
+    };
+    let run = || {
+        let mut t = Trainer::new(Model::new(CpuNn::new(), &net).unwrap(), config).unwrap();
+        for _ in 0..4 {
+            t.train_epoch(&data).unwrap();
+        }
+        t.model().to_network().unwrap()
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn bad_setups_are_typed_errors() {
+    let mut net = Network::new(&[2, 3, 1], Activation::Threshold, Init::FannUniform, 1).unwrap();
+    let model = Model::new(CpuNn::new(), &net).unwrap();
+    assert!(matches!(
+        Trainer::new(model, TrainConfig::new(Algorithm::fann_rprop())),
+        Err(TesseraError::InvalidArgument { .. })
+    ));
+    net.set_hidden_activation(Activation::Sigmoid, 0.5).unwrap();
+    net.set_output_activation(Activation::Sigmoid, 0.5).unwrap();
+    let config = TrainConfig {
+        loss: Loss::SoftmaxCrossEntropy,
+        ..TrainConfig::new(Algorithm::fann_rprop())
+    };
+    assert!(Trainer::new(Model::new(CpuNn::new(), &net).unwrap(), config).is_err());
+    assert!(net.set_activation(0, Activation::Softmax, 1.0).is_err());
+    assert!(Network::new(&[2], Activation::Linear, Init::Xavier, 0).is_err());
+    let mut model = Model::new(CpuNn::new(), &net).unwrap();
+    assert!(matches!(
+        model.forward(&[1.0, 2.0, 3.0]),
+        Err(TesseraError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        model.forward(&[1.0, f32::NAN]),
+        Err(TesseraError::NonFinite { .. })
+    ));
+    let mut t = Trainer::new(model, TrainConfig::new(Algorithm::fann_rprop())).unwrap();
+    let wrong = TrainData::new(3, 1, vec![0.0; 3], vec![0.0]).unwrap();
+    assert!(t.train_epoch(&wrong).is_err());
+    assert!(TrainData::new(2, 1, vec![0.0; 3], vec![0.0]).is_err());
+}
