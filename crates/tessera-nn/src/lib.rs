@@ -20,6 +20,7 @@
 //! ```
 
 mod data;
+pub mod fann;
 mod model;
 mod network;
 mod train;

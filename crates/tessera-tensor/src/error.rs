@@ -67,6 +67,24 @@ pub enum TesseraError {
         /// What the device allows.
         limit: u64,
     },
+    /// A file is malformed.
+    #[error("{file}:{line}: {message}")]
+    Format {
+        /// The file (or a description of the source).
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// What was wrong and what was expected.
+        message: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("I/O error on {file}: {message}")]
+    Io {
+        /// The file.
+        file: String,
+        /// The OS error.
+        message: String,
+    },
     /// No GPU adapter could be found or opened.
     #[error("no GPU adapter available: {0}")]
     NoAdapter(String),

@@ -1,0 +1,162 @@
+//! Interop with the real libfann 2.2, loaded at run time: a net trained by libfann
+//! runs in tessera with the same outputs, and a net trained in tessera runs in
+//! libfann with the same outputs (1e-5). Skips with one line where libfann is not
+//! installed; `TESSERA_REQUIRE_FANN=1` (set by `.ci/run`) makes that a failure.
+
+use std::ffi::{CString, c_char, c_float, c_uint, c_void};
+
+use libloading::{Library, Symbol};
+use tessera_cpu::CpuNn;
+use tessera_nn::fann::{FannSettings, read_net, write_data, write_net};
+use tessera_nn::{Algorithm, Init, Model, Network, TrainConfig, TrainData, Trainer};
+use tessera_tensor::nn::Activation;
+
+type Fann = *mut c_void;
+
+fn libfann() -> Option<Library> {
+    for name in ["libfloatfann.so.2", "libfloatfann.so", "libfloatfann.dylib"] {
+        // SAFETY: loading libfann runs no initialisation code with preconditions.
+        if let Ok(lib) = unsafe { Library::new(name) } {
+            return Some(lib);
+        }
+    }
+    let required = std::env::var("TESSERA_REQUIRE_FANN").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "TESSERA_REQUIRE_FANN=1 but libfloatfann could not be loaded (apt-get install libfann-dev)"
+    );
+    eprintln!(
+        "skipping libfann interop: libfloatfann is not installed (apt-get install libfann-dev)"
+    );
+    None
+}
+
+fn xor() -> TrainData {
+    TrainData::new(
+        2,
+        1,
+        vec![-1., -1., -1., 1., 1., -1., 1., 1.],
+        vec![-1., 1., 1., -1.],
+    )
+    .unwrap()
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("tessera-fann-{}-{name}", std::process::id()))
+}
+
+fn c_path(p: &std::path::Path) -> CString {
+    CString::new(p.to_str().unwrap()).unwrap()
+}
+
+/// Runs `inputs` (rows of 2) through a libfann net and returns the outputs.
+fn fann_outputs(lib: &Library, ann: Fann, inputs: &[f32], n_out: usize) -> Vec<f32> {
+    // SAFETY: the symbols have FANN 2.2's C signatures (fann.h); `ann` is a live net
+    // with 2 inputs and `n_out` outputs, and fann_run's result holds n_out floats.
+    unsafe {
+        let run: Symbol<unsafe extern "C" fn(Fann, *const c_float) -> *const c_float> =
+            lib.get(b"fann_run").unwrap();
+        inputs
+            .chunks(2)
+            .flat_map(|x| std::slice::from_raw_parts(run(ann, x.as_ptr()), n_out).to_vec())
+            .collect()
+    }
+}
+
+fn assert_close(a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= 1e-5, "{a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn a_net_trained_by_libfann_runs_in_tessera() {
+    let Some(lib) = libfann() else { return };
+    let (data_path, net_path) = (temp("xor.data"), temp("libfann.net"));
+    write_data(&data_path, &xor()).unwrap();
+    // SAFETY: FANN 2.2's C API with its documented signatures; every pointer passed
+    // is valid for the call and the nets are destroyed exactly once.
+    let fann_out = unsafe {
+        let create: Symbol<unsafe extern "C" fn(c_uint, *const c_uint) -> Fann> =
+            lib.get(b"fann_create_standard_array").unwrap();
+        let hidden: Symbol<unsafe extern "C" fn(Fann, c_uint)> =
+            lib.get(b"fann_set_activation_function_hidden").unwrap();
+        let output: Symbol<unsafe extern "C" fn(Fann, c_uint)> =
+            lib.get(b"fann_set_activation_function_output").unwrap();
+        let read: Symbol<unsafe extern "C" fn(*const c_char) -> *mut c_void> =
+            lib.get(b"fann_read_train_from_file").unwrap();
+        let epoch: Symbol<unsafe extern "C" fn(Fann, *mut c_void) -> c_float> =
+            lib.get(b"fann_train_epoch").unwrap();
+        let save: Symbol<unsafe extern "C" fn(Fann, *const c_char) -> i32> =
+            lib.get(b"fann_save").unwrap();
+        let destroy: Symbol<unsafe extern "C" fn(Fann)> = lib.get(b"fann_destroy").unwrap();
+        let destroy_train: Symbol<unsafe extern "C" fn(*mut c_void)> =
+            lib.get(b"fann_destroy_train").unwrap();
+        let ann = create(3, [2u32, 4, 1].as_ptr());
+        hidden(ann, 5); // FANN_SIGMOID_SYMMETRIC
+        output(ann, 5);
+        let train = read(c_path(&data_path).as_ptr());
+        assert!(
+            !train.is_null(),
+            "libfann could not read the .data file tessera wrote"
+        );
+        for _ in 0..60 {
+            epoch(ann, train);
+        }
+        assert_eq!(save(ann, c_path(&net_path).as_ptr()), 0);
+        let out = fann_outputs(&lib, ann, &xor().inputs, 1);
+        destroy_train(train);
+        destroy(ann);
+        out
+    };
+    let (net, _) = read_net(&net_path).unwrap();
+    let ours = Model::new(CpuNn::new(), &net)
+        .unwrap()
+        .forward(&xor().inputs)
+        .unwrap();
+    assert_close(&ours, &fann_out);
+    std::fs::remove_file(data_path).ok();
+    std::fs::remove_file(net_path).ok();
+}
+
+#[test]
+fn a_net_trained_in_tessera_runs_in_libfann() {
+    let Some(lib) = libfann() else { return };
+    let net = Network::new(
+        &[2, 3, 1],
+        Activation::SigmoidSymmetric,
+        Init::FannUniform,
+        11,
+    )
+    .unwrap();
+    let mut trainer = Trainer::new(
+        Model::new(CpuNn::new(), &net).unwrap(),
+        TrainConfig::new(Algorithm::fann_rprop()),
+    )
+    .unwrap();
+    trainer.train_until(&xor(), 300, 0.001, |_| true).unwrap();
+    let trained = trainer.model().to_network().unwrap();
+    let ours = Model::new(CpuNn::new(), &trained)
+        .unwrap()
+        .forward(&xor().inputs)
+        .unwrap();
+    let path = temp("tessera.net");
+    write_net(&path, &trained, &FannSettings::default()).unwrap();
+    // SAFETY: as above.
+    let fann_out = unsafe {
+        let load: Symbol<unsafe extern "C" fn(*const c_char) -> Fann> =
+            lib.get(b"fann_create_from_file").unwrap();
+        let destroy: Symbol<unsafe extern "C" fn(Fann)> = lib.get(b"fann_destroy").unwrap();
+        let ann = load(c_path(&path).as_ptr());
+        assert!(
+            !ann.is_null(),
+            "libfann rejected the .net file tessera wrote"
+        );
+        let out = fann_outputs(&lib, ann, &xor().inputs, 1);
+        destroy(ann);
+        out
+    };
+    assert_close(&fann_out, &ours);
+    std::fs::remove_file(path).ok();
+}
