@@ -20,6 +20,7 @@
 //! ```
 
 mod data;
+pub mod datasets;
 pub mod fann;
 mod model;
 mod network;
