@@ -31,6 +31,9 @@ struct BenchArgs {
     /// gpu-vulkan, gpu-metal, gpu-dx12, gpu-gl (comma-separated; default: all).
     #[arg(long, value_delimiter = ',', value_parser = parse_backend)]
     backend: Vec<String>,
+    /// Kernel families to run: acquisition, nn (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',', value_parser = ["acquisition", "nn"])]
+    family: Vec<String>,
     /// Only GPU adapters whose name contains this (case-insensitive).
     #[arg(long)]
     adapter: Option<String>,
@@ -123,6 +126,7 @@ fn bench(args: BenchArgs) -> ExitCode {
         baseline: args.baseline,
         threshold: args.threshold / 100.0,
         progress: !args.no_progress,
+        families: args.family,
     };
     match tessera_bench::run(&opts) {
         Ok(outcome) => {
@@ -181,6 +185,7 @@ mod tests {
         assert!(a.quick);
         assert_eq!(a.backend, ["cpu-simd", "gpu-vulkan"]);
         assert_eq!(a.threshold, 5.0);
+        assert_eq!(a.family, ["nn"]);
     }
 
     #[test]
@@ -200,6 +205,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("--baseline"), "{e}");
+        let e = parse(&["bench", "--family", "vision"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("acquisition") && e.contains("nn"), "{e}");
         let e = parse(&["bnech"]).unwrap_err().to_string();
         assert!(e.contains("bench"), "{e}");
     }

@@ -10,6 +10,7 @@ use tessera_tensor::reference::ReferenceAcquisition;
 use tessera_tensor::reference::parity::{self, OwnedStep, Rng};
 
 use crate::backends::{BackendKind, BenchBackend};
+use crate::workload::{Fixture, Prepared as Outcome, Runner as TimedRunner, Workload};
 
 /// Which operation a workload times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,6 +295,7 @@ pub fn prepare(
             c.set_simd(matches!(backend.kind, BackendKind::CpuSimd));
             (Runner::Host(Box::new(c)), filled.bytes() as u64, None)
         }
+        BackendKind::GemmCrate | BackendKind::Libfann(_) => return Ok(None),
         BackendKind::Gpu(ctx) => {
             let g = GpuAcquisition::from_state(ctx, filled)?;
             let bytes = g.device_bytes();
@@ -354,4 +356,76 @@ pub fn verify(
 /// Samples of one environment per step, for throughput (environment-steps/s).
 pub fn items_per_iteration(w: &AcqWorkload) -> f64 {
     w.batch as f64
+}
+
+impl Workload for AcqWorkload {
+    fn id(&self) -> String {
+        AcqWorkload::id(self)
+    }
+    fn shape_key(&self) -> String {
+        format!(
+            "acq/{:?}/{}/{}/{}",
+            self.op, self.n_vars, self.capacity, self.batch
+        )
+    }
+    fn group(&self) -> &'static str {
+        self.group
+    }
+    fn label(&self) -> String {
+        AcqWorkload::label(self)
+    }
+    fn x(&self) -> f64 {
+        match self.group {
+            "vars" => self.n_vars as f64,
+            "capacity" => self.capacity as f64,
+            _ => self.batch as f64,
+        }
+    }
+    fn unit(&self) -> &'static str {
+        "env-steps"
+    }
+    fn items_per_iteration(&self) -> f64 {
+        items_per_iteration(self)
+    }
+    fn fixture(&self) -> Box<dyn Fixture + '_> {
+        Box::new(AcqFixture {
+            w: *self,
+            filled: filled_state(self),
+        })
+    }
+}
+
+struct AcqFixture {
+    w: AcqWorkload,
+    filled: AcquisitionState,
+}
+
+impl Fixture for AcqFixture {
+    fn prepare(&self, backend: &BenchBackend) -> Result<Outcome, String> {
+        match prepare(&self.w, backend, &self.filled) {
+            Ok(Some((mut p, bytes))) => {
+                verify(&self.w, &mut p, &self.filled)?;
+                Ok(Outcome::Ready(Box::new(p), bytes))
+            }
+            Ok(None) if matches!(backend.kind, BackendKind::Reference) => {
+                Ok(Outcome::NotApplicable(
+                    "the f64 reference rescans the ring every step: small shapes only",
+                ))
+            }
+            Ok(None) => Ok(Outcome::NotApplicable("not an acquisition backend")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl TimedRunner for Prepared {
+    fn run_once(&mut self) -> tessera_tensor::Result<()> {
+        Prepared::run_once(self)
+    }
+    fn sync(&mut self) -> tessera_tensor::Result<()> {
+        Prepared::sync(self)
+    }
+    fn kernel_time_ns(&mut self, iters: u32) -> tessera_tensor::Result<Option<f64>> {
+        Prepared::kernel_time_ns(self, iters)
+    }
 }

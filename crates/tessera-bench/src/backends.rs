@@ -15,6 +15,10 @@ pub enum BackendKind {
     CpuSimd,
     /// A wgpu adapter.
     Gpu(GpuContext),
+    /// The `gemm` crate (CPU GEMM workloads only): the comparison for tessera's CPU GEMM.
+    GemmCrate,
+    /// libfann 2.2 loaded at run time (FANN training workloads only).
+    Libfann(std::sync::Arc<crate::libfann::Libfann>),
 }
 
 /// A wgpu adapter as the report describes it.
@@ -79,7 +83,19 @@ pub fn discover(filters: &[String], adapter: Option<&str>) -> Vec<BenchBackend> 
             format!("CPU SIMD ({simd})"),
             BackendKind::CpuSimd,
         ),
+        cpu(
+            "cpu-gemm-crate",
+            "gemm crate 0.19 (CPU, GEMM only)".into(),
+            BackendKind::GemmCrate,
+        ),
     ];
+    if let Some(lib) = crate::libfann::Libfann::load() {
+        all.push(cpu(
+            "libfann",
+            "libfann 2.2 (CPU, FANN training only)".into(),
+            BackendKind::Libfann(std::sync::Arc::new(lib)),
+        ));
+    }
     let adapters = pollster::block_on(GpuContext::enumerate_adapters());
     let mut per_api = std::collections::HashMap::<String, usize>::new();
     for a in adapters {

@@ -6,10 +6,13 @@
 
 pub mod acquisition;
 pub mod backends;
+pub mod libfann;
 pub mod machine;
+pub mod nn;
 pub mod report;
 pub mod svg;
 pub mod timing;
+pub mod workload;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,10 +20,12 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::acquisition::{AcqWorkload, items_per_iteration};
+use crate::acquisition::AcqWorkload;
 use crate::backends::{BackendKind, BenchBackend};
 use crate::report::{FirstCall, Measurement, Regression, Report};
+use crate::timing::Action;
 use crate::timing::Budget;
+use crate::workload::{Prepared, Workload};
 
 /// Boxed error of a benchmark run.
 pub type BenchError = Box<dyn std::error::Error + Send + Sync>;
@@ -42,6 +47,8 @@ pub struct Options {
     pub threshold: f64,
     /// Show a progress bar.
     pub progress: bool,
+    /// Kernel families to run (`acquisition`, `nn`); all when empty.
+    pub families: Vec<String>,
 }
 
 impl Default for Options {
@@ -54,6 +61,7 @@ impl Default for Options {
             baseline: None,
             threshold: 0.10,
             progress: true,
+            families: Vec::new(),
         }
     }
 }
@@ -90,14 +98,31 @@ pub fn run(opts: &Options) -> Result<Outcome, BenchError> {
     if backends.is_empty() {
         return Err(format!("no backend matches {:?}", opts.backends).into());
     }
-    run_workloads(opts, &backends, &acquisition::workloads(opts.quick))
+    let wants =
+        |family: &str| opts.families.is_empty() || opts.families.iter().any(|f| f == family);
+    let mut workloads: Vec<Box<dyn Workload>> = Vec::new();
+    if wants("acquisition") {
+        workloads.extend(
+            acquisition::workloads(opts.quick)
+                .into_iter()
+                .map(|w| Box::new(w) as Box<dyn Workload>),
+        );
+    }
+    if wants("nn") {
+        workloads.extend(
+            nn::workloads(opts.quick)
+                .into_iter()
+                .map(|w| Box::new(w) as Box<dyn Workload>),
+        );
+    }
+    run_workloads(opts, &backends, &workloads)
 }
 
 /// [`run`] on a given set of backends and workloads.
 pub fn run_workloads(
     opts: &Options,
     backends: &[BenchBackend],
-    workloads: &[AcqWorkload],
+    workloads: &[Box<dyn Workload>],
 ) -> Result<Outcome, BenchError> {
     let mut report = Report {
         version: env!("CARGO_PKG_VERSION").into(),
@@ -126,59 +151,76 @@ pub fn run_workloads(
     let budget = budget(opts.quick);
     // A shape in several sweeps (n=10, capacity 1000, B=64 is in three) is measured
     // once and reported in each, so the tables never disagree with themselves.
-    let mut measured: HashMap<(String, String), (timing::Timing, u64, Option<f64>)> =
-        HashMap::new();
-    let mut reference_skips = 0;
+    let mut measured: HashMap<(String, String), Measurement> = HashMap::new();
+    let mut not_run: std::collections::BTreeMap<(String, &'static str), usize> = Default::default();
     for w in workloads {
-        let key = |b: &BenchBackend| {
-            let shape = format!("{:?}/{}/{}/{}", w.op, w.n_vars, w.capacity, w.batch);
-            (shape, b.info.id.clone())
-        };
-        let filled = if backends.iter().all(|b| measured.contains_key(&key(b))) {
+        let key = |b: &BenchBackend| (w.shape_key(), b.info.id.clone());
+        let fixture = if backends.iter().all(|b| measured.contains_key(&key(b))) {
             None
         } else {
-            bar.set_message(format!("filling {}", w.label()));
-            Some(acquisition::filled_state(w))
+            bar.set_message(format!("preparing {}", w.label()));
+            Some(w.fixture())
         };
         for b in backends {
             bar.inc(1);
-            if let Some(&(timing, bytes, kernel_ns)) = measured.get(&key(b)) {
-                report
-                    .results
-                    .push(measurement(w, b, timing, bytes, kernel_ns));
+            if let Some(m) = measured.get(&key(b)) {
+                report.results.push(Measurement {
+                    workload: w.id(),
+                    group: w.group().into(),
+                    label: w.label(),
+                    x: w.x(),
+                    ..m.clone()
+                });
                 continue;
             }
-            let filled = filled.as_ref().expect("filled when anything is unmeasured");
+            let Some(fixture) = fixture.as_ref() else {
+                continue;
+            };
             bar.set_message(format!("{} on {}", w.label(), b.info.id));
-            let (mut p, bytes) = match acquisition::prepare(w, b, filled) {
-                Ok(Some(p)) => p,
-                Ok(None) => {
-                    reference_skips += 1;
+            let (mut runner, bytes) = match fixture.prepare(b) {
+                Ok(Prepared::Ready(r, bytes)) => (r, bytes),
+                Ok(Prepared::NotApplicable(why)) => {
+                    *not_run.entry((b.info.id.clone(), why)).or_default() += 1;
                     continue;
                 }
                 Err(e) => {
-                    report
-                        .skipped
-                        .push(format!("{} on {}: {e}", w.label(), b.info.id));
-                    continue;
+                    return Err(format!(
+                        "{} on {} disagrees with the CPU: {e}",
+                        w.label(),
+                        b.info.id
+                    )
+                    .into());
                 }
             };
-            acquisition::verify(w, &mut p, filled)
-                .map_err(|m| format!("{} disagrees with the CPU: {m}", b.info.id))?;
-            let sync = p.syncer();
-            let timing = timing::measure(|| p.run_once(), sync, budget)?;
-            let kernel_ns = p.kernel_time_ns(if opts.quick { 8 } else { 32 })?;
-            measured.insert(key(b), (timing, bytes, kernel_ns));
-            report
-                .results
-                .push(measurement(w, b, timing, bytes, kernel_ns));
+            let timing = timing::measure(
+                |action| match action {
+                    Action::Run => runner.run_once(),
+                    Action::Sync => runner.sync(),
+                },
+                budget,
+            )?;
+            let kernel_ns = runner.kernel_time_ns(if opts.quick { 8 } else { 32 })?;
+            let m = Measurement {
+                workload: w.id(),
+                group: w.group().into(),
+                label: w.label(),
+                x: w.x(),
+                backend: b.info.id.clone(),
+                throughput: w.items_per_iteration() * 1e9 / timing.median_ns,
+                unit: w.unit().into(),
+                timing,
+                kernel_ns,
+                state_bytes: bytes,
+                note: runner.note(),
+            };
+            measured.insert(key(b), m.clone());
+            report.results.push(m);
         }
     }
-    if reference_skips > 0 {
-        report.skipped.push(format!(
-            "reference: {reference_skips} workloads with B x n_vars x capacity above 2^18 \
-             (the f64 reference rescans the ring every step)"
-        ));
+    for ((backend, why), count) in not_run {
+        report
+            .skipped
+            .push(format!("{backend}: {count} workloads not run ({why})"));
     }
     bar.finish_and_clear();
     let regressions = match &opts.baseline {
@@ -197,31 +239,6 @@ pub fn run_workloads(
         files,
         regressions,
     })
-}
-
-fn measurement(
-    w: &AcqWorkload,
-    b: &BenchBackend,
-    timing: timing::Timing,
-    state_bytes: u64,
-    kernel_ns: Option<f64>,
-) -> Measurement {
-    Measurement {
-        workload: w.id(),
-        group: w.group.into(),
-        label: w.label(),
-        x: match w.group {
-            "vars" => w.n_vars as f64,
-            "capacity" => w.capacity as f64,
-            _ => w.batch as f64,
-        },
-        backend: b.info.id.clone(),
-        throughput: items_per_iteration(w) * 1e9 / timing.median_ns,
-        unit: "env-steps".into(),
-        timing,
-        kernel_ns,
-        state_bytes,
-    }
 }
 
 /// Times the one-off costs: opening a fresh device and building pipelines, building a

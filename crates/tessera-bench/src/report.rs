@@ -34,6 +34,9 @@ pub struct Measurement {
     pub unit: String,
     /// Memory the backend holds for the workload's state, in bytes.
     pub state_bytes: u64,
+    /// A remark, e.g. the MSE a training workload reached before timing.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// One-off costs of a backend, kept apart from steady-state timings.
@@ -94,6 +97,16 @@ pub const GROUPS: &[(&str, &str)] = &[
     (
         "large",
         "Acquisition step, B = 4096, 50 variables, capacity 1000",
+    ),
+    ("gemm", "SGEMM, C = A B, n x n x n"),
+    ("nn-forward", "Neural forward pass, input upload included"),
+    (
+        "nn-train",
+        "Neural training step: forward, backward, Adam update, loss read back",
+    ),
+    (
+        "fann",
+        "FANN RPROP training epoch against libfann 2.2 (same net, data and algorithm)",
     ),
 ];
 
@@ -167,7 +180,7 @@ impl Report {
         }
         let _ = writeln!(
             md,
-            "- tessera {}; median wall-clock time per iteration with the device synchronised, ± half the interquartile range; throughput in environment-steps/s; `kernel` is the device time from GPU timestamp queries where the adapter has them",
+            "- tessera {}; median wall-clock time per iteration with the device synchronised, ± half the interquartile range, throughput; `kernel` is the device time from GPU timestamp queries where the adapter has them",
             self.version
         );
         let cpu = "cpu-simd";
@@ -215,12 +228,17 @@ impl Report {
                                 .kernel_ns
                                 .map(|k| format!(", kernel {}", format_ns(k)))
                                 .unwrap_or_default();
+                            let note = m
+                                .note
+                                .as_ref()
+                                .map(|n| format!("; {n}"))
+                                .unwrap_or_default();
                             let _ = write!(
                                 line,
-                                " {} ±{:.0}% ({}{kernel}) |",
+                                " {} ±{:.0}% ({}{kernel}{note}) |",
                                 format_ns(m.timing.median_ns),
                                 m.timing.spread_pct(),
-                                fmt_rate(m.throughput, "/s")
+                                fmt_rate(m.throughput, &format!("{}/s", m.unit))
                             );
                         }
                         None => line.push_str(" — |"),

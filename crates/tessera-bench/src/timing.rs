@@ -44,11 +44,19 @@ pub struct Budget {
     pub samples: usize,
 }
 
-/// Times `run`, calling `sync` (wait for the device) after every sample, so GPU work
-/// queued by `run` is counted.
+/// What [`measure`] asks its closure to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Run one iteration.
+    Run,
+    /// Wait for the device to finish queued work.
+    Sync,
+}
+
+/// Times `step(Action::Run)`, calling `step(Action::Sync)` at the end of every sample,
+/// so GPU work queued by the runs is counted.
 pub fn measure<E>(
-    mut run: impl FnMut() -> Result<(), E>,
-    sync: impl Fn() -> Result<(), E>,
+    mut step: impl FnMut(Action) -> Result<(), E>,
     budget: Budget,
 ) -> Result<Timing, E> {
     // Warm-up: at least 3 iterations and about a tenth of the budget; it also gives
@@ -57,13 +65,13 @@ pub fn measure<E>(
     let start = Instant::now();
     let mut iters = 0u64;
     while iters < 3 || start.elapsed() < warm_until {
-        run()?;
+        step(Action::Run)?;
         iters += 1;
         if iters.is_multiple_of(8) {
-            sync()?;
+            step(Action::Sync)?;
         }
     }
-    sync()?;
+    step(Action::Sync)?;
     let per_iter = start.elapsed().as_secs_f64() / iters as f64;
     let per_sample = budget.measure.as_secs_f64() / budget.samples as f64;
     let k = ((per_sample / per_iter.max(1e-9)) as u64).clamp(1, 1 << 24);
@@ -71,9 +79,9 @@ pub fn measure<E>(
     for _ in 0..budget.samples {
         let t = Instant::now();
         for _ in 0..k {
-            run()?;
+            step(Action::Run)?;
         }
-        sync()?;
+        step(Action::Sync)?;
         samples.push(t.elapsed().as_secs_f64() * 1e9 / k as f64);
     }
     samples.sort_by(f64::total_cmp);
@@ -107,13 +115,14 @@ mod tests {
     fn measures_a_busy_loop() {
         let mut x = 0u64;
         let t = measure::<()>(
-            || {
-                for i in 0..1000 {
-                    x = std::hint::black_box(x.wrapping_add(i));
+            |action| {
+                if action == Action::Run {
+                    for i in 0..1000 {
+                        x = std::hint::black_box(x.wrapping_add(i));
+                    }
                 }
                 Ok(())
             },
-            || Ok(()),
             Budget {
                 measure: Duration::from_millis(20),
                 samples: 5,

@@ -2,29 +2,58 @@
 //! and the report renders as JSON, markdown and SVG; baselines flag regressions.
 
 use tessera_bench::acquisition::{AcqOp, AcqWorkload, filled_state, prepare, verify};
-use tessera_bench::backends::discover;
+use tessera_bench::backends::{BackendKind, discover};
+use tessera_bench::nn::{NnKind, NnWorkload};
 use tessera_bench::report::{Report, regressions};
+use tessera_bench::workload::Workload;
 use tessera_bench::{Options, run_workloads};
 
-fn tiny_workloads() -> Vec<AcqWorkload> {
-    let w = |group, op, n_vars, capacity, batch| AcqWorkload {
-        group,
-        op,
-        n_vars,
-        capacity,
-        batch,
+fn tiny_workloads() -> Vec<Box<dyn Workload>> {
+    let w = |group, op, n_vars, capacity, batch| {
+        Box::new(AcqWorkload {
+            group,
+            op,
+            n_vars,
+            capacity,
+            batch,
+        }) as Box<dyn Workload>
     };
-    vec![
+    let mut out = vec![
         w("single", AcqOp::Step, 3, 50, 1),
         w("vars", AcqOp::Step, 3, 20, 4),
         w("vars", AcqOp::Step, 7, 20, 4),
         w("ops", AcqOp::Coverage, 5, 20, 3),
         w("ops", AcqOp::History(8), 5, 20, 3),
-    ]
+    ];
+    out.extend([
+        Box::new(NnWorkload {
+            group: "gemm",
+            kind: NnKind::Gemm { n: 33 },
+        }) as Box<dyn Workload>,
+        Box::new(NnWorkload {
+            group: "nn-forward",
+            kind: NnKind::Forward {
+                sizes: &[5, 7, 3],
+                batch: 4,
+            },
+        }),
+        Box::new(NnWorkload {
+            group: "nn-train",
+            kind: NnKind::TrainStep {
+                sizes: &[5, 7, 3],
+                batch: 4,
+            },
+        }),
+    ]);
+    out
 }
 
 fn backends() -> Vec<tessera_bench::backends::BenchBackend> {
-    let mut wanted = vec!["reference".to_owned(), "cpu".to_owned()];
+    let mut wanted = vec![
+        "reference".to_owned(),
+        "cpu".to_owned(),
+        "libfann".to_owned(),
+    ];
     if tessera_gpu::testing::shared_context().is_some() {
         wanted.push("gpu-vulkan".into());
     }
@@ -56,9 +85,15 @@ fn every_op_on_every_backend_agrees_with_the_cpu() {
         };
         let filled = filled_state(&w);
         for b in &backends {
-            let (mut p, bytes) = prepare(&w, b, &filled)
-                .unwrap()
-                .expect("small workloads run everywhere");
+            let Some((mut p, bytes)) = prepare(&w, b, &filled).unwrap() else {
+                // Only the comparison columns (gemm crate, libfann) have no acquisition.
+                assert!(
+                    matches!(b.kind, BackendKind::GemmCrate | BackendKind::Libfann(_)),
+                    "{}",
+                    b.info.id
+                );
+                continue;
+            };
             assert!(bytes > 0);
             verify(&w, &mut p, &filled)
                 .unwrap_or_else(|m| panic!("{} on {}: {m}", w.label(), b.info.id));
@@ -92,16 +127,28 @@ fn a_small_run_renders_every_output() {
             .filter(|b| b.adapter.as_ref().is_some_and(|a| &a.name == name))
             .map(|b| b.id.clone())
             .collect();
+        // Timestamp queries cover the acquisition kernels (not yet the neural launcher).
         let gpu_results = report
             .results
             .iter()
-            .filter(|m| gpu_ids.contains(&m.backend));
+            .filter(|m| gpu_ids.contains(&m.backend) && m.workload.starts_with("acq/"));
+        let missing: Vec<_> = gpu_results
+            .clone()
+            .filter(|m| m.kernel_ns.is_none())
+            .map(|m| m.workload.clone())
+            .collect();
         assert!(
-            gpu_results.clone().count() > 0 && gpu_results.clone().all(|m| m.kernel_ns.is_some())
+            gpu_results.count() > 0 && missing.is_empty(),
+            "no kernel time for {missing:?}"
         );
     }
     let md = report.markdown();
     assert!(md.contains("Acquisition step vs variables"), "{md}");
+    assert!(
+        md.contains("SGEMM") && md.contains("FLOP/s") && md.contains("cpu-gemm-crate"),
+        "{md}"
+    );
+    assert!(md.contains("Neural training step"), "{md}");
     assert!(md.contains(&report.machine.cpu_model));
     if report
         .backends

@@ -147,12 +147,6 @@ impl GpuNn {
         self.ctx.check()
     }
 
-    /// Submits the recorded operations and waits for the device.
-    pub fn synchronize(&self) -> Result<()> {
-        self.flush()?;
-        self.ctx.wait_idle()
-    }
-
     fn submit(&self, pending: &mut Pending) {
         if let Some(encoder) = pending.encoder.take() {
             let _span = tracing::debug_span!("nn_submit", ops = pending.slot).entered();
@@ -324,6 +318,11 @@ impl NnKernels for GpuNn {
 
     fn len(&self, t: &GpuTensor) -> usize {
         t.len
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.flush()?;
+        self.ctx.wait_idle()
     }
 
     fn gemm(&self, g: Gemm, a: &GpuTensor, b: &GpuTensor, c: &mut GpuTensor) -> Result<()> {

@@ -197,6 +197,12 @@ pub trait NnKernels {
     /// Number of elements of `t`.
     fn len(&self, t: &Self::Tensor) -> usize;
 
+    /// Waits until every queued operation has finished (a no-op for synchronous
+    /// backends).
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// `C = alpha op(A) op(B) + beta C`.
     fn gemm(&self, g: Gemm, a: &Self::Tensor, b: &Self::Tensor, c: &mut Self::Tensor)
     -> Result<()>;

@@ -1,0 +1,559 @@
+//! Neural workloads: SGEMM (against the `gemm` crate on the CPU), forward passes at
+//! batch 1 and 256, an Adam training step, and an RPROP epoch against libfann 2.2.
+
+use tessera_cpu::CpuNn;
+use tessera_gpu::GpuNn;
+use tessera_nn::fann::{FannSettings, write_data, write_net};
+use tessera_nn::{Algorithm, Init, Model, Network, TrainConfig, TrainData, Trainer};
+use tessera_tensor::nn::{Activation, AdamParams, Gemm, Loss, NnKernels};
+use tessera_tensor::rng::Rng;
+
+use crate::backends::{BackendKind, BenchBackend};
+use crate::libfann::FannRun;
+use crate::workload::{Fixture, Prepared, Runner, Workload};
+
+/// Work per iteration above which software rasterisers are not run (they manage
+/// about 1 GFLOP/s, so larger workloads would take minutes and prove nothing).
+const SOFTWARE_MAX_FLOP: f64 = 1e9;
+
+/// What a neural workload times.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NnKind {
+    /// `C = A B` with `n x n` matrices.
+    Gemm {
+        /// Matrix size.
+        n: usize,
+    },
+    /// A forward pass of a net of these layer sizes (input upload included).
+    Forward {
+        /// Layer sizes, inputs first.
+        sizes: &'static [usize],
+        /// Samples per pass.
+        batch: usize,
+    },
+    /// One Adam step on one batch: forward, backward, update, metrics read back.
+    TrainStep {
+        /// Layer sizes, inputs first.
+        sizes: &'static [usize],
+        /// Samples per step.
+        batch: usize,
+    },
+    /// One FANN RPROP epoch of a 784-128-10 net on 1000 samples.
+    FannEpoch,
+}
+
+/// One neural workload.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NnWorkload {
+    /// Table it belongs to.
+    pub group: &'static str,
+    /// What is timed.
+    pub kind: NnKind,
+}
+
+const MNIST: &[usize] = &[784, 128, 10];
+const MID: &[usize] = &[2048, 512, 100];
+const LARGE: &[usize] = &[4096, 1024, 1000];
+const WIDE: &[usize] = &[1024, 1024, 1024, 10];
+const FANN_SAMPLES: usize = 1000;
+
+/// The neural workloads of a run (`quick`: the smaller ones).
+pub fn workloads(quick: bool) -> Vec<NnWorkload> {
+    let sizes: &[usize] = if quick {
+        &[256, 512, 1024]
+    } else {
+        &[256, 512, 1024, 2048, 4096]
+    };
+    let mut out: Vec<NnWorkload> = sizes
+        .iter()
+        .map(|&n| NnWorkload {
+            group: "gemm",
+            kind: NnKind::Gemm { n },
+        })
+        .collect();
+    let nets: &[&'static [usize]] = if quick {
+        &[MNIST, MID]
+    } else {
+        &[MNIST, MID, LARGE]
+    };
+    for &sizes in nets {
+        for batch in [1, 256] {
+            out.push(NnWorkload {
+                group: "nn-forward",
+                kind: NnKind::Forward { sizes, batch },
+            });
+        }
+    }
+    out.push(NnWorkload {
+        group: "nn-train",
+        kind: NnKind::TrainStep {
+            sizes: MNIST,
+            batch: 256,
+        },
+    });
+    if !quick {
+        out.push(NnWorkload {
+            group: "nn-train",
+            kind: NnKind::TrainStep {
+                sizes: WIDE,
+                batch: 256,
+            },
+        });
+    }
+    out.push(NnWorkload {
+        group: "fann",
+        kind: NnKind::FannEpoch,
+    });
+    out
+}
+
+fn sizes_label(sizes: &[usize]) -> String {
+    sizes
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn net_flops(sizes: &[usize], batch: usize) -> f64 {
+    sizes
+        .windows(2)
+        .map(|w| 2.0 * (batch * w[0] * w[1]) as f64)
+        .sum()
+}
+
+impl NnWorkload {
+    fn flops(&self) -> f64 {
+        match self.kind {
+            NnKind::Gemm { n } => Gemm::new(n, n, n).flops(),
+            NnKind::Forward { sizes, batch } => net_flops(sizes, batch),
+            NnKind::TrainStep { sizes, batch } => 3.0 * net_flops(sizes, batch),
+            NnKind::FannEpoch => 3.0 * net_flops(MNIST, FANN_SAMPLES),
+        }
+    }
+}
+
+impl Workload for NnWorkload {
+    fn id(&self) -> String {
+        format!("nn/{}/{}", self.group, self.label())
+    }
+    fn shape_key(&self) -> String {
+        self.id()
+    }
+    fn group(&self) -> &'static str {
+        self.group
+    }
+    fn label(&self) -> String {
+        match self.kind {
+            NnKind::Gemm { n } => format!("sgemm {n}x{n}x{n}"),
+            NnKind::Forward { sizes, batch } => {
+                format!("forward {} batch {batch}", sizes_label(sizes))
+            }
+            NnKind::TrainStep { sizes, batch } => {
+                format!("Adam step {} batch {batch}", sizes_label(sizes))
+            }
+            NnKind::FannEpoch => format!("RPROP epoch 784-128-10, {FANN_SAMPLES} samples"),
+        }
+    }
+    fn x(&self) -> f64 {
+        match self.kind {
+            NnKind::Gemm { n } => n as f64,
+            NnKind::Forward { batch, .. } | NnKind::TrainStep { batch, .. } => batch as f64,
+            NnKind::FannEpoch => FANN_SAMPLES as f64,
+        }
+    }
+    fn unit(&self) -> &'static str {
+        match self.kind {
+            NnKind::Gemm { .. } => "FLOP",
+            _ => "samples",
+        }
+    }
+    fn items_per_iteration(&self) -> f64 {
+        match self.kind {
+            NnKind::Gemm { .. } => self.flops(),
+            NnKind::Forward { batch, .. } | NnKind::TrainStep { batch, .. } => batch as f64,
+            NnKind::FannEpoch => FANN_SAMPLES as f64,
+        }
+    }
+    fn fixture(&self) -> Box<dyn Fixture + '_> {
+        let mut rng = Rng::new(0xbe7c4);
+        let mut random = |len: usize, lo: f32, hi: f32| {
+            (0..len).map(|_| rng.range(lo, hi)).collect::<Vec<f32>>()
+        };
+        match self.kind {
+            NnKind::Gemm { n } => {
+                let (a, b) = (random(n * n, -1.0, 1.0), random(n * n, -1.0, 1.0));
+                let k = CpuNn::new();
+                let mut c = vec![0.0; n * n];
+                k.gemm(Gemm::new(n, n, n), &a, &b, &mut c)
+                    .expect("valid gemm");
+                Box::new(GemmFixture {
+                    w: *self,
+                    n,
+                    a,
+                    b,
+                    c_ref: c,
+                })
+            }
+            NnKind::Forward { sizes, batch } | NnKind::TrainStep { sizes, batch } => {
+                let net = Network::new(sizes, Activation::SigmoidSymmetric, Init::Xavier, 1)
+                    .expect("valid sizes");
+                let n_out = sizes[sizes.len() - 1];
+                let data = TrainData::new(
+                    sizes[0],
+                    n_out,
+                    random(batch * sizes[0], 0.0, 1.0),
+                    random(batch * n_out, -0.9, 0.9),
+                )
+                .expect("valid data");
+                Box::new(NetFixture {
+                    w: *self,
+                    net,
+                    data,
+                })
+            }
+            NnKind::FannEpoch => {
+                let mut net =
+                    Network::new(MNIST, Activation::SigmoidSymmetric, Init::FannUniform, 1)
+                        .expect("valid sizes");
+                net.set_hidden_activation(Activation::SigmoidSymmetric, 0.5)
+                    .expect("valid layer");
+                let classes: Vec<usize> = (0..FANN_SAMPLES).map(|i| i % 10).collect();
+                let targets = classes
+                    .iter()
+                    .flat_map(|&c| (0..10).map(move |j| if j == c { 1.0 } else { -1.0 }))
+                    .collect();
+                let data = TrainData::new(784, 10, random(FANN_SAMPLES * 784, 0.0, 1.0), targets)
+                    .expect("valid data");
+                Box::new(NetFixture {
+                    w: *self,
+                    net,
+                    data,
+                })
+            }
+        }
+    }
+}
+
+fn software_too_big(b: &BenchBackend, w: &NnWorkload) -> bool {
+    matches!(&b.kind, BackendKind::Gpu(ctx) if ctx.is_software()) && w.flops() > SOFTWARE_MAX_FLOP
+}
+
+const SOFTWARE_SKIP: &str =
+    "software rasteriser: workloads above 1 GFLOP per iteration are not run";
+
+struct GemmFixture {
+    w: NnWorkload,
+    n: usize,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c_ref: Vec<f32>,
+}
+
+fn check_gemm(n: usize, c: &[f32], c_ref: &[f32]) -> Result<(), String> {
+    // Entries are dot products of n terms in [-1, 1]: f32 rounding grows with n.
+    let tol = 1e-5 * n as f32;
+    match c.iter().zip(c_ref).position(|(x, y)| (x - y).abs() > tol) {
+        Some(i) => Err(format!(
+            "sgemm {n}: C[{i}] = {} but the CPU gives {}",
+            c[i], c_ref[i]
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A GEMM on one of tessera's kernel backends.
+struct KernelGemm<K: NnKernels> {
+    k: K,
+    g: Gemm,
+    a: K::Tensor,
+    b: K::Tensor,
+    c: K::Tensor,
+}
+
+impl<K: NnKernels> Runner for KernelGemm<K> {
+    fn run_once(&mut self) -> tessera_tensor::Result<()> {
+        self.k.gemm(self.g, &self.a, &self.b, &mut self.c)
+    }
+    fn sync(&mut self) -> tessera_tensor::Result<()> {
+        self.k.synchronize()
+    }
+}
+
+/// A GEMM with the `gemm` crate, for comparison.
+struct CrateGemm {
+    n: usize,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+}
+
+impl Runner for CrateGemm {
+    fn run_once(&mut self) -> tessera_tensor::Result<()> {
+        let n = self.n;
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+        // SAFETY: all three matrices are n x n row-major (column stride 1, row stride
+        // n) and `c` does not alias `a` or `b`. With read_dst = false, c = beta a b.
+        unsafe {
+            gemm::gemm(
+                n,
+                n,
+                n,
+                self.c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                self.a.as_ptr(),
+                1,
+                n as isize,
+                self.b.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(threads),
+            );
+        }
+        Ok(())
+    }
+    fn sync(&mut self) -> tessera_tensor::Result<()> {
+        Ok(())
+    }
+}
+
+impl GemmFixture {
+    fn kernel_runner<K: NnKernels + 'static>(&self, k: K) -> Result<Prepared, String> {
+        let e = |err: tessera_tensor::TesseraError| err.to_string();
+        let n = self.n;
+        let mut r = KernelGemm {
+            g: Gemm::new(n, n, n),
+            a: k.tensor(&self.a).map_err(e)?,
+            b: k.tensor(&self.b).map_err(e)?,
+            c: k.zeros(n * n).map_err(e)?,
+            k,
+        };
+        r.run_once().map_err(e)?;
+        check_gemm(n, &r.k.read(&r.c).map_err(e)?, &self.c_ref)?;
+        Ok(Prepared::Ready(Box::new(r), 3 * (n * n * 4) as u64))
+    }
+}
+
+impl Fixture for GemmFixture {
+    fn prepare(&self, b: &BenchBackend) -> Result<Prepared, String> {
+        if software_too_big(b, &self.w) {
+            return Ok(Prepared::NotApplicable(SOFTWARE_SKIP));
+        }
+        match &b.kind {
+            BackendKind::CpuSimd => self.kernel_runner(CpuNn::new()),
+            BackendKind::Gpu(ctx) => {
+                self.kernel_runner(GpuNn::new(ctx).map_err(|e| e.to_string())?)
+            }
+            BackendKind::GemmCrate => {
+                let n = self.n;
+                let mut r = CrateGemm {
+                    n,
+                    a: self.a.clone(),
+                    b: self.b.clone(),
+                    c: vec![0.0; n * n],
+                };
+                r.run_once().map_err(|e| e.to_string())?;
+                check_gemm(n, &r.c, &self.c_ref)?;
+                Ok(Prepared::Ready(Box::new(r), 3 * (n * n * 4) as u64))
+            }
+            _ => Ok(Prepared::NotApplicable("no GEMM kernel on this backend")),
+        }
+    }
+}
+
+/// A network workload: a forward pass, a training step or a FANN epoch.
+struct NetFixture {
+    w: NnWorkload,
+    net: Network,
+    data: TrainData,
+}
+
+fn config_for(kind: NnKind, samples: usize) -> TrainConfig {
+    match kind {
+        NnKind::FannEpoch => TrainConfig {
+            loss: Loss::Fann { tanh: true },
+            ..TrainConfig::new(Algorithm::fann_rprop())
+        },
+        _ => TrainConfig::new(Algorithm::Adam {
+            params: AdamParams::default(),
+            batch_size: samples,
+        }),
+    }
+}
+
+/// Trains `epochs` epochs on a fresh copy of the fixture's net; returns every MSE.
+fn epochs<K: NnKernels>(k: K, f: &NetFixture, epochs: usize) -> tessera_tensor::Result<Vec<f64>> {
+    let mut t = Trainer::new(Model::new(k, &f.net)?, config_for(f.w.kind, f.data.len()))?;
+    (0..epochs)
+        .map(|_| t.train_epoch(&f.data).map(|s| s.mse))
+        .collect()
+}
+
+enum NetRunner<K: NnKernels> {
+    Forward(Model<K>, Vec<f32>),
+    Train(Box<Trainer<K>>, TrainData, String),
+}
+
+impl<K: NnKernels> Runner for NetRunner<K> {
+    fn run_once(&mut self) -> tessera_tensor::Result<()> {
+        match self {
+            NetRunner::Forward(m, x) => m.forward_on_device(x).map(|_| ()),
+            NetRunner::Train(t, d, _) => t.train_epoch(d).map(|_| ()),
+        }
+    }
+    fn sync(&mut self) -> tessera_tensor::Result<()> {
+        match self {
+            NetRunner::Forward(m, _) => m.kernels().synchronize(),
+            NetRunner::Train(t, _, _) => t.model().kernels().synchronize(),
+        }
+    }
+    fn note(&mut self) -> Option<String> {
+        match self {
+            NetRunner::Train(_, _, note) if !note.is_empty() => Some(note.clone()),
+            _ => None,
+        }
+    }
+}
+
+struct LibfannRunner(FannRun, String);
+
+impl Runner for LibfannRunner {
+    fn run_once(&mut self) -> tessera_tensor::Result<()> {
+        self.0.train_epoch();
+        Ok(())
+    }
+    fn sync(&mut self) -> tessera_tensor::Result<()> {
+        Ok(())
+    }
+    fn note(&mut self) -> Option<String> {
+        Some(self.1.clone())
+    }
+}
+
+/// Epochs run before timing to compare the MSE reached with libfann's.
+const QUALITY_EPOCHS: usize = 10;
+
+impl NetFixture {
+    fn kernel_runner<K: NnKernels + 'static>(
+        &self,
+        make: impl Fn() -> tessera_tensor::Result<K>,
+    ) -> Result<Prepared, String> {
+        let e = |err: tessera_tensor::TesseraError| err.to_string();
+        let bytes = (self.net.parameter_count() * 4 * 4 + self.data.inputs.len() * 4) as u64;
+        match self.w.kind {
+            NnKind::Forward { .. } => {
+                let mut model = Model::new(make().map_err(e)?, &self.net).map_err(e)?;
+                let got = model.forward(&self.data.inputs).map_err(e)?;
+                let want = Model::new(CpuNn::new(), &self.net)
+                    .and_then(|mut m| m.forward(&self.data.inputs))
+                    .map_err(e)?;
+                if let Some(i) = got
+                    .iter()
+                    .zip(&want)
+                    .position(|(g, w)| (g - w).abs() > 1e-4 * w.abs().max(1.0))
+                {
+                    return Err(format!(
+                        "{}: output {i} is {} but the CPU gives {}",
+                        self.w.label(),
+                        got[i],
+                        want[i]
+                    ));
+                }
+                Ok(Prepared::Ready(
+                    Box::new(NetRunner::Forward(model, self.data.inputs.clone())),
+                    bytes,
+                ))
+            }
+            _ => {
+                let quality = if self.w.kind == NnKind::FannEpoch {
+                    QUALITY_EPOCHS
+                } else {
+                    1
+                };
+                let got = epochs(make().map_err(e)?, self, quality).map_err(e)?;
+                let want = epochs(CpuNn::new(), self, 1).map_err(e)?;
+                if (got[0] - want[0]).abs() > 1e-4 * want[0] {
+                    return Err(format!(
+                        "{}: first-epoch MSE {} but the CPU gives {}",
+                        self.w.label(),
+                        got[0],
+                        want[0]
+                    ));
+                }
+                let note = if quality > 1 {
+                    format!("MSE after {quality} epochs {:.5}", got[quality - 1])
+                } else {
+                    String::new()
+                };
+                let trainer = Trainer::new(
+                    Model::new(make().map_err(e)?, &self.net).map_err(e)?,
+                    config_for(self.w.kind, self.data.len()),
+                )
+                .map_err(e)?;
+                Ok(Prepared::Ready(
+                    Box::new(NetRunner::Train(Box::new(trainer), self.data.clone(), note)),
+                    bytes,
+                ))
+            }
+        }
+    }
+
+    fn libfann_runner(
+        &self,
+        lib: &std::sync::Arc<crate::libfann::Libfann>,
+    ) -> Result<Prepared, String> {
+        let dir = std::env::temp_dir().join(format!("tessera-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let (net_path, data_path) = (dir.join("bench.net"), dir.join("bench.data"));
+        write_net(&net_path, &self.net, &FannSettings::default()).map_err(|e| e.to_string())?;
+        write_data(&data_path, &self.data).map_err(|e| e.to_string())?;
+        let mut run = lib.open(&net_path, &data_path)?;
+        run.set_algorithm(2);
+        let mses: Vec<f32> = (0..QUALITY_EPOCHS).map(|_| run.train_epoch()).collect();
+        let ours = epochs(CpuNn::new(), self, 1).map_err(|e| e.to_string())?;
+        // Same net, data and algorithm: libfann's first-epoch MSE must match ours.
+        if (mses[0] as f64 - ours[0]).abs() > 1e-3 * ours[0] {
+            return Err(format!(
+                "libfann's first-epoch MSE {} differs from tessera's {}",
+                mses[0], ours[0]
+            ));
+        }
+        let note = format!(
+            "MSE after {QUALITY_EPOCHS} epochs {:.5}",
+            mses[QUALITY_EPOCHS - 1]
+        );
+        let fresh = lib.open(&net_path, &data_path)?;
+        let mut fresh = fresh;
+        fresh.set_algorithm(2);
+        std::fs::remove_dir_all(&dir).ok();
+        Ok(Prepared::Ready(
+            Box::new(LibfannRunner(fresh, note)),
+            (self.net.parameter_count() * 4 * 4) as u64,
+        ))
+    }
+}
+
+impl Fixture for NetFixture {
+    fn prepare(&self, b: &BenchBackend) -> Result<Prepared, String> {
+        if software_too_big(b, &self.w) {
+            return Ok(Prepared::NotApplicable(SOFTWARE_SKIP));
+        }
+        match &b.kind {
+            BackendKind::CpuSimd => self.kernel_runner(|| Ok(CpuNn::new())),
+            BackendKind::Gpu(ctx) => self.kernel_runner(|| GpuNn::new(ctx)),
+            BackendKind::Libfann(lib) if self.w.kind == NnKind::FannEpoch => {
+                self.libfann_runner(lib)
+            }
+            _ => Ok(Prepared::NotApplicable(
+                "no network kernels on this backend",
+            )),
+        }
+    }
+}
