@@ -13,8 +13,10 @@ use crate::libfann::FannRun;
 use crate::workload::{Fixture, Prepared, Runner, Workload};
 
 /// Work per iteration above which software rasterisers are not run (they manage
-/// about 1 GFLOP/s, so larger workloads would take minutes and prove nothing).
+/// about 1 GFLOP/s, so larger workloads would take minutes and prove nothing);
+/// `--quick` keeps them to the smallest workloads.
 const SOFTWARE_MAX_FLOP: f64 = 1e9;
+const SOFTWARE_MAX_FLOP_QUICK: f64 = 1e8;
 
 /// What a neural workload times.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,6 +51,8 @@ pub struct NnWorkload {
     pub group: &'static str,
     /// What is timed.
     pub kind: NnKind,
+    /// Work per iteration above which software rasterisers are not run.
+    pub software_max_flop: f64,
 }
 
 const MNIST: &[usize] = &[784, 128, 10];
@@ -59,6 +63,11 @@ const FANN_SAMPLES: usize = 1000;
 
 /// The neural workloads of a run (`quick`: the smaller ones).
 pub fn workloads(quick: bool) -> Vec<NnWorkload> {
+    let software_max_flop = if quick {
+        SOFTWARE_MAX_FLOP_QUICK
+    } else {
+        SOFTWARE_MAX_FLOP
+    };
     let sizes: &[usize] = if quick {
         &[256, 512, 1024]
     } else {
@@ -68,6 +77,7 @@ pub fn workloads(quick: bool) -> Vec<NnWorkload> {
         .iter()
         .map(|&n| NnWorkload {
             group: "gemm",
+            software_max_flop,
             kind: NnKind::Gemm { n },
         })
         .collect();
@@ -80,12 +90,14 @@ pub fn workloads(quick: bool) -> Vec<NnWorkload> {
         for batch in [1, 256] {
             out.push(NnWorkload {
                 group: "nn-forward",
+                software_max_flop,
                 kind: NnKind::Forward { sizes, batch },
             });
         }
     }
     out.push(NnWorkload {
         group: "nn-train",
+        software_max_flop,
         kind: NnKind::TrainStep {
             sizes: MNIST,
             batch: 256,
@@ -94,6 +106,7 @@ pub fn workloads(quick: bool) -> Vec<NnWorkload> {
     if !quick {
         out.push(NnWorkload {
             group: "nn-train",
+            software_max_flop,
             kind: NnKind::TrainStep {
                 sizes: WIDE,
                 batch: 256,
@@ -102,6 +115,7 @@ pub fn workloads(quick: bool) -> Vec<NnWorkload> {
     }
     out.push(NnWorkload {
         group: "fann",
+        software_max_flop,
         kind: NnKind::FannEpoch,
     });
     out
@@ -236,11 +250,10 @@ impl Workload for NnWorkload {
 }
 
 fn software_too_big(b: &BenchBackend, w: &NnWorkload) -> bool {
-    matches!(&b.kind, BackendKind::Gpu(ctx) if ctx.is_software()) && w.flops() > SOFTWARE_MAX_FLOP
+    matches!(&b.kind, BackendKind::Gpu(ctx) if ctx.is_software()) && w.flops() > w.software_max_flop
 }
 
-const SOFTWARE_SKIP: &str =
-    "software rasteriser: workloads above 1 GFLOP per iteration are not run";
+const SOFTWARE_SKIP: &str = "software rasteriser: large workloads are not run (above 1 GFLOP per iteration, 0.1 with --quick)";
 
 struct GemmFixture {
     w: NnWorkload,

@@ -17,6 +17,7 @@ pub const SWEEPS: &[(&str, &str)] = &[
     ("vars", "variables"),
     ("capacity", "capacity"),
     ("batch", "batch (environments)"),
+    ("gemm", "GEMM size n (n x n x n)"),
 ];
 
 fn escape(s: &str) -> String {
@@ -61,7 +62,7 @@ pub fn scaling_chart(report: &Report) -> String {
         );
         let _ = writeln!(
             svg,
-            r#"<text x="{}" y="{}" text-anchor="middle" font-size="13">time per step vs {}</text>"#,
+            r#"<text x="{}" y="{}" text-anchor="middle" font-size="13">time per iteration vs {}</text>"#,
             x0 + PANEL_W / 2.0,
             y0 - 12.0,
             escape(xtitle)

@@ -28,10 +28,12 @@ fn tiny_workloads() -> Vec<Box<dyn Workload>> {
     out.extend([
         Box::new(NnWorkload {
             group: "gemm",
+            software_max_flop: 1e9,
             kind: NnKind::Gemm { n: 33 },
         }) as Box<dyn Workload>,
         Box::new(NnWorkload {
             group: "nn-forward",
+            software_max_flop: 1e9,
             kind: NnKind::Forward {
                 sizes: &[5, 7, 3],
                 batch: 4,
@@ -39,6 +41,7 @@ fn tiny_workloads() -> Vec<Box<dyn Workload>> {
         }),
         Box::new(NnWorkload {
             group: "nn-train",
+            software_max_flop: 1e9,
             kind: NnKind::TrainStep {
                 sizes: &[5, 7, 3],
                 batch: 4,
