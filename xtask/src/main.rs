@@ -179,6 +179,8 @@ mod tests {
             "cpu-simd,gpu-vulkan",
             "--threshold",
             "5",
+            "--family",
+            "nn",
         ])
         .unwrap();
         let Task::Bench(a) = cli.task;
@@ -197,9 +199,7 @@ mod tests {
             e.contains("unknown backend `tpu`") && e.contains("cpu-simd"),
             "{e}"
         );
-        let e = parse(&["bench", "--threshold", "-3"])
-            .unwrap_err()
-            .to_string();
+        let e = parse(&["bench", "--threshold=-3"]).unwrap_err().to_string();
         assert!(e.contains("not a positive percentage"), "{e}");
         let e = parse(&["bench", "--fail-on-regression"])
             .unwrap_err()

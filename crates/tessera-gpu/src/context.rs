@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tessera_tensor::error::{Result, TesseraError};
 
-use crate::acquisition::AcquisitionPipelines;
-use crate::nn::NnPipelines;
+use crate::kernels::KernelSet;
 
 /// A wgpu device and queue with what tessera caches on them. Cheap to clone: clones
 /// share the device, the queue and the compiled pipelines.
@@ -23,8 +22,9 @@ pub(crate) struct Inner {
     pub limits: wgpu::Limits,
     lost: Arc<AtomicBool>,
     last_error: Arc<Mutex<Option<String>>>,
-    pub acquisition: OnceLock<Result<AcquisitionPipelines>>,
-    pub nn: OnceLock<Result<NnPipelines>>,
+    /// Compiled kernels per family, built on first use.
+    pub acquisition: OnceLock<Result<KernelSet>>,
+    pub nn: OnceLock<Result<KernelSet>>,
 }
 
 impl std::fmt::Debug for GpuContext {

@@ -8,6 +8,7 @@
 
 pub mod acquisition;
 mod context;
+mod kernels;
 pub mod nn;
 mod readback;
 pub mod testing;

@@ -13,8 +13,8 @@ use tessera_tensor::acquisition::{
 use tessera_tensor::error::{Result, TesseraError};
 use wgpu::util::DeviceExt;
 
-pub(crate) use pipelines::AcquisitionPipelines;
-use pipelines::Kernel;
+use crate::kernels::KernelSet;
+use pipelines::{Kernel, pipelines};
 pub use pipelines::{SOURCES as WGSL_SOURCES, module_source as wgsl_module_source};
 
 use crate::GpuContext;
@@ -125,7 +125,7 @@ impl GpuAcquisition {
             capacity = config.capacity
         )
         .entered();
-        let pipelines = AcquisitionPipelines::of(ctx)?;
+        let pipelines = pipelines(ctx)?;
         let input_stride = 2 * config.n_vars + 1 + config.n_vars * config.feature_dim;
         let params = Params {
             n_vars: config.n_vars as u32,
@@ -201,7 +201,7 @@ impl GpuAcquisition {
 
     fn upload_shard(
         ctx: &GpuContext,
-        pipelines: &AcquisitionPipelines,
+        pipelines: &KernelSet,
         params_buffer: &wgpu::Buffer,
         s: &AcquisitionState,
         input_stride: usize,
@@ -259,7 +259,7 @@ impl GpuAcquisition {
 
     fn bind_group(
         ctx: &GpuContext,
-        pipelines: &AcquisitionPipelines,
+        pipelines: &KernelSet,
         params_buffer: &wgpu::Buffer,
         buffers: &[wgpu::Buffer],
     ) -> wgpu::BindGroup {
@@ -379,7 +379,7 @@ impl GpuAcquisition {
             batch = self.config.batch()
         )
         .entered();
-        let pipelines = AcquisitionPipelines::of(&self.ctx)?;
+        let pipelines = pipelines(&self.ctx)?;
         self.ctx
             .queue()
             .write_buffer(&self.params_buffer, 0, bytemuck::bytes_of(&self.params));
@@ -394,7 +394,7 @@ impl GpuAcquisition {
                 label: Some(kernel.entry_point()),
                 timestamp_writes: self.timer.as_ref().and_then(KernelTimer::next_writes),
             });
-            pass.set_pipeline(pipelines.get(kernel));
+            pass.set_pipeline(pipelines.get(kernel.entry_point()));
             for (shard, workgroups) in work {
                 pass.set_bind_group(0, &shard.bind_group, &[]);
                 pass.dispatch_workgroups(workgroups as u32, 1, 1);
@@ -432,7 +432,7 @@ impl GpuAcquisition {
             });
         }
         let chunk = (max_binding / per_env) as usize;
-        let pipelines = AcquisitionPipelines::of(&self.ctx)?;
+        let pipelines = pipelines(&self.ctx)?;
         for shard in &mut self.shards {
             let bytes = per_env * chunk.min(shard.envs) as u64;
             if shard.history_bytes >= bytes {

@@ -14,7 +14,6 @@ use tessera_tensor::nn::{
 };
 use wgpu::util::DeviceExt;
 
-pub(crate) use pipelines::NnPipelines;
 pub use pipelines::{SOURCES as WGSL_SOURCES, module_source as wgsl_module_source};
 
 use crate::GpuContext;
@@ -109,7 +108,7 @@ impl std::fmt::Debug for GpuNn {
 impl GpuNn {
     /// Neural kernels on `ctx` (pipelines are built once per context).
     pub fn new(ctx: &GpuContext) -> Result<Self> {
-        NnPipelines::of(ctx)?;
+        pipelines::pipelines(ctx)?;
         let align = u64::from(ctx.limits().min_uniform_buffer_offset_alignment);
         let slot_stride = (std::mem::size_of::<Params>() as u64).div_ceil(align) * align;
         let device = ctx.device();
@@ -178,7 +177,7 @@ impl GpuNn {
         groups: (u32, u32),
     ) -> Result<()> {
         self.ctx.check()?;
-        let pipelines = NnPipelines::of(&self.ctx)?;
+        let pipelines = pipelines::pipelines(&self.ctx)?;
         let (mut x, mut y) = groups;
         if x == 0 || y == 0 {
             return Ok(());
