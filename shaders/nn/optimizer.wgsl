@@ -2,6 +2,8 @@
 // sgd_update: t0 = w, t1 = g, t2 = velocity.
 // rprop_update (FANN's iRPROP-): t0 = w, t1 = g, t2 = previous g, t3 = step.
 // adam_update: t0 = w, t1 = g, t2 = m, t3 = v.
+// quickprop_update (FANN's): t0 = w, t1 = g, t2 = previous slope, t3 = previous step;
+// learning_rate holds epsilon (lr / samples), weight_decay the decay, momentum mu.
 
 @compute @workgroup_size(256)
 fn sgd_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -28,9 +30,10 @@ fn rprop_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
             next = max(prev_step * p.decrease, p.delta_min);
             g = 0.0;
         }
+        // FANN moves every weight whose gradient is not positive up, zeroed ones too.
         if (g > 0.0) {
             t0[i] = max(t0[i] - next, -1500.0);
-        } else if (g < 0.0) {
+        } else {
             t0[i] = min(t0[i] + next, 1500.0);
         }
         t3[i] = next;
@@ -56,5 +59,44 @@ fn adam_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
             update = update + p.weight_decay * t0[i];
         }
         t0[i] = t0[i] - p.learning_rate * update;
+    }
+}
+
+@compute @workgroup_size(256)
+fn quickprop_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    if (i < p.len) {
+        let eps = p.learning_rate;
+        let mu = p.momentum;
+        let shrink = mu / (1.0 + mu);
+        let slope = -t1[i] + p.weight_decay * t0[i];
+        let step = t3[i];
+        let prev = t2[i];
+        var next = 0.0;
+        if (step > 0.001) {
+            if (slope > 0.0) {
+                next = next + eps * slope;
+            }
+            if (slope > shrink * prev) {
+                next = next + mu * step;
+            } else {
+                next = next + step * slope / (prev - slope);
+            }
+        } else if (step < -0.001) {
+            if (slope < 0.0) {
+                next = next + eps * slope;
+            }
+            if (slope < shrink * prev) {
+                next = next + mu * step;
+            } else {
+                next = next + step * slope / (prev - slope);
+            }
+        } else {
+            next = next + eps * slope;
+        }
+        t3[i] = next;
+        t0[i] = clamp(t0[i] + next, -1500.0, 1500.0);
+        t2[i] = slope;
     }
 }

@@ -3,7 +3,9 @@
 //! backend; only the error metrics are read back, once per batch.
 
 use tessera_tensor::error::{Result, TesseraError};
-use tessera_tensor::nn::{AdamParams, Gemm, Loss, NnKernels, RpropParams, SgdParams};
+use tessera_tensor::nn::{
+    AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SgdParams,
+};
 use tessera_tensor::rng::Rng;
 
 use crate::data::TrainData;
@@ -33,6 +35,15 @@ pub enum Algorithm {
         /// Initial step (FANN default 0.1).
         delta_zero: f32,
     },
+    /// FANN_TRAIN_QUICKPROP: one update per epoch, Fahlman's quadratic step.
+    Quickprop {
+        /// FANN default 0.7 (divided by the number of samples).
+        learning_rate: f32,
+        /// FANN default -0.0001.
+        decay: f32,
+        /// FANN default 1.75.
+        mu: f32,
+    },
     /// Mini-batch SGD with momentum on the mean gradient.
     Sgd {
         /// Learning rate, momentum and weight decay.
@@ -50,6 +61,15 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// FANN's QUICKPROP with FANN's defaults.
+    pub fn fann_quickprop() -> Self {
+        Algorithm::Quickprop {
+            learning_rate: 0.7,
+            decay: -0.0001,
+            mu: 1.75,
+        }
+    }
+
     /// FANN's default algorithm: RPROP with FANN's parameters.
     pub fn fann_rprop() -> Self {
         Algorithm::Rprop {
@@ -61,7 +81,10 @@ impl Algorithm {
     fn is_fann(&self) -> bool {
         matches!(
             self,
-            Algorithm::Incremental { .. } | Algorithm::Batch { .. } | Algorithm::Rprop { .. }
+            Algorithm::Incremental { .. }
+                | Algorithm::Batch { .. }
+                | Algorithm::Rprop { .. }
+                | Algorithm::Quickprop { .. }
         )
     }
 
@@ -69,7 +92,7 @@ impl Algorithm {
     fn batch_size(&self) -> Option<usize> {
         match self {
             Algorithm::Incremental { .. } => Some(1),
-            Algorithm::Batch { .. } | Algorithm::Rprop { .. } => None,
+            Algorithm::Batch { .. } | Algorithm::Rprop { .. } | Algorithm::Quickprop { .. } => None,
             Algorithm::Sgd { batch_size, .. } | Algorithm::Adam { batch_size, .. } => {
                 Some(*batch_size)
             }
@@ -363,6 +386,18 @@ impl<K: NnKernels> Trainer<K> {
                         k.sgd_update(w, g, s0, p)?
                     }
                     Algorithm::Rprop { params, .. } => k.rprop_update(w, g, s0, s1, params)?,
+                    Algorithm::Quickprop {
+                        learning_rate,
+                        decay,
+                        mu,
+                    } => {
+                        let p = QuickpropParams {
+                            epsilon: learning_rate / samples as f32,
+                            decay,
+                            mu,
+                        };
+                        k.quickprop_update(w, g, s0, s1, p)?
+                    }
                     Algorithm::Sgd { params, .. } => k.sgd_update(w, g, s0, params)?,
                     Algorithm::Adam { params, .. } => {
                         k.adam_update(w, g, s0, s1, self.updates, params)?

@@ -7,7 +7,8 @@ use pulp::Arch;
 use rayon::prelude::*;
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::nn::{
-    Activation, AdamParams, Gemm, Loss, NnKernels, RpropParams, SgdParams, check_lens,
+    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SgdParams,
+    check_lens,
 };
 
 pub use activation::{activate, derivative};
@@ -431,13 +432,67 @@ impl NnKernels for CpuNn {
                     gi = 0.0;
                     (prev_step * p.decrease_factor).max(p.delta_min)
                 };
+                // FANN moves every weight whose gradient is not positive up.
                 if gi > 0.0 {
                     *wi = (*wi - next).max(-1500.0);
-                } else if gi < 0.0 {
+                } else {
                     *wi = (*wi + next).min(1500.0);
                 }
                 *st = next;
                 *pg = gi;
+            }
+        });
+        Ok(())
+    }
+
+    fn quickprop_update(
+        &self,
+        w: &mut Vec<f32>,
+        g: &Vec<f32>,
+        prev_slope: &mut Vec<f32>,
+        prev_step: &mut Vec<f32>,
+        p: QuickpropParams,
+    ) -> Result<()> {
+        check_lens(
+            "quickprop_update",
+            &[g.len(), prev_slope.len(), prev_step.len()],
+            w.len(),
+        )?;
+        let shrink = p.mu / (1.0 + p.mu);
+        self.arch.dispatch(|| {
+            for (((wi, &gi), ps), st) in w
+                .iter_mut()
+                .zip(g)
+                .zip(prev_slope.iter_mut())
+                .zip(prev_step.iter_mut())
+            {
+                let slope = -gi + p.decay * *wi;
+                let (step, prev) = (*st, *ps);
+                let mut next = 0.0;
+                if step > 0.001 {
+                    if slope > 0.0 {
+                        next += p.epsilon * slope;
+                    }
+                    next += if slope > shrink * prev {
+                        p.mu * step
+                    } else {
+                        step * slope / (prev - slope)
+                    };
+                } else if step < -0.001 {
+                    if slope < 0.0 {
+                        next += p.epsilon * slope;
+                    }
+                    next += if slope < shrink * prev {
+                        p.mu * step
+                    } else {
+                        step * slope / (prev - slope)
+                    };
+                } else {
+                    next += p.epsilon * slope;
+                }
+                *st = next;
+                *wi = (*wi + next).clamp(-1500.0, 1500.0);
+                *ps = slope;
             }
         });
         Ok(())

@@ -10,7 +10,8 @@ use std::sync::Mutex;
 use bytemuck::{Pod, Zeroable};
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::nn::{
-    Activation, AdamParams, Gemm, Loss, NnKernels, RpropParams, SgdParams, check_lens,
+    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SgdParams,
+    check_lens,
 };
 use wgpu::util::DeviceExt;
 
@@ -539,6 +540,30 @@ impl NnKernels for GpuNn {
             &[&w.buffer, &g.buffer, &prev_g.buffer, &step.buffer],
             w.len,
         )
+    }
+
+    fn quickprop_update(
+        &self,
+        w: &mut GpuTensor,
+        g: &GpuTensor,
+        prev_slope: &mut GpuTensor,
+        prev_step: &mut GpuTensor,
+        p: QuickpropParams,
+    ) -> Result<()> {
+        check_lens(
+            "quickprop_update",
+            &[g.len, prev_slope.len, prev_step.len],
+            w.len,
+        )?;
+        let params = Params {
+            len: w.len as u32,
+            learning_rate: p.epsilon,
+            weight_decay: p.decay,
+            momentum: p.mu,
+            ..Params::default()
+        };
+        let tensors = [&w.buffer, &g.buffer, &prev_slope.buffer, &prev_step.buffer];
+        self.elementwise("quickprop_update", params, &tensors, w.len)
     }
 
     fn adam_update(

@@ -39,7 +39,7 @@ pub fn module_source() -> String {
 }
 
 /// Entry points of the neural module.
-pub(crate) const ENTRY_POINTS: [&str; 12] = [
+pub(crate) const ENTRY_POINTS: [&str; 13] = [
     "gemm",
     "gemv",
     "bias_activation",
@@ -52,6 +52,7 @@ pub(crate) const ENTRY_POINTS: [&str; 12] = [
     "sgd_update",
     "rprop_update",
     "adam_update",
+    "quickprop_update",
 ];
 
 /// Storage tensors per kernel (bindings 1..=5).

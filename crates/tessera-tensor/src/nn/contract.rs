@@ -124,7 +124,9 @@ pub struct SgdParams {
     pub weight_decay: f32,
 }
 
-/// iRPROP- as FANN 2.2 implements it (`fann_update_weights_irpropm`).
+/// iRPROP- as FANN 2.2 implements it (`fann_update_weights_irpropm`), including its
+/// quirk: a weight whose gradient is not positive (a zeroed one after a sign change
+/// included) moves up by the step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RpropParams {
     /// Step growth when the gradient keeps its sign (FANN: 1.2).
@@ -146,6 +148,17 @@ impl Default for RpropParams {
             delta_max: 50.0,
         }
     }
+}
+
+/// QUICKPROP as FANN 2.2 implements it (`fann_update_weights_quickprop`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuickpropParams {
+    /// `learning_rate / samples` (FANN: 0.7 / samples).
+    pub epsilon: f32,
+    /// Weight decay added to the slope (FANN: -0.0001).
+    pub decay: f32,
+    /// Largest step growth (FANN: 1.75).
+    pub mu: f32,
 }
 
 /// Adam, or AdamW with `decoupled` weight decay.
@@ -287,6 +300,17 @@ pub trait NnKernels {
         prev_g: &mut Self::Tensor,
         step: &mut Self::Tensor,
         p: RpropParams,
+    ) -> Result<()>;
+
+    /// One QUICKPROP step; `prev_slope` and `prev_step` hold the per-weight state
+    /// (both start at 0).
+    fn quickprop_update(
+        &self,
+        w: &mut Self::Tensor,
+        g: &Self::Tensor,
+        prev_slope: &mut Self::Tensor,
+        prev_step: &mut Self::Tensor,
+        p: QuickpropParams,
     ) -> Result<()>;
 
     /// One Adam(W) step number `t` (from 1) with moments `m` and `v`.

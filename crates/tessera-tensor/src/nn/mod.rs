@@ -9,4 +9,6 @@ mod activation;
 mod contract;
 
 pub use activation::{Activation, softmax_row};
-pub use contract::{AdamParams, Gemm, Loss, NnKernels, RpropParams, SgdParams, check_lens};
+pub use contract::{
+    AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SgdParams, check_lens,
+};

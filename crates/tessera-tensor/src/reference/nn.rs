@@ -3,7 +3,8 @@
 
 use crate::error::{Result, TesseraError};
 use crate::nn::{
-    Activation, AdamParams, Gemm, Loss, NnKernels, RpropParams, SgdParams, check_lens, softmax_row,
+    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SgdParams,
+    check_lens, softmax_row,
 };
 
 /// The f64 reference backend: tensors are `Vec<f64>`.
@@ -268,13 +269,62 @@ impl NnKernels for ReferenceNn {
                 gi = 0.0;
                 (prev_step * p.decrease_factor as f64).max(p.delta_min as f64)
             };
+            // FANN moves every weight whose gradient is not positive up, zeroed ones too.
             if gi > 0.0 {
                 w[i] = (w[i] - next).max(-1500.0);
-            } else if gi < 0.0 {
+            } else {
                 w[i] = (w[i] + next).min(1500.0);
             }
             step[i] = next;
             prev_g[i] = gi;
+        }
+        Ok(())
+    }
+
+    fn quickprop_update(
+        &self,
+        w: &mut Vec<f64>,
+        g: &Vec<f64>,
+        prev_slope: &mut Vec<f64>,
+        prev_step: &mut Vec<f64>,
+        p: QuickpropParams,
+    ) -> Result<()> {
+        check_lens(
+            "quickprop_update",
+            &[g.len(), prev_slope.len(), prev_step.len()],
+            w.len(),
+        )?;
+        let (eps, decay, mu) = (p.epsilon as f64, p.decay as f64, p.mu as f64);
+        let shrink = mu / (1.0 + mu);
+        for i in 0..w.len() {
+            // FANN's slope is the negative gradient, plus decay.
+            let slope = -g[i] + decay * w[i];
+            let (step, prev) = (prev_step[i], prev_slope[i]);
+            let mut next = 0.0;
+            if step > 0.001 {
+                if slope > 0.0 {
+                    next += eps * slope;
+                }
+                next += if slope > shrink * prev {
+                    mu * step
+                } else {
+                    step * slope / (prev - slope)
+                };
+            } else if step < -0.001 {
+                if slope < 0.0 {
+                    next += eps * slope;
+                }
+                next += if slope < shrink * prev {
+                    mu * step
+                } else {
+                    step * slope / (prev - slope)
+                };
+            } else {
+                next += eps * slope;
+            }
+            prev_step[i] = next;
+            w[i] = (w[i] + next).clamp(-1500.0, 1500.0);
+            prev_slope[i] = slope;
         }
         Ok(())
     }

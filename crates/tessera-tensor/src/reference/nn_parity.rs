@@ -6,7 +6,9 @@
 use super::ReferenceNn;
 use super::parity::Rng;
 use crate::error::TesseraError;
-use crate::nn::{Activation, AdamParams, Gemm, Loss, NnKernels, RpropParams, SgdParams};
+use crate::nn::{
+    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SgdParams,
+};
 
 /// Relative tolerance of the neural kernels (the spec's 1e-4).
 pub const NN_REL_TOL: f64 = 1e-4;
@@ -333,6 +335,37 @@ pub fn optimizers<K: NnKernels>(k: &K) {
             &ones,
         );
         assert_close("rprop steps", &plain(k, &ks), &r.read(&rs).unwrap(), &ones);
+    }
+    {
+        // FANN's QUICKPROP divides by slope differences: three steps keep the f32 and
+        // f64 trajectories comparable.
+        let p = QuickpropParams {
+            epsilon: 0.7 / 10.0,
+            decay: -0.0001,
+            mu: 1.75,
+        };
+        let (mut kw, mut ks, mut kp) = (
+            k.tensor(&w0).unwrap(),
+            k.zeros(len).unwrap(),
+            k.zeros(len).unwrap(),
+        );
+        let (mut rw, mut rs, mut rp) = (
+            r.tensor(&w0).unwrap(),
+            r.zeros(len).unwrap(),
+            r.zeros(len).unwrap(),
+        );
+        for g in &grads[..3] {
+            k.quickprop_update(&mut kw, &k.tensor(g).unwrap(), &mut ks, &mut kp, p)
+                .unwrap();
+            r.quickprop_update(&mut rw, &r.tensor(g).unwrap(), &mut rs, &mut rp, p)
+                .unwrap();
+        }
+        assert_close(
+            "quickprop weights",
+            &plain(k, &kw),
+            &r.read(&rw).unwrap(),
+            &ones,
+        );
     }
     for decoupled in [false, true] {
         let p = AdamParams {
