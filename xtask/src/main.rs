@@ -27,8 +27,9 @@ struct BenchArgs {
     /// A short run: fewer workloads and shorter samples (under two minutes on 2 cores).
     #[arg(long)]
     quick: bool,
-    /// Backends to run, by id or part of one: reference, cpu-scalar, cpu-simd, gpu,
-    /// gpu-vulkan, gpu-metal, gpu-dx12, gpu-gl (comma-separated; default: all).
+    /// Backends to run, by id or part of one: reference, cpu-scalar, cpu-simd,
+    /// cpu-gemm-crate, libfann, gpu, gpu-vulkan, gpu-metal, gpu-dx12, gpu-gl
+    /// (comma-separated; default: all).
     #[arg(long, value_delimiter = ',', value_parser = parse_backend)]
     backend: Vec<String>,
     /// Kernel families to run: acquisition, nn (comma-separated; default: all).
@@ -61,13 +62,13 @@ struct BenchArgs {
 }
 
 fn parse_backend(s: &str) -> Result<String, String> {
-    const KNOWN: &[&str] = &["reference", "cpu", "gpu"];
+    const KNOWN: &[&str] = &["reference", "cpu", "gpu", "libfann"];
     let s = s.trim().to_lowercase();
     if KNOWN.iter().any(|k| s.starts_with(k)) {
         Ok(s)
     } else {
         Err(format!(
-            "unknown backend `{s}`: expected reference, cpu-scalar, cpu-simd, gpu or gpu-<api>[-<n>]"
+            "unknown backend `{s}`: expected reference, cpu-scalar, cpu-simd, cpu-gemm-crate, libfann, gpu or gpu-<api>[-<n>]"
         ))
     }
 }
