@@ -10,7 +10,7 @@ use tessera_tensor::reference::ReferenceAcquisition;
 use tessera_tensor::reference::parity::{self, OwnedStep, Rng};
 
 use crate::backends::{BackendKind, BenchBackend};
-use crate::workload::{Fixture, Prepared as Outcome, Runner as TimedRunner, Workload};
+use crate::workload::{Fixture, Prepared, Runner, Workload};
 
 /// Which operation a workload times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,30 +182,30 @@ pub fn filled_state(w: &AcqWorkload) -> AcquisitionState {
     cpu.state().clone()
 }
 
-/// The backend behind a [`Prepared`] workload: GPUs stay concrete so that kernel
-/// timing can be switched on.
-enum Runner {
+/// The backend behind an [`AcqRunner`]: GPUs stay concrete so that kernel timing can
+/// be switched on.
+enum Backend {
     Host(Box<dyn AcquisitionBackend>),
     Gpu(Box<GpuAcquisition>),
 }
 
 /// A backend state ready to run one workload repeatedly.
-pub struct Prepared {
-    runner: Runner,
+pub struct AcqRunner {
+    backend: Backend,
     inputs: Vec<OwnedStep>,
     next: usize,
     op: AcqOp,
     sync_ctx: Option<tessera_gpu::GpuContext>,
 }
 
-impl Prepared {
+impl AcqRunner {
     /// Runs the operation once (on the GPU: enqueues it).
     pub fn run_once(&mut self) -> tessera_tensor::Result<()> {
         let input = &self.inputs[self.next % self.inputs.len()];
         self.next += 1;
-        let b: &mut dyn AcquisitionBackend = match &mut self.runner {
-            Runner::Host(b) => &mut **b,
-            Runner::Gpu(g) => &mut **g,
+        let b: &mut dyn AcquisitionBackend = match &mut self.backend {
+            Backend::Host(b) => &mut **b,
+            Backend::Gpu(g) => &mut **g,
         };
         match self.op {
             AcqOp::Step => b.step(&input.input()),
@@ -236,16 +236,16 @@ impl Prepared {
 
     /// The backend, e.g. to read results after timing.
     pub fn backend_mut(&mut self) -> &mut dyn AcquisitionBackend {
-        match &mut self.runner {
-            Runner::Host(b) => &mut **b,
-            Runner::Gpu(g) => &mut **g,
+        match &mut self.backend {
+            Backend::Host(b) => &mut **b,
+            Backend::Gpu(g) => &mut **g,
         }
     }
 
     /// Median device time of the operation over `iters` runs, measured with GPU
     /// timestamp queries; `None` on the CPU or where the adapter has no timestamps.
     pub fn kernel_time_ns(&mut self, iters: u32) -> tessera_tensor::Result<Option<f64>> {
-        let Runner::Gpu(g) = &mut self.runner else {
+        let Backend::Gpu(g) = &mut self.backend else {
             return Ok(None);
         };
         if !g.enable_kernel_timing(iters) {
@@ -255,7 +255,7 @@ impl Prepared {
             self.run_once()?;
         }
         self.sync()?;
-        let Runner::Gpu(g) = &mut self.runner else {
+        let Backend::Gpu(g) = &mut self.backend else {
             return Ok(None);
         };
         let mut times = g.take_kernel_times()?;
@@ -274,9 +274,9 @@ pub fn prepare(
     w: &AcqWorkload,
     backend: &BenchBackend,
     filled: &AcquisitionState,
-) -> tessera_tensor::Result<Option<(Prepared, u64)>> {
+) -> tessera_tensor::Result<Option<(AcqRunner, u64)>> {
     let cfg = w.config();
-    let (runner, bytes, sync_ctx) = match &backend.kind {
+    let (backend, bytes, sync_ctx) = match &backend.kind {
         BackendKind::Reference => {
             if !w.reference_affordable() {
                 return Ok(None);
@@ -288,25 +288,25 @@ pub fn prepare(
                 r.add_samples(&fill_samples(&cfg, &mut rng).input().samples)?;
             }
             r.step(&fill_samples(&cfg, &mut rng).input())?;
-            (Runner::Host(Box::new(r)), filled.bytes() as u64 * 2, None)
+            (Backend::Host(Box::new(r)), filled.bytes() as u64 * 2, None)
         }
         BackendKind::CpuScalar | BackendKind::CpuSimd => {
             let mut c = CpuAcquisition::from_state(filled.clone())?;
             c.set_simd(matches!(backend.kind, BackendKind::CpuSimd));
-            (Runner::Host(Box::new(c)), filled.bytes() as u64, None)
+            (Backend::Host(Box::new(c)), filled.bytes() as u64, None)
         }
         BackendKind::GemmCrate | BackendKind::Libfann(_) => return Ok(None),
         BackendKind::Gpu(ctx) => {
             let g = GpuAcquisition::from_state(ctx, filled)?;
             let bytes = g.device_bytes();
-            (Runner::Gpu(Box::new(g)), bytes, Some(ctx.clone()))
+            (Backend::Gpu(Box::new(g)), bytes, Some(ctx.clone()))
         }
     };
     let mut rng = Rng::new(w.capacity as u64 ^ 0x5eed);
     let inputs = (0..4).map(|_| OwnedStep::random(&cfg, &mut rng)).collect();
     Ok(Some((
-        Prepared {
-            runner,
+        AcqRunner {
+            backend,
             inputs,
             next: 0,
             op: w.op,
@@ -321,11 +321,11 @@ pub fn prepare(
 /// wrong result is worthless.
 pub fn verify(
     w: &AcqWorkload,
-    prepared: &mut Prepared,
+    prepared: &mut AcqRunner,
     filled: &AcquisitionState,
 ) -> Result<(), String> {
-    let mut twin = Prepared {
-        runner: Runner::Host(Box::new(
+    let mut twin = AcqRunner {
+        backend: Backend::Host(Box::new(
             CpuAcquisition::from_state(filled.clone()).map_err(|e| e.to_string())?,
         )),
         inputs: prepared.inputs.clone(),
@@ -401,31 +401,31 @@ struct AcqFixture {
 }
 
 impl Fixture for AcqFixture {
-    fn prepare(&self, backend: &BenchBackend) -> Result<Outcome, String> {
+    fn prepare(&self, backend: &BenchBackend) -> Result<Prepared, String> {
         match prepare(&self.w, backend, &self.filled) {
             Ok(Some((mut p, bytes))) => {
                 verify(&self.w, &mut p, &self.filled)?;
-                Ok(Outcome::Ready(Box::new(p), bytes))
+                Ok(Prepared::Ready(Box::new(p), bytes))
             }
             Ok(None) if matches!(backend.kind, BackendKind::Reference) => {
-                Ok(Outcome::NotApplicable(
+                Ok(Prepared::NotApplicable(
                     "the f64 reference rescans the ring every step: small shapes only",
                 ))
             }
-            Ok(None) => Ok(Outcome::NotApplicable("not an acquisition backend")),
+            Ok(None) => Ok(Prepared::NotApplicable("not an acquisition backend")),
             Err(e) => Err(e.to_string()),
         }
     }
 }
 
-impl TimedRunner for Prepared {
+impl Runner for AcqRunner {
     fn run_once(&mut self) -> tessera_tensor::Result<()> {
-        Prepared::run_once(self)
+        AcqRunner::run_once(self)
     }
     fn sync(&mut self) -> tessera_tensor::Result<()> {
-        Prepared::sync(self)
+        AcqRunner::sync(self)
     }
     fn kernel_time_ns(&mut self, iters: u32) -> tessera_tensor::Result<Option<f64>> {
-        Prepared::kernel_time_ns(self, iters)
+        AcqRunner::kernel_time_ns(self, iters)
     }
 }
