@@ -405,7 +405,10 @@ fn config_for(kind: NnKind, samples: usize) -> TrainConfig {
 fn epochs<K: NnKernels>(k: K, f: &NetFixture, epochs: usize) -> tessera_tensor::Result<Vec<f64>> {
     let mut t = Trainer::new(Model::new(k, &f.net)?, config_for(f.w.kind, f.data.len()))?;
     (0..epochs)
-        .map(|_| t.train_epoch(&f.data).map(|s| s.mse))
+        .map(|_| {
+            t.train_epoch(&f.data)
+                .map(|s| s.mse.expect("metrics are read every epoch"))
+        })
         .collect()
 }
 

@@ -22,12 +22,17 @@ impl common::Problem for Sine {
         println!("epoch   mse (log scale bar)");
         let stats = trainer.train_until(data, 2000, 1e-4, |s| {
             if s.epoch.is_power_of_two() || s.epoch % 250 == 0 {
-                let bar = "#".repeat(((s.mse.log10() + 5.0).max(0.0) * 8.0) as usize);
-                println!("{:5}   {:.2e} {bar}", s.epoch, s.mse);
+                let bar =
+                    "#".repeat(((s.mse.unwrap_or(f64::NAN).log10() + 5.0).max(0.0) * 8.0) as usize);
+                println!("{:5}   {:.2e} {bar}", s.epoch, s.mse.unwrap_or(f64::NAN));
             }
             true
         })?;
-        println!("final mse {:.2e} after {} epochs", stats.mse, stats.epoch);
+        println!(
+            "final mse {:.2e} after {} epochs",
+            stats.mse.unwrap_or(f64::NAN),
+            stats.epoch
+        );
         let out = trainer.model_mut().forward(&[0.0, 1.0, 2.0])?;
         println!(
             "sin(0) ~ {:+.4}, sin(1) ~ {:+.4}, sin(2) ~ {:+.4}",

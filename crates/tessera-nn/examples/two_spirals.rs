@@ -37,7 +37,7 @@ impl common::Problem for Spirals {
             println!(
                 "epoch {:5}  mse {:.5}  accuracy {:.1}%",
                 round * 100,
-                stats.mse,
+                stats.mse.unwrap_or(f64::NAN),
                 100.0 * accuracy
             );
             if accuracy == 1.0 {

@@ -26,12 +26,18 @@ impl common::Problem for Xor {
             if s.epoch % 10 == 0 {
                 println!(
                     "epoch {:4}  mse {:.6}  bit fail {}",
-                    s.epoch, s.mse, s.bit_fail
+                    s.epoch,
+                    s.mse.unwrap_or(f64::NAN),
+                    s.bit_fail.unwrap_or(0)
                 );
             }
             true
         })?;
-        println!("stopped at epoch {} with mse {:.6}", stats.epoch, stats.mse);
+        println!(
+            "stopped at epoch {} with mse {:.6}",
+            stats.epoch,
+            stats.mse.unwrap_or(f64::NAN)
+        );
         let out = trainer.model_mut().forward(&data.inputs)?;
         for (x, y) in data.inputs.chunks(2).zip(out) {
             println!("xor({:+}, {:+}) = {y:+.4}", x[0], x[1]);

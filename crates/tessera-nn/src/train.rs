@@ -113,6 +113,10 @@ pub struct TrainConfig {
     pub shuffle_seed: Option<u64>,
     /// Rows per forward/backward pass of full-batch algorithms (bounds memory).
     pub chunk_rows: usize,
+    /// Read the MSE and bit-fail count back every this many epochs (1, the default:
+    /// every epoch; 0: never). Between readings an epoch on the GPU reads nothing
+    /// back, and its [`EpochStats`] carry `None`.
+    pub metrics_every: usize,
 }
 
 impl TrainConfig {
@@ -129,6 +133,7 @@ impl TrainConfig {
             bit_fail_limit: 0.35,
             shuffle_seed: None,
             chunk_rows: 4096,
+            metrics_every: 1,
         }
     }
 }
@@ -139,10 +144,11 @@ pub struct EpochStats {
     /// Epoch number, from 1.
     pub epoch: usize,
     /// Mean squared error as FANN reports it: SSE / (outputs x samples), measured
-    /// during the epoch's forward passes.
-    pub mse: f64,
-    /// Outputs whose error reached the bit-fail limit.
-    pub bit_fail: u64,
+    /// during the epoch's forward passes (`None` on epochs that skip the readback,
+    /// see [`TrainConfig::metrics_every`]).
+    pub mse: Option<f64>,
+    /// Outputs whose error reached the bit-fail limit (`None` likewise).
+    pub bit_fail: Option<u64>,
 }
 
 struct LayerState<K: NnKernels> {
@@ -255,8 +261,14 @@ impl<K: NnKernels> Trainer<K> {
 
     /// Forward and backward on `rows` samples already in `self.x`/`self.t`:
     /// gradients into the layer states (overwritten, or added to when `accumulate`).
-    /// Returns the batch's SSE and bit fails.
-    fn backprop(&mut self, rows: usize, accumulate: bool, scale: f32) -> Result<(f64, u64)> {
+    /// Returns the batch's SSE and bit fails when `measure` asks for them.
+    fn backprop(
+        &mut self,
+        rows: usize,
+        accumulate: bool,
+        scale: f32,
+        measure: bool,
+    ) -> Result<Option<(f64, u64)>> {
         self.model.ensure_workspace(rows)?;
         let k = &self.model.kernels;
         {
@@ -270,13 +282,17 @@ impl<K: NnKernels> Trainer<K> {
         let last = layers.len() - 1;
         let work = self.model.work.as_mut().expect("workspace allocated");
         let out = &layers[last].spec;
-        let metrics = k.error_metrics(
-            &work.a[last],
-            &work.target,
-            self.config.loss,
-            out.activation,
-            self.config.bit_fail_limit,
-        )?;
+        let metrics = if measure {
+            Some(k.error_metrics(
+                &work.a[last],
+                &work.target,
+                self.config.loss,
+                out.activation,
+                self.config.bit_fail_limit,
+            )?)
+        } else {
+            None
+        };
         if self.config.loss == Loss::SoftmaxCrossEntropy {
             k.output_gradient(
                 &work.a[last],
@@ -432,13 +448,16 @@ impl<K: NnKernels> Trainer<K> {
             self.rng.shuffle(&mut order);
             self.order = order;
         }
+        let measure = self.config.metrics_every > 0 && self.epoch % self.config.metrics_every == 0;
         let (mut sse, mut fails) = (0.0, 0);
         let order = std::mem::take(&mut self.order);
         match self.config.algorithm.batch_size() {
             None => {
                 for (c, chunk) in order.chunks(self.config.chunk_rows).enumerate() {
                     data.gather(chunk, &mut self.x, &mut self.t);
-                    let (s, f) = self.backprop(chunk.len(), c > 0, 1.0)?;
+                    let (s, f) = self
+                        .backprop(chunk.len(), c > 0, 1.0, measure)?
+                        .unwrap_or_default();
                     sse += s;
                     fails += f;
                 }
@@ -449,7 +468,9 @@ impl<K: NnKernels> Trainer<K> {
                 for chunk in order.chunks(batch) {
                     data.gather(chunk, &mut self.x, &mut self.t);
                     let scale = if fann { 1.0 } else { 1.0 / chunk.len() as f32 };
-                    let (s, f) = self.backprop(chunk.len(), false, scale)?;
+                    let (s, f) = self
+                        .backprop(chunk.len(), false, scale, measure)?
+                        .unwrap_or_default();
                     sse += s;
                     fails += f;
                     self.update(chunk.len())?;
@@ -459,12 +480,13 @@ impl<K: NnKernels> Trainer<K> {
         self.order = order;
         Ok(EpochStats {
             epoch: self.epoch,
-            mse: sse / (n * data.n_outputs) as f64,
-            bit_fail: fails,
+            mse: measure.then(|| sse / (n * data.n_outputs) as f64),
+            bit_fail: measure.then_some(fails),
         })
     }
 
-    /// Trains until the MSE reaches `desired_error` or `max_epochs` pass. `callback`
+    /// Trains until the MSE reaches `desired_error` (checked on epochs that read it)
+    /// or `max_epochs` pass. `callback`
     /// sees every epoch's stats and may stop training by returning false.
     pub fn train_until(
         &mut self,
@@ -477,7 +499,7 @@ impl<K: NnKernels> Trainer<K> {
         for _ in 0..max_epochs {
             let stats = self.train_epoch(data)?;
             last = Some(stats);
-            if !callback(&stats) || stats.mse <= desired_error {
+            if !callback(&stats) || stats.mse.is_some_and(|mse| mse <= desired_error) {
                 break;
             }
         }
@@ -501,6 +523,7 @@ impl<K: NnKernels> Trainer<K> {
     pub fn compute_gradients(&mut self, data: &TrainData) -> Result<(f64, u64)> {
         let idx: Vec<usize> = (0..data.len()).collect();
         data.gather(&idx, &mut self.x, &mut self.t);
-        self.backprop(data.len(), false, 1.0)
+        self.backprop(data.len(), false, 1.0, true)
+            .map(|m| m.expect("metrics were asked for"))
     }
 }

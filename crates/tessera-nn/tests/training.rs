@@ -202,7 +202,7 @@ fn train_three_epochs<K: NnKernels>(
     let mut trainer =
         Trainer::new(Model::new(k, net).unwrap(), TrainConfig::new(algorithm)).unwrap();
     let mses = (0..3)
-        .map(|_| trainer.train_epoch(data).unwrap().mse)
+        .map(|_| trainer.train_epoch(data).unwrap().mse.unwrap())
         .collect();
     (mses, trainer.model().to_network().unwrap())
 }
@@ -310,4 +310,47 @@ fn bad_setups_are_typed_errors() {
     let wrong = TrainData::new(3, 1, vec![0.0; 3], vec![0.0]).unwrap();
     assert!(t.train_epoch(&wrong).is_err());
     assert!(TrainData::new(2, 1, vec![0.0; 3], vec![0.0]).is_err());
+}
+
+/// Four RPROP epochs reading metrics every `every` epochs, on `k`.
+fn four_epochs<K: NnKernels>(
+    k: K,
+    net: &Network,
+    data: &TrainData,
+    every: usize,
+) -> (Vec<tessera_nn::EpochStats>, Network) {
+    let config = TrainConfig {
+        metrics_every: every,
+        ..TrainConfig::new(Algorithm::fann_rprop())
+    };
+    let mut t = Trainer::new(Model::new(k, net).unwrap(), config).unwrap();
+    let stats = (0..4).map(|_| t.train_epoch(data).unwrap()).collect();
+    (stats, t.model().to_network().unwrap())
+}
+
+#[test]
+fn metrics_are_read_back_only_when_asked_and_do_not_change_training() {
+    let (net, data) = fixture(Activation::SigmoidSymmetric, 13);
+    let mut runs = vec![[0, 1, 2].map(|every| four_epochs(CpuNn::new(), &net, &data, every))];
+    if gpu().is_some() {
+        runs.push([0, 1, 2].map(|every| four_epochs(gpu().unwrap(), &net, &data, every)));
+    }
+    for [(never, net_never), (every, net_every), (second, _)] in runs {
+        assert!(
+            every
+                .iter()
+                .all(|s| s.mse.is_some() && s.bit_fail.is_some())
+        );
+        assert!(
+            never
+                .iter()
+                .all(|s| s.mse.is_none() && s.bit_fail.is_none())
+        );
+        let read: Vec<bool> = second.iter().map(|s| s.mse.is_some()).collect();
+        assert_eq!(read, [false, true, false, true]);
+        assert_eq!(
+            net_every, net_never,
+            "reading metrics must not change training"
+        );
+    }
 }
