@@ -448,7 +448,8 @@ impl<K: NnKernels> Trainer<K> {
             self.rng.shuffle(&mut order);
             self.order = order;
         }
-        let measure = self.config.metrics_every > 0 && self.epoch % self.config.metrics_every == 0;
+        let measure =
+            self.config.metrics_every > 0 && self.epoch.is_multiple_of(self.config.metrics_every);
         let (mut sse, mut fails) = (0.0, 0);
         let order = std::mem::take(&mut self.order);
         match self.config.algorithm.batch_size() {
