@@ -349,16 +349,13 @@ impl<K: NnKernels> Trainer<K> {
                     alpha: 1.0,
                     beta: 0.0,
                 };
-                let (lower, upper) = work.da.split_at_mut(l);
-                let _ = upper;
-                k.gemm(g, &work.dz[l], &layers[l].w, &mut lower[l - 1])?;
+                k.gemm(g, &work.dz[l], &layers[l].w, &mut work.da[l - 1])?;
                 let prev = &layers[l - 1].spec;
-                let (dz_lower, _) = work.dz.split_at_mut(l);
                 k.activation_backward(
                     &work.z[l - 1],
                     &work.a[l - 1],
-                    &lower[l - 1],
-                    &mut dz_lower[l - 1],
+                    &work.da[l - 1],
+                    &mut work.dz[l - 1],
                     prev.outputs,
                     prev.activation,
                     prev.steepness,
