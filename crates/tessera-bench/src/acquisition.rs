@@ -38,6 +38,21 @@ pub enum AcqOp {
 }
 
 impl AcqOp {
+    /// Every operation except the fused step, with history windows of `history_len`.
+    pub fn singles(history_len: usize) -> [AcqOp; 9] {
+        [
+            AcqOp::AddSample,
+            AcqOp::UpdateFeatures,
+            AcqOp::Confidence,
+            AcqOp::Progress,
+            AcqOp::Coverage,
+            AcqOp::PolicyFeatures,
+            AcqOp::Scores,
+            AcqOp::Select,
+            AcqOp::History(history_len),
+        ]
+    }
+
     /// Short name for tables.
     pub fn name(self) -> String {
         match self {
@@ -144,18 +159,7 @@ pub fn workloads(quick: bool) -> Vec<AcqWorkload> {
             .iter()
             .map(|&b| w("batch", AcqOp::Step, 10, 1000, b)),
     );
-    let ops = [
-        AcqOp::AddSample,
-        AcqOp::UpdateFeatures,
-        AcqOp::Confidence,
-        AcqOp::Progress,
-        AcqOp::Coverage,
-        AcqOp::PolicyFeatures,
-        AcqOp::Scores,
-        AcqOp::Select,
-        AcqOp::History(100),
-    ];
-    out.extend(ops.iter().map(|&op| w("ops", op, 10, 1000, 64)));
+    out.extend(AcqOp::singles(100).map(|op| w("ops", op, 10, 1000, 64)));
     if !quick {
         out.push(w("large", AcqOp::Step, 50, 1000, 4096));
     }
