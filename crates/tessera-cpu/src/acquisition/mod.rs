@@ -14,6 +14,11 @@ use tessera_tensor::acquisition::{
 };
 use tessera_tensor::error::Result;
 
+/// The next per-environment chunk: every array holds exactly one per environment.
+fn next<T>(chunks: &mut impl Iterator<Item = T>) -> T {
+    chunks.next().expect("one chunk per environment")
+}
+
 /// Below this many element-operations per call the batch runs on the calling thread:
 /// rayon's fork-join costs a few microseconds, more than a small step takes.
 const PARALLEL_MIN_WORK: usize = 1 << 15;
@@ -104,59 +109,33 @@ impl CpuAcquisition {
         let d = self.dims();
         let s = &mut self.state;
         let ring = d.cap * d.n;
-        s.values
-            .chunks_mut(ring)
-            .zip(s.interventions.chunks_mut(ring))
-            .zip(s.targets.chunks_mut(d.cap))
-            .zip(s.scalars.iter_mut())
-            .zip(s.mechanism_features.chunks_mut(d.n * d.fd))
-            .zip(s.marginal_probs.chunks_mut(d.n))
-            .zip(s.confidence.chunks_mut(d.n))
-            .zip(s.intervention_counts.chunks_mut(d.n))
-            .zip(s.prev_best_window.chunks_mut(d.cap))
-            .zip(s.summaries.iter_mut())
-            .zip(s.policy_features.chunks_mut(d.n * d.width))
-            .zip(s.scores.chunks_mut(d.n))
-            .map(
-                |(
-                    (
-                        (
-                            (
-                                (
-                                    (
-                                        (
-                                            (
-                                                (((values, interventions), targets), scalars),
-                                                features,
-                                            ),
-                                            marginal,
-                                        ),
-                                        confidence,
-                                    ),
-                                    counts,
-                                ),
-                                prev_window,
-                            ),
-                            summary,
-                        ),
-                        policy,
-                    ),
-                    scores,
-                )| EnvMut {
-                    values,
-                    interventions,
-                    targets,
-                    scalars,
-                    features,
-                    marginal,
-                    confidence,
-                    counts,
-                    prev_window,
-                    summary,
-                    policy,
-                    scores,
-                },
-            )
+        let mut values = s.values.chunks_mut(ring);
+        let mut interventions = s.interventions.chunks_mut(ring);
+        let mut targets = s.targets.chunks_mut(d.cap);
+        let mut scalars = s.scalars.iter_mut();
+        let mut features = s.mechanism_features.chunks_mut(d.n * d.fd);
+        let mut marginal = s.marginal_probs.chunks_mut(d.n);
+        let mut confidence = s.confidence.chunks_mut(d.n);
+        let mut counts = s.intervention_counts.chunks_mut(d.n);
+        let mut prev_window = s.prev_best_window.chunks_mut(d.cap);
+        let mut summaries = s.summaries.iter_mut();
+        let mut policy = s.policy_features.chunks_mut(d.n * d.width);
+        let mut scores = s.scores.chunks_mut(d.n);
+        (0..s.config.target_indices.len())
+            .map(|_| EnvMut {
+                values: next(&mut values),
+                interventions: next(&mut interventions),
+                targets: next(&mut targets),
+                scalars: next(&mut scalars),
+                features: next(&mut features),
+                marginal: next(&mut marginal),
+                confidence: next(&mut confidence),
+                counts: next(&mut counts),
+                prev_window: next(&mut prev_window),
+                summary: next(&mut summaries),
+                policy: next(&mut policy),
+                scores: next(&mut scores),
+            })
             .collect()
     }
 }
