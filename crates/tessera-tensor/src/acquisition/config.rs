@@ -125,18 +125,13 @@ impl AcquisitionConfig {
         if u32::try_from(self.batch()).is_err() {
             return invalid("target_indices.len()", self.batch().to_string(), "< 2^32");
         }
-        if let Some((env, &t)) = self
+        if let Some(&t) = self
             .target_indices
             .iter()
-            .enumerate()
-            .find(|&(_, &t)| t as usize >= self.n_vars)
+            .find(|&&t| t as usize >= self.n_vars)
         {
             return Err(TesseraError::IndexOutOfRange {
-                what: if env == 0 {
-                    "target_indices[0]"
-                } else {
-                    "target_indices"
-                },
+                what: "target_indices",
                 index: t as usize,
                 bound: self.n_vars,
             });
