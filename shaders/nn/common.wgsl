@@ -37,8 +37,13 @@ struct NnParams {
     decrease: f32,
     delta_min: f32,
     delta_max: f32,
-    _pad0: f32,
-    _pad1: f32,
+    // SARPROP: steps below step_threshold gain noise_scale * noise_unit(noise_seed, i).
+    step_threshold: f32,
+    noise_scale: f32,
+    noise_seed: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: NnParams;

@@ -29,4 +29,4 @@ mod train;
 pub use data::TrainData;
 pub use model::Model;
 pub use network::{Init, Layer, Network};
-pub use train::{Algorithm, EpochStats, TrainConfig, Trainer};
+pub use train::{Algorithm, EpochStats, Sarprop, TrainConfig, Trainer};

@@ -1,10 +1,11 @@
-//! Training: FANN's INCREMENTAL, BATCH and RPROP with FANN's semantics, and
-//! mini-batch SGD with momentum, Adam and AdamW. The whole step runs on the model's
-//! backend; only the error metrics are read back, once per batch.
+//! Training: FANN's INCREMENTAL, BATCH, RPROP, QUICKPROP and SARPROP with FANN's
+//! semantics, and mini-batch SGD with momentum, Adam and AdamW. The whole step runs on
+//! the model's backend; only the error metrics are read back, once per batch, when
+//! asked for (SARPROP's update needs the epoch's MSE, so it always reads them).
 
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::nn::{
-    AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SgdParams,
+    AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams, SgdParams,
 };
 use tessera_tensor::rng::Rng;
 
@@ -44,6 +45,12 @@ pub enum Algorithm {
         /// FANN default 1.75.
         mu: f32,
     },
+    /// FANN_TRAIN_SARPROP: iRPROP with a decaying weight term and step noise
+    /// (simulated annealing), one update per epoch. See [`Sarprop`].
+    Sarprop {
+        /// FANN's parameters by `Default`, and the noise seed.
+        params: Sarprop,
+    },
     /// Mini-batch SGD with momentum on the mean gradient.
     Sgd {
         /// Learning rate, momentum and weight decay.
@@ -78,6 +85,13 @@ impl Algorithm {
         }
     }
 
+    /// FANN's SARPROP with FANN's defaults and noise seed 0.
+    pub fn fann_sarprop() -> Self {
+        Algorithm::Sarprop {
+            params: Sarprop::default(),
+        }
+    }
+
     fn is_fann(&self) -> bool {
         matches!(
             self,
@@ -85,6 +99,7 @@ impl Algorithm {
                 | Algorithm::Batch { .. }
                 | Algorithm::Rprop { .. }
                 | Algorithm::Quickprop { .. }
+                | Algorithm::Sarprop { .. }
         )
     }
 
@@ -92,10 +107,80 @@ impl Algorithm {
     fn batch_size(&self) -> Option<usize> {
         match self {
             Algorithm::Incremental { .. } => Some(1),
-            Algorithm::Batch { .. } | Algorithm::Rprop { .. } | Algorithm::Quickprop { .. } => None,
+            Algorithm::Batch { .. }
+            | Algorithm::Rprop { .. }
+            | Algorithm::Quickprop { .. }
+            | Algorithm::Sarprop { .. } => None,
             Algorithm::Sgd { batch_size, .. } | Algorithm::Adam { batch_size, .. } => {
                 Some(*batch_size)
             }
+        }
+    }
+}
+
+/// SARPROP's parameters, as FANN 2.2 names them (`fann_set_sarprop_*`, and the RPROP
+/// factors it shares), plus the seed of its step noise.
+///
+/// Epoch `e` (from 0) of SARPROP is one [`NnKernels::sarprop_update`] per tensor with
+/// `weight_decay = 2^(-temperature e + weight_decay_shift)`,
+/// `step_threshold = step_error_threshold_factor MSE` and
+/// `noise_scale = sqrt(MSE) 2^(-temperature e + step_error_shift)`, where MSE is the
+/// epoch's (FANN's) mean squared error. FANN draws its noise from libc `rand()`;
+/// tessera draws it from a counter-based hash of (`seed`, epoch, tensor, index), so a
+/// run is reproducible and the same on every backend.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sarprop {
+    /// Step growth (FANN `rprop_increase_factor`: 1.2).
+    pub increase_factor: f32,
+    /// Step shrink (FANN `rprop_decrease_factor`: 0.5).
+    pub decrease_factor: f32,
+    /// Smallest step (FANN hard-codes 1e-6 for SARPROP).
+    pub delta_min: f32,
+    /// Largest step (FANN `rprop_delta_max`: 50).
+    pub delta_max: f32,
+    /// FANN `sarprop_weight_decay_shift`: -6.644 (log2 0.01).
+    pub weight_decay_shift: f32,
+    /// FANN `sarprop_step_error_threshold_factor`: 0.1.
+    pub step_error_threshold_factor: f32,
+    /// FANN `sarprop_step_error_shift`: 1.385.
+    pub step_error_shift: f32,
+    /// FANN `sarprop_temperature`: 0.015.
+    pub temperature: f32,
+    /// Seed of the step noise.
+    pub seed: u64,
+}
+
+impl Default for Sarprop {
+    fn default() -> Self {
+        Self {
+            increase_factor: 1.2,
+            decrease_factor: 0.5,
+            delta_min: 1e-6,
+            delta_max: 50.0,
+            weight_decay_shift: -6.644,
+            step_error_threshold_factor: 0.1,
+            step_error_shift: 1.385,
+            temperature: 0.015,
+            seed: 0,
+        }
+    }
+}
+
+impl Sarprop {
+    /// The kernel parameters of epoch `epoch` (from 0) for tensor number `tensor`,
+    /// after an epoch with mean squared error `mse`.
+    pub fn params(&self, epoch: u32, mse: f64, tensor: u32) -> SarpropParams {
+        let cooling = -f64::from(self.temperature) * f64::from(epoch);
+        let key = self.seed ^ (u64::from(epoch) << 32 | u64::from(tensor));
+        SarpropParams {
+            increase_factor: self.increase_factor,
+            decrease_factor: self.decrease_factor,
+            delta_min: self.delta_min,
+            delta_max: self.delta_max,
+            weight_decay: (cooling + f64::from(self.weight_decay_shift)).exp2() as f32,
+            step_threshold: (f64::from(self.step_error_threshold_factor) * mse) as f32,
+            noise_scale: (mse.sqrt() * (cooling + f64::from(self.step_error_shift)).exp2()) as f32,
+            noise_seed: (Rng::new(key).next_u64() >> 32) as u32,
         }
     }
 }
@@ -115,7 +200,8 @@ pub struct TrainConfig {
     pub chunk_rows: usize,
     /// Read the MSE and bit-fail count back every this many epochs (1, the default:
     /// every epoch; 0: never). Between readings an epoch on the GPU reads nothing
-    /// back, and its [`EpochStats`] carry `None`.
+    /// back, and its [`EpochStats`] carry `None`. SARPROP reads them every epoch
+    /// regardless: its update uses the MSE.
     pub metrics_every: usize,
 }
 
@@ -366,16 +452,18 @@ impl<K: NnKernels> Trainer<K> {
     }
 
     /// Applies one update of the configured algorithm with the accumulated gradients
-    /// of `samples` samples.
-    fn update(&mut self, samples: usize) -> Result<()> {
+    /// of `samples` samples, whose mean squared error was `mse` (when measured).
+    fn update(&mut self, samples: usize, mse: Option<f64>) -> Result<()> {
         self.updates += 1;
         let k = &self.model.kernels;
+        let mut tensor = 0u32;
         for (layer, st) in self.model.layers.iter_mut().zip(&mut self.state) {
             let pairs = [
                 (&mut layer.w, &st.gw, &mut st.sw),
                 (&mut layer.b, &st.gb, &mut st.sb),
             ];
             for (w, g, [s0, s1]) in pairs {
+                tensor += 1;
                 match self.config.algorithm {
                     Algorithm::Incremental {
                         learning_rate,
@@ -411,6 +499,12 @@ impl<K: NnKernels> Trainer<K> {
                         };
                         k.quickprop_update(w, g, s0, s1, p)?
                     }
+                    Algorithm::Sarprop { params } => {
+                        // FANN's SARPROP epoch counter starts at 0.
+                        let epoch = self.updates - 1;
+                        let p = params.params(epoch, mse.unwrap_or(0.0), tensor);
+                        k.sarprop_update(w, g, s0, s1, p)?
+                    }
                     Algorithm::Sgd { params, .. } => k.sgd_update(w, g, s0, params)?,
                     Algorithm::Adam { params, .. } => {
                         k.adam_update(w, g, s0, s1, self.updates, params)?
@@ -445,8 +539,9 @@ impl<K: NnKernels> Trainer<K> {
             self.rng.shuffle(&mut order);
             self.order = order;
         }
-        let measure =
-            self.config.metrics_every > 0 && self.epoch.is_multiple_of(self.config.metrics_every);
+        let measure = matches!(self.config.algorithm, Algorithm::Sarprop { .. })
+            || self.config.metrics_every > 0
+                && self.epoch.is_multiple_of(self.config.metrics_every);
         let (mut sse, mut fails) = (0.0, 0);
         let order = std::mem::take(&mut self.order);
         match self.config.algorithm.batch_size() {
@@ -459,7 +554,8 @@ impl<K: NnKernels> Trainer<K> {
                     sse += s;
                     fails += f;
                 }
-                self.update(n)?;
+                let mse = measure.then(|| sse / (n * data.n_outputs) as f64);
+                self.update(n, mse)?;
             }
             Some(batch) => {
                 let fann = self.config.algorithm.is_fann();
@@ -471,7 +567,7 @@ impl<K: NnKernels> Trainer<K> {
                         .unwrap_or_default();
                     sse += s;
                     fails += f;
-                    self.update(chunk.len())?;
+                    self.update(chunk.len(), None)?;
                 }
             }
         }

@@ -1,7 +1,8 @@
 //! Interop with the real libfann 2.2, loaded at run time: a net trained by libfann
 //! runs in tessera with the same outputs, and a net trained in tessera runs in
-//! libfann with the same outputs (1e-5). Skips with one line where libfann is not
-//! installed; `TESSERA_REQUIRE_FANN=1` (set by `.ci/run`) makes that a failure.
+//! libfann with the same outputs (1e-5); SARPROP follows libfann's trajectory. Skips
+//! with one line where libfann is not installed; `TESSERA_REQUIRE_FANN=1` (set by
+//! `.ci/run`) makes that a failure.
 
 use std::ffi::{CString, c_char, c_float, c_uint, c_void};
 
@@ -159,4 +160,70 @@ fn a_net_trained_in_tessera_runs_in_libfann() {
     };
     assert_close(&fann_out, &ours);
     std::fs::remove_file(path).ok();
+}
+
+/// SARPROP from the same `.net` in libfann and in tessera: the MSE of each epoch.
+/// libfann's noise comes from `rand()`, but it only enters after a slope changes sign;
+/// until then the runs must agree epoch for epoch.
+#[test]
+fn sarprop_follows_libfann_until_its_noise_starts() {
+    let Some(lib) = libfann() else { return };
+    let data = tessera_nn::datasets::sine(32);
+    let net = Network::new(
+        &[1, 6, 1],
+        Activation::SigmoidSymmetric,
+        Init::FannUniform,
+        3,
+    )
+    .unwrap();
+    let (net_path, data_path) = (temp("sarprop.net"), temp("sarprop.data"));
+    let settings = FannSettings {
+        training_algorithm: 4,
+        train_error_function: 0,
+        ..FannSettings::default()
+    };
+    write_net(&net_path, &net, &settings).unwrap();
+    write_data(&data_path, &data).unwrap();
+    let epochs = 60;
+    // SAFETY: as above.
+    let fann_mse: Vec<f32> = unsafe {
+        let load: Symbol<unsafe extern "C" fn(*const c_char) -> Fann> =
+            lib.get(b"fann_create_from_file").unwrap();
+        let read: Symbol<unsafe extern "C" fn(*const c_char) -> *mut c_void> =
+            lib.get(b"fann_read_train_from_file").unwrap();
+        let epoch: Symbol<unsafe extern "C" fn(Fann, *mut c_void) -> c_float> =
+            lib.get(b"fann_train_epoch").unwrap();
+        let destroy: Symbol<unsafe extern "C" fn(Fann)> = lib.get(b"fann_destroy").unwrap();
+        let destroy_train: Symbol<unsafe extern "C" fn(*mut c_void)> =
+            lib.get(b"fann_destroy_train").unwrap();
+        let ann = load(c_path(&net_path).as_ptr());
+        let train = read(c_path(&data_path).as_ptr());
+        assert!(!ann.is_null() && !train.is_null());
+        let mse = (0..epochs).map(|_| epoch(ann, train)).collect();
+        destroy_train(train);
+        destroy(ann);
+        mse
+    };
+    let mut trainer = Trainer::new(
+        Model::new(CpuNn::new(), &net).unwrap(),
+        TrainConfig::new(Algorithm::fann_sarprop()),
+    )
+    .unwrap();
+    let ours: Vec<f64> = (0..epochs)
+        .map(|_| trainer.train_epoch(&data).unwrap().mse.unwrap())
+        .collect();
+    // On this fixture the first sign change comes at epoch 50 (the steps start at
+    // 1e-6 and grow by 1.2 per epoch); the first 45 epochs are noise-free.
+    for (e, (&f, &t)) in fann_mse.iter().zip(&ours).enumerate().take(45) {
+        assert!(
+            (f as f64 - t).abs() <= 1e-5 * t,
+            "epoch {e}: libfann MSE {f}, tessera {t}"
+        );
+    }
+    assert!(
+        ours[epochs - 1] < ours[0],
+        "SARPROP made no progress: {ours:?}"
+    );
+    std::fs::remove_file(net_path).ok();
+    std::fs::remove_file(data_path).ok();
 }

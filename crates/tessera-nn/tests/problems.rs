@@ -6,8 +6,7 @@ use tessera_nn::datasets::{sign_accuracy, sine, two_spirals, xor};
 use tessera_nn::{Algorithm, Init, Model, Network, TrainConfig, Trainer};
 use tessera_tensor::nn::{Activation, AdamParams};
 
-#[test]
-fn xor_is_learned_by_fann_rprop() {
+fn xor_is_learned_by(algorithm: Algorithm) {
     let net = Network::new(
         &[2, 3, 1],
         Activation::SigmoidSymmetric,
@@ -17,14 +16,24 @@ fn xor_is_learned_by_fann_rprop() {
     .unwrap();
     let mut t = Trainer::new(
         Model::new(CpuNn::new(), &net).unwrap(),
-        TrainConfig::new(Algorithm::fann_rprop()),
+        TrainConfig::new(algorithm),
     )
     .unwrap();
     let stats = t.train_until(&xor(), 1000, 0.001, |_| true).unwrap();
     assert!(
         stats.mse.unwrap() <= 0.001 && stats.bit_fail == Some(0),
-        "{stats:?}"
+        "{algorithm:?}: {stats:?}"
     );
+}
+
+#[test]
+fn xor_is_learned_by_fann_rprop() {
+    xor_is_learned_by(Algorithm::fann_rprop());
+}
+
+#[test]
+fn xor_is_learned_by_fann_sarprop() {
+    xor_is_learned_by(Algorithm::fann_sarprop());
 }
 
 #[test]

@@ -166,6 +166,7 @@ fn algorithms() -> Vec<Algorithm> {
         Algorithm::Batch { learning_rate: 0.7 },
         Algorithm::fann_rprop(),
         Algorithm::fann_quickprop(),
+        Algorithm::fann_sarprop(),
         Algorithm::Sgd {
             params: SgdParams {
                 learning_rate: 0.2,

@@ -49,3 +49,36 @@ impl Rng {
         }
     }
 }
+
+/// A uniform number in [0, 1) from a key and an index, with no state: the noise of
+/// element `index` in a kernel that runs one thread per element (SARPROP's step
+/// noise). Chris Wellons' `lowbias32` mixer, twice; 32-bit integer operations only,
+/// so the WGSL twin (`noise_unit` in `shaders/nn/optimizer.wgsl`) gives the same bits.
+pub fn noise_unit(key: u32, index: u32) -> f32 {
+    (lowbias32(lowbias32(key) ^ index) >> 8) as f32 / (1u32 << 24) as f32
+}
+
+fn lowbias32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^ (x >> 16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noise_is_uniform_and_keyed() {
+        let n = 1 << 16;
+        let mean = (0..n).map(|i| noise_unit(7, i) as f64).sum::<f64>() / n as f64;
+        assert!((mean - 0.5).abs() < 0.01, "mean {mean}");
+        assert!((0..n).all(|i| (0.0..1.0).contains(&noise_unit(7, i))));
+        let same = (0..1000)
+            .filter(|&i| noise_unit(7, i) == noise_unit(8, i))
+            .count();
+        assert!(same < 5, "{same} equal draws under different keys");
+    }
+}

@@ -7,9 +7,10 @@ use pulp::Arch;
 use rayon::prelude::*;
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::nn::{
-    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SgdParams,
-    check_lens,
+    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams,
+    SgdParams, check_lens,
 };
+use tessera_tensor::rng::noise_unit;
 
 pub use activation::{activate, derivative};
 
@@ -492,6 +493,53 @@ impl NnKernels for CpuNn {
                 }
                 *st = next;
                 *wi = (*wi + next).clamp(-1500.0, 1500.0);
+                *ps = slope;
+            }
+        });
+        Ok(())
+    }
+
+    fn sarprop_update(
+        &self,
+        w: &mut Vec<f32>,
+        g: &Vec<f32>,
+        prev_slope: &mut Vec<f32>,
+        step: &mut Vec<f32>,
+        p: SarpropParams,
+    ) -> Result<()> {
+        check_lens(
+            "sarprop_update",
+            &[g.len(), prev_slope.len(), step.len()],
+            w.len(),
+        )?;
+        self.arch.dispatch(|| {
+            for (i, (((wi, &gi), ps), st)) in w
+                .iter_mut()
+                .zip(g)
+                .zip(prev_slope.iter_mut())
+                .zip(step.iter_mut())
+                .enumerate()
+            {
+                let prev_step = st.max(p.delta_min);
+                let mut slope = gi - p.weight_decay * *wi;
+                let same_sign = *ps * slope;
+                let next = if same_sign > 0.0 {
+                    let next = (prev_step * p.increase_factor).min(p.delta_max);
+                    *wi += if slope < 0.0 { next } else { -next };
+                    next
+                } else if same_sign < 0.0 {
+                    slope = 0.0;
+                    if prev_step < p.step_threshold {
+                        let u = noise_unit(p.noise_seed, i as u32);
+                        prev_step * p.decrease_factor + p.noise_scale * u
+                    } else {
+                        (prev_step * p.decrease_factor).max(p.delta_min)
+                    }
+                } else {
+                    *wi += if slope < 0.0 { prev_step } else { -prev_step };
+                    prev_step
+                };
+                *st = next;
                 *ps = slope;
             }
         });

@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use bytemuck::{Pod, Zeroable};
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::nn::{
-    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SgdParams,
-    check_lens,
+    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams,
+    SgdParams, check_lens,
 };
 use wgpu::util::DeviceExt;
 
@@ -54,7 +54,10 @@ struct Params {
     decrease: f32,
     delta_min: f32,
     delta_max: f32,
-    _pad: [f32; 2],
+    step_threshold: f32,
+    noise_scale: f32,
+    noise_seed: u32,
+    _pad: [u32; 3],
 }
 
 /// Parameter slots in the ring before a submission is forced.
@@ -564,6 +567,31 @@ impl NnKernels for GpuNn {
         };
         let tensors = [&w.buffer, &g.buffer, &prev_slope.buffer, &prev_step.buffer];
         self.elementwise("quickprop_update", params, &tensors, w.len)
+    }
+
+    fn sarprop_update(
+        &self,
+        w: &mut GpuTensor,
+        g: &GpuTensor,
+        prev_slope: &mut GpuTensor,
+        step: &mut GpuTensor,
+        p: SarpropParams,
+    ) -> Result<()> {
+        check_lens("sarprop_update", &[g.len, prev_slope.len, step.len], w.len)?;
+        let params = Params {
+            len: w.len as u32,
+            increase: p.increase_factor,
+            decrease: p.decrease_factor,
+            delta_min: p.delta_min,
+            delta_max: p.delta_max,
+            weight_decay: p.weight_decay,
+            step_threshold: p.step_threshold,
+            noise_scale: p.noise_scale,
+            noise_seed: p.noise_seed,
+            ..Params::default()
+        };
+        let tensors = [&w.buffer, &g.buffer, &prev_slope.buffer, &step.buffer];
+        self.elementwise("sarprop_update", params, &tensors, w.len)
     }
 
     fn adam_update(

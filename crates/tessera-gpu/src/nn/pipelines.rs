@@ -39,7 +39,7 @@ pub fn module_source() -> String {
 }
 
 /// Entry points of the neural module.
-pub(crate) const ENTRY_POINTS: [&str; 13] = [
+pub(crate) const ENTRY_POINTS: [&str; 14] = [
     "gemm",
     "gemv",
     "bias_activation",
@@ -53,6 +53,7 @@ pub(crate) const ENTRY_POINTS: [&str; 13] = [
     "rprop_update",
     "adam_update",
     "quickprop_update",
+    "sarprop_update",
 ];
 
 /// Storage tensors per kernel (bindings 1..=5).

@@ -161,6 +161,42 @@ pub struct QuickpropParams {
     pub mu: f32,
 }
 
+/// One SARPROP update as FANN 2.2 writes it (`fann_update_weights_sarprop`), with the
+/// epoch-dependent factors already evaluated (`tessera_nn`'s `Sarprop` does that). In
+/// the kernels' convention `g = dE/dw`, per weight, with `step` floored at `delta_min`:
+///
+/// - `slope = g - weight_decay w` (FANN's sign: the term pushes weights away from 0);
+/// - same sign as the previous slope: the step grows by `increase_factor` (at most
+///   `delta_max`) and the weight moves against the slope;
+/// - opposite sign: the weight stays, the slope is stored as 0 and the step shrinks by
+///   `decrease_factor`; below `step_threshold` it also gains `noise_scale u`, `u` in
+///   [0, 1) from [`noise_unit`](crate::rng::noise_unit)`(noise_seed, index)`, else it is
+///   floored at `delta_min`;
+/// - a zero product (first epoch, or after a flip): the weight moves against the slope
+///   by the step, which is kept.
+///
+/// FANN keeps a stale step from the previous weight of its loop in that last branch;
+/// tessera keeps the weight's own step, which FANN's code intends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SarpropParams {
+    /// Step growth when the slope keeps its sign (FANN: 1.2).
+    pub increase_factor: f32,
+    /// Step shrink when it flips (FANN: 0.5).
+    pub decrease_factor: f32,
+    /// Smallest step, also the floor of the stored one (FANN: 1e-6).
+    pub delta_min: f32,
+    /// Largest step (FANN: 50).
+    pub delta_max: f32,
+    /// Factor of the weight term in the slope (FANN: `2^(-T epoch + weight_decay_shift)`).
+    pub weight_decay: f32,
+    /// Steps below this gain noise when they shrink (FANN: `0.1 MSE`).
+    pub step_threshold: f32,
+    /// Scale of that noise (FANN: `sqrt(MSE) 2^(-T epoch + step_error_shift)`).
+    pub noise_scale: f32,
+    /// Key of this update's noise (one per tensor and epoch).
+    pub noise_seed: u32,
+}
+
 /// Adam, or AdamW with `decoupled` weight decay.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamParams {
@@ -311,6 +347,17 @@ pub trait NnKernels {
         prev_slope: &mut Self::Tensor,
         prev_step: &mut Self::Tensor,
         p: QuickpropParams,
+    ) -> Result<()>;
+
+    /// One SARPROP step; `prev_slope` (starting at 0) and `step` (starting at 0, FANN's
+    /// start) hold the per-weight state.
+    fn sarprop_update(
+        &self,
+        w: &mut Self::Tensor,
+        g: &Self::Tensor,
+        prev_slope: &mut Self::Tensor,
+        step: &mut Self::Tensor,
+        p: SarpropParams,
     ) -> Result<()>;
 
     /// One Adam(W) step number `t` (from 1) with moments `m` and `v`.

@@ -3,8 +3,8 @@
 
 use crate::error::{Result, TesseraError};
 use crate::nn::{
-    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SgdParams,
-    check_lens, softmax_row,
+    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams,
+    SgdParams, check_lens, softmax_row,
 };
 
 /// The f64 reference backend: tensors are `Vec<f64>`.
@@ -324,6 +324,47 @@ impl NnKernels for ReferenceNn {
             }
             prev_step[i] = next;
             w[i] = (w[i] + next).clamp(-1500.0, 1500.0);
+            prev_slope[i] = slope;
+        }
+        Ok(())
+    }
+
+    fn sarprop_update(
+        &self,
+        w: &mut Vec<f64>,
+        g: &Vec<f64>,
+        prev_slope: &mut Vec<f64>,
+        step: &mut Vec<f64>,
+        p: SarpropParams,
+    ) -> Result<()> {
+        check_lens(
+            "sarprop_update",
+            &[g.len(), prev_slope.len(), step.len()],
+            w.len(),
+        )?;
+        let (inc, dec) = (p.increase_factor as f64, p.decrease_factor as f64);
+        let (dmin, dmax) = (p.delta_min as f64, p.delta_max as f64);
+        for i in 0..w.len() {
+            let prev_step = step[i].max(dmin);
+            let mut slope = g[i] - p.weight_decay as f64 * w[i];
+            let same_sign = prev_slope[i] * slope;
+            let next = if same_sign > 0.0 {
+                let next = (prev_step * inc).min(dmax);
+                w[i] += if slope < 0.0 { next } else { -next };
+                next
+            } else if same_sign < 0.0 {
+                slope = 0.0;
+                if prev_step < p.step_threshold as f64 {
+                    let u = crate::rng::noise_unit(p.noise_seed, i as u32) as f64;
+                    prev_step * dec + p.noise_scale as f64 * u
+                } else {
+                    (prev_step * dec).max(dmin)
+                }
+            } else {
+                w[i] += if slope < 0.0 { prev_step } else { -prev_step };
+                prev_step
+            };
+            step[i] = next;
             prev_slope[i] = slope;
         }
         Ok(())

@@ -7,7 +7,8 @@ use super::ReferenceNn;
 use super::parity::Rng;
 use crate::error::TesseraError;
 use crate::nn::{
-    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SgdParams,
+    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams,
+    SgdParams,
 };
 
 /// Relative tolerance of the neural kernels (the spec's 1e-4).
@@ -366,6 +367,41 @@ pub fn optimizers<K: NnKernels>(k: &K) {
             &r.read(&rw).unwrap(),
             &ones,
         );
+    }
+    // SARPROP from FANN's zero start: the first step takes the zero-product branch,
+    // later ones grow, or flip and shrink, with noise below the threshold (every step
+    // of the first run, none of the second).
+    for step_threshold in [10.0, 0.0] {
+        let (mut kw, mut kp, mut ks) = (
+            k.tensor(&w0).unwrap(),
+            k.zeros(len).unwrap(),
+            k.zeros(len).unwrap(),
+        );
+        let (mut rw, mut rp, mut rs) = (
+            r.tensor(&w0).unwrap(),
+            r.zeros(len).unwrap(),
+            r.zeros(len).unwrap(),
+        );
+        for (t, g) in grads.iter().enumerate() {
+            let p = SarpropParams {
+                increase_factor: 1.2,
+                decrease_factor: 0.5,
+                delta_min: 1e-6,
+                delta_max: 50.0,
+                weight_decay: 0.01 * 0.9f32.powi(t as i32),
+                step_threshold,
+                noise_scale: 0.3,
+                noise_seed: 1000 + t as u32,
+            };
+            k.sarprop_update(&mut kw, &k.tensor(g).unwrap(), &mut kp, &mut ks, p)
+                .unwrap();
+            r.sarprop_update(&mut rw, &r.tensor(g).unwrap(), &mut rp, &mut rs, p)
+                .unwrap();
+        }
+        let what = format!("sarprop (threshold {step_threshold})");
+        assert_close(&what, &plain(k, &kw), &r.read(&rw).unwrap(), &ones);
+        assert_close(&what, &plain(k, &ks), &r.read(&rs).unwrap(), &ones);
+        assert_close(&what, &plain(k, &kp), &r.read(&rp).unwrap(), &ones);
     }
     for decoupled in [false, true] {
         let p = AdamParams {
