@@ -563,6 +563,9 @@ impl Fixture for NetFixture {
         }
         match &b.kind {
             BackendKind::CpuSimd => self.kernel_runner(|| Ok(CpuNn::new())),
+            // Scalar element-wise kernels and GEMV (the GEMM is matrixmultiply's
+            // either way).
+            BackendKind::CpuScalar => self.kernel_runner(|| Ok(CpuNn::new_scalar())),
             BackendKind::Gpu(ctx) => self.kernel_runner(|| GpuNn::new(ctx)),
             BackendKind::Libfann(lib) if self.w.kind == NnKind::FannEpoch => {
                 self.libfann_runner(lib)

@@ -80,6 +80,8 @@ fn sine_regression_gets_below_1e3_mse() {
         TrainConfig::new(Algorithm::fann_rprop()),
     )
     .unwrap();
-    let stats = t.train_until(&data, 2000, 1e-3, |_| true).unwrap();
+    // FANN's iRPROP- can sit on a plateau for a while: across seeds 0..16 it takes
+    // 200 to 2400 epochs to get here.
+    let stats = t.train_until(&data, 5000, 1e-3, |_| true).unwrap();
     assert!(stats.mse.unwrap() <= 1e-3, "{stats:?}");
 }

@@ -2,6 +2,7 @@
 //! AVX2/FMA or NEON, threaded), element-wise kernels under pulp's SIMD dispatch.
 
 mod activation;
+mod gemv;
 
 use pulp::Arch;
 use rayon::prelude::*;
@@ -12,7 +13,7 @@ use tessera_tensor::nn::{
 };
 use tessera_tensor::rng::noise_unit;
 
-pub use activation::{activate, derivative};
+pub use activation::{activate, derivative, tanh};
 
 /// Element-wise work below this many elements stays on the calling thread.
 const PARALLEL_MIN_LEN: usize = 1 << 16;
@@ -35,6 +36,12 @@ impl CpuNn {
         Self { arch: Arch::new() }
     }
 
+    /// Kernels without SIMD (pulp's scalar level): the baseline the SIMD paths are
+    /// measured and tested against.
+    pub fn new_scalar() -> Self {
+        Self { arch: Arch::Scalar }
+    }
+
     /// Runs `f` on matching chunks of `out` and `inputs` (same length), in parallel
     /// for large tensors, under SIMD dispatch.
     fn map<const N: usize>(
@@ -55,73 +62,6 @@ impl CpuNn {
             arch.dispatch(|| f(o, parts));
         });
     }
-}
-
-/// `c = alpha a op(B) + beta c` for one row `a` of length k: an axpy over B's rows
-/// when B is `[k, n]`, dot products with its rows when it is stored `[n, k]`.
-#[inline(always)]
-fn gemv(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
-    if g.beta == 0.0 {
-        c.fill(0.0);
-    } else if g.beta != 1.0 {
-        c.iter_mut().for_each(|v| *v *= g.beta);
-    }
-    if g.trans_b {
-        for (cj, row) in c.iter_mut().zip(b.chunks_exact(g.k)) {
-            *cj += g.alpha * dot(a, row);
-        }
-    } else {
-        // Blocks of outputs live in registers (eight or four AVX vectors) while every
-        // row of B streams past them: one load per FMA instead of a load and a store.
-        let j = axpy_blocks::<64>(g, a, b, c, 0);
-        let j = axpy_blocks::<32>(g, a, b, c, j);
-        for (&x, row) in a.iter().zip(b.chunks_exact(g.n)) {
-            let s = g.alpha * x;
-            for (cj, &bj) in c[j..].iter_mut().zip(&row[j..]) {
-                *cj += s * bj;
-            }
-        }
-    }
-}
-
-/// `c[j..] += alpha a B[:, j..]` for as many whole blocks of `N` columns as fit from
-/// column `j0`; returns the first column not done.
-#[inline(always)]
-fn axpy_blocks<const N: usize>(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32], j0: usize) -> usize {
-    let mut j = j0;
-    while j + N <= g.n {
-        let mut acc = [0.0f32; N];
-        for (&x, row) in a.iter().zip(b.chunks_exact(g.n)) {
-            let row: &[f32; N] = row[j..j + N].try_into().expect("block in range");
-            for i in 0..N {
-                acc[i] += x * row[i];
-            }
-        }
-        for (cj, v) in c[j..j + N].iter_mut().zip(acc) {
-            *cj += g.alpha * v;
-        }
-        j += N;
-    }
-    j
-}
-
-/// Dot product with eight independent accumulators, so it vectorises.
-#[inline(always)]
-fn dot(x: &[f32], y: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
-    let tail: f32 = xc
-        .remainder()
-        .iter()
-        .zip(yc.remainder())
-        .map(|(a, b)| a * b)
-        .sum();
-    for (xs, ys) in xc.zip(yc) {
-        for i in 0..8 {
-            acc[i] += xs[i] * ys[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 fn no_gradient(activation: Activation) -> TesseraError {
@@ -175,7 +115,7 @@ impl NnKernels for CpuNn {
         if g.m == 1 {
             // Batch 1: a packed GEMM would repack all of B on every call; a GEMV
             // streams it once. op(A) is the row `a` in either layout.
-            self.arch.dispatch(|| gemv(g, a, b, c));
+            gemv::gemv(self.arch, g, a, b, c);
             return Ok(());
         }
         // Row and column strides of op(A) and op(B): a transpose is a stride swap.
@@ -241,9 +181,7 @@ impl NnKernels for CpuNn {
                 let inv = 1.0 / sum;
                 yr.iter_mut().for_each(|v| *v *= inv);
             } else {
-                for (yv, zv) in yr.iter_mut().zip(zr.iter()) {
-                    *yv = activate(activation, steepness * zv);
-                }
+                activation::activate_slice(activation, steepness, zr, yr);
             }
         };
         if cols == 0 {
@@ -305,9 +243,7 @@ impl NnKernels for CpuNn {
             });
         } else {
             self.map(dz, [z, dy], |out, [z, dy]| {
-                for ((d, &zv), &g) in out.iter_mut().zip(z).zip(dy) {
-                    *d = g * s * derivative(activation, s * zv);
-                }
+                activation::backward_slice(activation, s, z, dy, out);
             });
         }
         Ok(())

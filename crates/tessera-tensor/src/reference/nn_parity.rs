@@ -93,6 +93,12 @@ pub fn gemm_layouts<K: NnKernels>(k: &K) {
     shapes.extend([
         (1, 129, 63),
         (1, 10, 784),
+        // Batch 1 (the GEMV path): every panel width, overlapping and masked tails.
+        (1, 7, 50),
+        (1, 200, 37),
+        (1, 250, 3),
+        (1, 1000, 20),
+        (1, 128, 784),
         (65, 1, 33),
         (7, 130, 1),
         (128, 64, 256),
