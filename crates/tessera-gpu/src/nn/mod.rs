@@ -344,8 +344,13 @@ impl NnKernels for GpuNn {
         if g.m == 1 {
             self.record("gemv", params, &tensors, ((g.n as u32).div_ceil(EW), 1))
         } else {
+            // 16-byte global loads need every stored row (of A, B and C) to be a
+            // whole number of vec4s.
+            let row_a = if g.trans_a { g.m } else { g.k };
+            let row_b = if g.trans_b { g.k } else { g.n };
+            let vec4 = [row_a, row_b, g.n].iter().all(|d| d.is_multiple_of(4));
             self.record(
-                "gemm",
+                if vec4 { "gemm_vec4" } else { "gemm" },
                 params,
                 &tensors,
                 ((g.n as u32).div_ceil(64), (g.m as u32).div_ceil(64)),

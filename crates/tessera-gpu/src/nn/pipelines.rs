@@ -39,8 +39,9 @@ pub fn module_source() -> String {
 }
 
 /// Entry points of the neural module.
-pub(crate) const ENTRY_POINTS: [&str; 14] = [
+pub(crate) const ENTRY_POINTS: [&str; 15] = [
     "gemm",
+    "gemm_vec4",
     "gemv",
     "bias_activation",
     "bias_softmax",
