@@ -66,6 +66,13 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// Whether kernel family `family` is selected.
+    pub fn wants(&self, family: &str) -> bool {
+        self.families.is_empty() || self.families.iter().any(|f| f == family)
+    }
+}
+
 /// What a run produced.
 #[derive(Debug)]
 pub struct Outcome {
@@ -98,17 +105,15 @@ pub fn run(opts: &Options) -> Result<Outcome, BenchError> {
     if backends.is_empty() {
         return Err(format!("no backend matches {:?}", opts.backends).into());
     }
-    let wants =
-        |family: &str| opts.families.is_empty() || opts.families.iter().any(|f| f == family);
     let mut workloads: Vec<Box<dyn Workload>> = Vec::new();
-    if wants("acquisition") {
+    if opts.wants("acquisition") {
         workloads.extend(
             acquisition::workloads(opts.quick)
                 .into_iter()
                 .map(|w| Box::new(w) as Box<dyn Workload>),
         );
     }
-    if wants("nn") {
+    if opts.wants("nn") {
         workloads.extend(
             nn::workloads(opts.quick)
                 .into_iter()
@@ -147,7 +152,9 @@ pub fn run_workloads(
     } else {
         ProgressBar::hidden()
     };
-    first_call_costs(backends, &mut report);
+    if opts.wants("acquisition") {
+        first_call_costs(backends, &mut report);
+    }
     let budget = budget(opts.quick);
     // A shape in several sweeps (n=10, capacity 1000, B=64 is in three) is measured
     // once and reported in each, so the tables never disagree with themselves.
@@ -241,8 +248,8 @@ pub fn run_workloads(
     })
 }
 
-/// Times the one-off costs: opening a fresh device and building pipelines, building a
-/// state, and its first synchronised step.
+/// Times the one-off costs of the acquisition family: opening a fresh device and
+/// building pipelines, building a state, and its first synchronised step.
 fn first_call_costs(backends: &[BenchBackend], report: &mut Report) {
     let w = AcqWorkload {
         group: "single",

@@ -291,6 +291,45 @@ impl<K: NnKernels> Runner for KernelGemm<K> {
     fn sync(&mut self) -> tessera_tensor::Result<()> {
         self.k.synchronize()
     }
+    fn kernel_time_ns(&mut self, iters: u32) -> tessera_tensor::Result<Option<f64>> {
+        device_time_per_iteration(
+            self,
+            iters,
+            |r| &r.k,
+            |r| r.k.gemm(r.g, &r.a, &r.b, &mut r.c),
+        )
+    }
+}
+
+/// Launches a timestamp query set holds (`wgpu::QUERY_SET_MAX_QUERIES / 2`).
+const MAX_TIMED_LAUNCHES: u32 = 2048;
+
+/// Mean device time per iteration of `run` from timestamp queries, summed over every
+/// kernel launch of an iteration: one iteration counts the launches, then up to
+/// `iters` are timed. `None` where the backend has no device timer.
+fn device_time_per_iteration<T, K: NnKernels>(
+    owner: &mut T,
+    iters: u32,
+    kernels: impl Fn(&T) -> &K,
+    mut run: impl FnMut(&mut T) -> tessera_tensor::Result<()>,
+) -> tessera_tensor::Result<Option<f64>> {
+    if !kernels(owner).enable_kernel_timing(MAX_TIMED_LAUNCHES) {
+        return Ok(None);
+    }
+    run(owner)?;
+    let launches = kernels(owner).take_kernel_times()?.len() as u32;
+    if launches == 0 || launches >= MAX_TIMED_LAUNCHES {
+        kernels(owner).enable_kernel_timing(0);
+        return Ok(None);
+    }
+    let n = iters.clamp(1, MAX_TIMED_LAUNCHES / launches);
+    kernels(owner).enable_kernel_timing(n * launches);
+    for _ in 0..n {
+        run(owner)?;
+    }
+    let times = kernels(owner).take_kernel_times()?;
+    kernels(owner).enable_kernel_timing(0);
+    Ok(Some(times.iter().sum::<f64>() / f64::from(n)))
 }
 
 /// A GEMM with the `gemm` crate, for comparison.
@@ -428,6 +467,22 @@ impl<K: NnKernels> Runner for NetRunner<K> {
         match self {
             NetRunner::Forward(m, _) => m.kernels().synchronize(),
             NetRunner::Train(t, _, _) => t.model().kernels().synchronize(),
+        }
+    }
+    fn kernel_time_ns(&mut self, iters: u32) -> tessera_tensor::Result<Option<f64>> {
+        match self {
+            NetRunner::Forward(m, x) => device_time_per_iteration(
+                m,
+                iters,
+                |m| m.kernels(),
+                |m| m.forward_on_device(x).map(|_| ()),
+            ),
+            NetRunner::Train(t, d, _) => device_time_per_iteration(
+                t,
+                iters,
+                |t| t.model().kernels(),
+                |t| t.train_epoch(d).map(|_| ()),
+            ),
         }
     }
     fn note(&mut self) -> Option<String> {

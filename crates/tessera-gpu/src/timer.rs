@@ -17,9 +17,10 @@ pub(crate) struct KernelTimer {
 }
 
 impl KernelTimer {
-    /// `None` when the device was opened without `TIMESTAMP_QUERY`.
+    /// `None` for 0 dispatches (timing off), or when the device was opened without
+    /// `TIMESTAMP_QUERY`.
     pub(crate) fn new(ctx: &GpuContext, dispatches: u32) -> Option<Self> {
-        if !ctx.supports_timestamps() {
+        if dispatches == 0 || !ctx.supports_timestamps() {
             return None;
         }
         let capacity = dispatches.clamp(1, wgpu::QUERY_SET_MAX_QUERIES / 2);

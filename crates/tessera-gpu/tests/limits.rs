@@ -1,9 +1,10 @@
 //! Batches larger than the device's binding limits are split into shards that give the
 //! same answers; an environment too large for any binding is a typed error.
 
-use tessera_gpu::{GpuAcquisition, GpuContext, testing};
+use tessera_gpu::{GpuAcquisition, GpuContext, GpuNn, testing};
 use tessera_tensor::TesseraError;
 use tessera_tensor::acquisition::{AcquisitionBackend, AcquisitionConfig};
+use tessera_tensor::nn::{Gemm, NnKernels};
 use tessera_tensor::reference::{ReferenceAcquisition, parity};
 
 /// A device on the test adapter whose storage bindings hold only 16 KiB.
@@ -95,4 +96,34 @@ fn kernel_timing_reports_one_duration_per_dispatch() {
         "{times:?}"
     );
     assert!(acq.take_kernel_times().unwrap().is_empty());
+}
+
+#[test]
+fn nn_kernel_timing_reports_one_duration_per_launch() {
+    let Some(ctx) = testing::shared_context() else {
+        return;
+    };
+    let k = GpuNn::new(&ctx).unwrap();
+    if !k.enable_kernel_timing(3) {
+        eprintln!(
+            "skipping kernel timing: {} has no timestamp queries",
+            ctx.adapter_info().name
+        );
+        return;
+    }
+    let (a, b) = (k.tensor(&[1.0; 64]).unwrap(), k.tensor(&[2.0; 64]).unwrap());
+    let mut c = k.zeros(64).unwrap();
+    for _ in 0..5 {
+        k.gemm(Gemm::new(8, 8, 8), &a, &b, &mut c).unwrap();
+    }
+    // Only the first 3 launches fit the timer; the rest run untimed.
+    let times = k.take_kernel_times().unwrap();
+    assert_eq!(times.len(), 3);
+    assert!(
+        times.iter().all(|t| t.is_finite() && *t >= 0.0),
+        "{times:?}"
+    );
+    assert!(k.take_kernel_times().unwrap().is_empty());
+    assert_eq!(k.read(&c).unwrap(), vec![16.0; 64]);
+    assert!(!k.enable_kernel_timing(0), "0 launches turns timing off");
 }

@@ -19,6 +19,7 @@ pub use pipelines::{SOURCES as WGSL_SOURCES, module_source as wgsl_module_source
 
 use crate::GpuContext;
 use crate::readback::read_buffers;
+use crate::timer::KernelTimer;
 
 /// Mirrors `NnParams` in `shaders/nn/common.wgsl`.
 #[repr(C)]
@@ -92,6 +93,8 @@ impl GpuTensor {
 struct Pending {
     encoder: Option<wgpu::CommandEncoder>,
     slot: u64,
+    /// Timestamp queries around dispatches, when kernel timing is on.
+    timer: Option<KernelTimer>,
 }
 
 /// The wgpu implementation of [`NnKernels`].
@@ -133,6 +136,7 @@ impl GpuNn {
             pending: Mutex::new(Pending {
                 encoder: None,
                 slot: 0,
+                timer: None,
             }),
             ctx: ctx.clone(),
         })
@@ -231,14 +235,15 @@ impl GpuNn {
                 entries: &entries,
             });
         let _span = tracing::trace_span!("nn_dispatch", kernel = entry, x, y).entered();
-        let encoder = pending.encoder.get_or_insert_with(|| {
+        let Pending { encoder, timer, .. } = &mut *pending;
+        let encoder = encoder.get_or_insert_with(|| {
             self.ctx
                 .device()
                 .create_command_encoder(&Default::default())
         });
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(entry),
-            timestamp_writes: None,
+            timestamp_writes: timer.as_ref().and_then(KernelTimer::next_writes),
         });
         pass.set_pipeline(pipelines.get(entry));
         pass.set_bind_group(0, &bind_group, &[offset as u32]);
@@ -321,6 +326,26 @@ impl NnKernels for GpuNn {
 
     fn len(&self, t: &GpuTensor) -> usize {
         t.len
+    }
+
+    /// Times the next `dispatches` kernels with GPU timestamp queries (every kernel
+    /// call is one dispatch; a training step is several). Returns false, and times
+    /// nothing, when the device lacks `TIMESTAMP_QUERY`.
+    fn enable_kernel_timing(&self, dispatches: u32) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.timer = KernelTimer::new(&self.ctx, dispatches);
+        pending.timer.is_some()
+    }
+
+    /// Device time of each timed dispatch since timing was enabled or last taken, in
+    /// nanoseconds, in recording order (empty when timing is off). Submits pending work.
+    fn take_kernel_times(&self) -> Result<Vec<f64>> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        self.submit(&mut pending);
+        match &pending.timer {
+            Some(t) => t.take(&self.ctx),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn synchronize(&self) -> Result<()> {

@@ -252,6 +252,19 @@ pub trait NnKernels {
         Ok(())
     }
 
+    /// Times the next `dispatches` kernel launches with device timestamps (each
+    /// method here is one launch on a GPU; a training step is several). Returns false,
+    /// and times nothing, where the backend has no device timer (the default).
+    fn enable_kernel_timing(&self, _dispatches: u32) -> bool {
+        false
+    }
+
+    /// Device time of each launch timed since timing was enabled or last taken, in
+    /// nanoseconds and launch order (empty by default). Submits pending work.
+    fn take_kernel_times(&self) -> Result<Vec<f64>> {
+        Ok(Vec::new())
+    }
+
     /// `C = alpha op(A) op(B) + beta C`.
     fn gemm(&self, g: Gemm, a: &Self::Tensor, b: &Self::Tensor, c: &mut Self::Tensor)
     -> Result<()>;
