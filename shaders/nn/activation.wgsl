@@ -110,12 +110,37 @@ fn bias_softmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     }
 }
 
+// FANN 2.2's derivative from the output y (fann_activation_derived) differs from the
+// exact one for the sigmoids (y clipped) and the linear pieces (the steepness).
+fn has_fann_derivative(code: u32) -> bool {
+    return (code >= 3u && code <= 6u) || code == 11u || code == 12u;
+}
+
+// FANN's derivative, steepness applied, for the codes above.
+fn fann_derivative(code: u32, s: f32, y: f32) -> f32 {
+    if (code == 3u || code == 4u) {
+        let c = clamp(y, 0.01, 0.99);
+        return 2.0 * s * c * (1.0 - c);
+    }
+    if (code == 5u || code == 6u) {
+        let c = clamp(y, -0.98, 0.98);
+        return s * (1.0 - c * c);
+    }
+    return s;
+}
+
 @compute @workgroup_size(256)
 fn activation_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if (i < p.len) {
-        t3[i] = t2[i] * p.steepness * derivative(p.activation, p.steepness * t0[i]);
+        var d = 0.0;
+        if (p.derivative == 1u && has_fann_derivative(p.activation)) {
+            d = fann_derivative(p.activation, p.steepness, t1[i]);
+        } else {
+            d = p.steepness * derivative(p.activation, p.steepness * t0[i]);
+        }
+        t3[i] = t2[i] * d;
     }
 }
 

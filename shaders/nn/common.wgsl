@@ -41,9 +41,10 @@ struct NnParams {
     step_threshold: f32,
     noise_scale: f32,
     noise_seed: u32,
+    // Derivative code (tessera_tensor::nn::Derivative::code): 0 exact, 1 FANN's.
+    derivative: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: NnParams;

@@ -5,7 +5,8 @@
 
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::nn::{
-    AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams, SgdParams,
+    AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams,
+    SgdParams,
 };
 use tessera_tensor::rng::Rng;
 
@@ -192,6 +193,9 @@ pub struct TrainConfig {
     pub algorithm: Algorithm,
     /// The loss. FANN algorithms default to `Loss::Fann { tanh: false }`.
     pub loss: Loss,
+    /// Activation derivatives in the backward pass: FANN algorithms default to
+    /// FANN's (clipped for the sigmoids, see [`Derivative`]), the others to exact.
+    pub derivative: Derivative,
     /// FANN's bit-fail limit (default 0.35).
     pub bit_fail_limit: f32,
     /// Shuffle the samples every epoch with this seed (FANN does not shuffle).
@@ -206,11 +210,17 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// `algorithm` with FANN's loss for FANN algorithms and mean squared error
-    /// otherwise, bit-fail limit 0.35, no shuffling.
+    /// `algorithm` with FANN's loss and derivatives for FANN algorithms, and mean
+    /// squared error with exact derivatives otherwise; bit-fail limit 0.35, no
+    /// shuffling.
     pub fn new(algorithm: Algorithm) -> Self {
         Self {
             algorithm,
+            derivative: if algorithm.is_fann() {
+                Derivative::Fann
+            } else {
+                Derivative::Exact
+            },
             loss: if algorithm.is_fann() {
                 Loss::Fann { tanh: false }
             } else {
@@ -407,6 +417,7 @@ impl<K: NnKernels> Trainer<K> {
                 out.outputs,
                 out.activation,
                 out.steepness,
+                self.config.derivative,
             )?;
         }
         let beta = if accumulate { 1.0 } else { 0.0 };
@@ -445,6 +456,7 @@ impl<K: NnKernels> Trainer<K> {
                     prev.outputs,
                     prev.activation,
                     prev.steepness,
+                    self.config.derivative,
                 )?;
             }
         }

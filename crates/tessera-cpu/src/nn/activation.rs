@@ -136,18 +136,48 @@ macro_rules! for_const_activation {
 
 /// `y = f(s z)` element-wise.
 #[inline(always)]
-pub(super) fn activate_slice(a: Activation, s: f32, z: &[f32], y: &mut [f32]) {
+fn activate_slice(a: Activation, s: f32, z: &[f32], y: &mut [f32]) {
     for_const_activation!(a, |c| for (yv, &zv) in y.iter_mut().zip(z) {
         *yv = activate(c, s * zv);
     })
 }
 
-/// `dz = dy s f'(s z)` element-wise.
+/// Rows of a layer's forward (`bias.len()` columns each): `z += bias`, then
+/// `y = f(s z)`, row-wise for softmax.
 #[inline(always)]
-pub(super) fn backward_slice(a: Activation, s: f32, z: &[f32], dy: &[f32], dz: &mut [f32]) {
-    for_const_activation!(a, |c| for ((d, &zv), &g) in dz.iter_mut().zip(z).zip(dy) {
-        *d = g * s * derivative(c, s * zv);
-    })
+pub(super) fn bias_activation_rows(
+    (z, y, bias, a, s): (&mut [f32], &mut [f32], &[f32], Activation, f32),
+) {
+    for (zr, yr) in z.chunks_mut(bias.len()).zip(y.chunks_mut(bias.len())) {
+        for (zv, b) in zr.iter_mut().zip(bias) {
+            *zv += b;
+        }
+        if a.is_rowwise() {
+            let max = zr.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(s * v));
+            let mut sum = 0.0;
+            for (yv, zv) in yr.iter_mut().zip(zr.iter()) {
+                *yv = (s * zv - max).exp();
+                sum += *yv;
+            }
+            let inv = 1.0 / sum;
+            yr.iter_mut().for_each(|v| *v *= inv);
+        } else {
+            activate_slice(a, s, zr, yr);
+        }
+    }
+}
+
+/// Softmax backward over rows of `cols`: `dz = s y (dy - sum(dy y))`.
+#[inline(always)]
+pub(super) fn softmax_backward_rows(
+    (dz, y, dy, cols, s): (&mut [f32], &[f32], &[f32], usize, f32),
+) {
+    for ((dzr, yr), dyr) in dz.chunks_mut(cols).zip(y.chunks(cols)).zip(dy.chunks(cols)) {
+        let dot: f32 = dyr.iter().zip(yr).map(|(a, b)| a * b).sum();
+        for ((d, &yv), &g) in dzr.iter_mut().zip(yr).zip(dyr) {
+            *d = s * yv * (g - dot);
+        }
+    }
 }
 
 /// `f(u)` for an element-wise activation (`u = s x`).
@@ -235,6 +265,42 @@ pub fn derivative(a: Activation, u: f32) -> f32 {
             let s = 1.0 / (1.0 + (-u).exp());
             s + u * s * (1.0 - s)
         }
+    }
+}
+
+/// FANN 2.2's derivative at output `y`, steepness applied, where it differs from the
+/// exact one (the f32 twin of `tessera_tensor::nn::fann_derivative`).
+#[inline(always)]
+pub fn fann_derivative(a: Activation, s: f32, y: f32) -> Option<f32> {
+    use Activation::*;
+    match a {
+        Sigmoid | SigmoidStepwise => {
+            let y = y.clamp(0.01, 0.99);
+            Some(2.0 * s * y * (1.0 - y))
+        }
+        SigmoidSymmetric | SigmoidSymmetricStepwise => {
+            let y = y.clamp(-0.98, 0.98);
+            Some(s * (1.0 - y * y))
+        }
+        LinearPiece | LinearPieceSymmetric => Some(s),
+        _ => None,
+    }
+}
+
+/// `dz = dy s f'(s z)` element-wise, or FANN's derivative from `y`.
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+pub(super) fn backward_slice(
+    (dz, [z, y, dy], (a, s, fann)): (&mut [f32], [&[f32]; 3], (Activation, f32, bool)),
+) {
+    if fann && fann_derivative(a, s, 0.0).is_some() {
+        for_const_activation!(a, |c| for ((d, &yv), &g) in dz.iter_mut().zip(y).zip(dy) {
+            *d = g * fann_derivative(c, s, yv).unwrap_or(0.0);
+        })
+    } else {
+        for_const_activation!(a, |c| for ((d, &zv), &g) in dz.iter_mut().zip(z).zip(dy) {
+            *d = g * s * derivative(c, s * zv);
+        })
     }
 }
 

@@ -3,17 +3,18 @@
 
 mod activation;
 mod gemv;
+mod loss;
+mod update;
 
-use pulp::Arch;
+use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::nn::{
-    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams,
-    SgdParams, check_lens,
+    Activation, AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams,
+    SarpropParams, SgdParams, check_lens,
 };
-use tessera_tensor::rng::noise_unit;
 
-pub use activation::{activate, derivative, tanh};
+pub use activation::{activate, derivative, fann_derivative, tanh};
 
 /// Element-wise work below this many elements stays on the calling thread.
 const PARALLEL_MIN_LEN: usize = 1 << 16;
@@ -42,25 +43,42 @@ impl CpuNn {
         Self { arch: Arch::Scalar }
     }
 
-    /// Runs `f` on matching chunks of `out` and `inputs` (same length), in parallel
-    /// for large tensors, under SIMD dispatch.
-    fn map<const N: usize>(
+    /// Runs `kernel((out, inputs, extra))` on matching chunks of `out` and `inputs`
+    /// (same length), in parallel for large tensors, under SIMD dispatch.
+    fn map<const N: usize, E: Copy + Send + Sync>(
         &self,
         out: &mut [f32],
         inputs: [&[f32]; N],
-        f: impl Fn(&mut [f32], [&[f32]; N]) + Sync + Send,
+        extra: E,
+        kernel: impl Fn((&mut [f32], [&[f32]; N], E)) + Copy + Send + Sync,
     ) {
         let arch = self.arch;
         if out.len() < PARALLEL_MIN_LEN {
-            arch.dispatch(|| f(out, inputs));
+            arch.dispatch(Kernel(kernel, (out, inputs, extra)));
             return;
         }
         const CHUNK: usize = 1 << 14;
         out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
             let start = c * CHUNK;
             let parts = inputs.map(|x| &x[start..start + o.len()]);
-            arch.dispatch(|| f(o, parts));
+            arch.dispatch(Kernel(kernel, (o, parts, extra)));
         });
+    }
+}
+
+/// `kernel(args)` as a pulp operation. Run through `Arch::dispatch`, the whole call is
+/// compiled for the dispatched instruction set when `kernel` is an `#[inline(always)]`
+/// function item, as every loop of this backend is. (A closure handed to `dispatch`
+/// is compiled for the baseline set whenever its body is too big to inline: Adam's
+/// update ran 4x slower under AVX2 dispatch than without it that way.)
+struct Kernel<F, A>(F, A);
+
+impl<F: FnOnce(A) -> R, A, R> WithSimd for Kernel<F, A> {
+    type Output = R;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) -> R {
+        (self.0)(self.1)
     }
 }
 
@@ -69,16 +87,6 @@ fn no_gradient(activation: Activation) -> TesseraError {
         what: "activation without a gradient",
         value: activation.code() as f64,
         expected: "a differentiable activation (thresholds are inference-only)",
-    }
-}
-
-fn fann_tanh_error(diff: f32) -> f32 {
-    if diff < -0.9999999 {
-        -17.0
-    } else if diff > 0.9999999 {
-        17.0
-    } else {
-        ((1.0 + diff) / (1.0 - diff)).ln()
     }
 }
 
@@ -164,39 +172,22 @@ impl NnKernels for CpuNn {
     ) -> Result<()> {
         check_lens("bias_activation z, y", &[z.len(), y.len()], rows * cols)?;
         check_lens("bias_activation bias", &[bias.len()], cols)?;
-        let arch = self.arch;
-        let row_op = |zr: &mut [f32], yr: &mut [f32]| {
-            for (zv, b) in zr.iter_mut().zip(bias) {
-                *zv += b;
-            }
-            if activation.is_rowwise() {
-                let max = zr
-                    .iter()
-                    .fold(f32::NEG_INFINITY, |m, &v| m.max(steepness * v));
-                let mut sum = 0.0;
-                for (yv, zv) in yr.iter_mut().zip(zr.iter()) {
-                    *yv = (steepness * zv - max).exp();
-                    sum += *yv;
-                }
-                let inv = 1.0 / sum;
-                yr.iter_mut().for_each(|v| *v *= inv);
-            } else {
-                activation::activate_slice(activation, steepness, zr, yr);
-            }
-        };
         if cols == 0 {
             return Ok(());
         }
+        let arch = self.arch;
+        let rows_of = |z: &mut [f32], y: &mut [f32]| {
+            let args = (z, y, &bias[..], activation, steepness);
+            arch.dispatch(Kernel(activation::bias_activation_rows, args))
+        };
         if z.len() < PARALLEL_MIN_LEN {
-            arch.dispatch(|| {
-                z.chunks_mut(cols)
-                    .zip(y.chunks_mut(cols))
-                    .for_each(|(zr, yr)| row_op(zr, yr))
-            });
+            rows_of(z, y);
         } else {
-            z.par_chunks_mut(cols)
-                .zip(y.par_chunks_mut(cols))
-                .for_each(|(zr, yr)| arch.dispatch(|| row_op(zr, yr)));
+            // Blocks of whole rows, about 16 Ki elements each.
+            let block = cols * (1usize << 14).div_ceil(cols);
+            z.par_chunks_mut(block)
+                .zip(y.par_chunks_mut(block))
+                .for_each(|(zb, yb)| rows_of(zb, yb));
         }
         Ok(())
     }
@@ -210,6 +201,7 @@ impl NnKernels for CpuNn {
         cols: usize,
         activation: Activation,
         steepness: f32,
+        derivative: Derivative,
     ) -> Result<()> {
         check_lens(
             "activation_backward",
@@ -228,23 +220,17 @@ impl NnKernels for CpuNn {
         }
         let s = steepness;
         if activation.is_rowwise() {
-            self.arch.dispatch(|| {
-                for (((dzr, yr), dyr), _) in dz
-                    .chunks_mut(cols)
-                    .zip(y.chunks(cols))
-                    .zip(dy.chunks(cols))
-                    .zip(z.chunks(cols))
-                {
-                    let dot: f32 = dyr.iter().zip(yr).map(|(a, b)| a * b).sum();
-                    for ((d, &yv), &g) in dzr.iter_mut().zip(yr).zip(dyr) {
-                        *d = s * yv * (g - dot);
-                    }
-                }
-            });
+            let args = (&mut dz[..], &y[..], &dy[..], cols, s);
+            self.arch
+                .dispatch(Kernel(activation::softmax_backward_rows, args));
         } else {
-            self.map(dz, [z, dy], |out, [z, dy]| {
-                activation::backward_slice(activation, s, z, dy, out);
-            });
+            let fann = derivative == Derivative::Fann;
+            self.map(
+                dz,
+                [z, y, dy],
+                (activation, s, fann),
+                activation::backward_slice,
+            );
         }
         Ok(())
     }
@@ -261,18 +247,8 @@ impl NnKernels for CpuNn {
     ) -> Result<()> {
         check_lens("output_gradient", &[target.len(), grad.len()], y.len())?;
         let h = loss.diff_scale(output);
-        self.map(grad, [y, target], |out, [y, t]| {
-            for ((g, &yv), &tv) in out.iter_mut().zip(y).zip(t) {
-                *g = match loss {
-                    Loss::MeanSquared => scale * (yv - tv),
-                    Loss::Fann { tanh } => {
-                        let diff = (tv - yv) * h;
-                        -scale * if tanh { fann_tanh_error(diff) } else { diff }
-                    }
-                    Loss::SoftmaxCrossEntropy => scale * steepness * (yv - tv),
-                };
-            }
-        });
+        let extra = (loss, h, scale, steepness);
+        self.map(grad, [y, target], extra, loss::output_gradient);
         Ok(())
     }
 
@@ -286,17 +262,8 @@ impl NnKernels for CpuNn {
     ) -> Result<(f64, u64)> {
         check_lens("error_metrics", &[target.len()], y.len())?;
         let h = loss.diff_scale(output);
-        Ok(self.arch.dispatch(|| {
-            y.iter()
-                .zip(target)
-                .fold((0.0f64, 0u64), |(sse, fails), (&yv, &tv)| {
-                    let diff = (tv - yv) * h;
-                    (
-                        sse + (diff * diff) as f64,
-                        fails + u64::from(diff.abs() >= bit_fail_limit),
-                    )
-                })
-        }))
+        let args = (&y[..], &target[..], h, bit_fail_limit);
+        Ok(self.arch.dispatch(Kernel(loss::error_metrics, args)))
     }
 
     fn column_sums(
@@ -309,18 +276,8 @@ impl NnKernels for CpuNn {
     ) -> Result<()> {
         check_lens("column_sums m", &[m.len()], rows * cols)?;
         check_lens("column_sums out", &[out.len()], cols)?;
-        self.arch.dispatch(|| {
-            if beta == 0.0 {
-                out.fill(0.0);
-            } else if beta != 1.0 {
-                out.iter_mut().for_each(|o| *o *= beta);
-            }
-            for row in m.chunks_exact(cols.max(1)) {
-                for (o, &v) in out.iter_mut().zip(row) {
-                    *o += v;
-                }
-            }
-        });
+        let args = (&mut out[..], &m[..], cols, beta);
+        self.arch.dispatch(Kernel(loss::column_sums, args));
         Ok(())
     }
 
@@ -332,12 +289,8 @@ impl NnKernels for CpuNn {
         p: SgdParams,
     ) -> Result<()> {
         check_lens("sgd_update", &[g.len(), v.len()], w.len())?;
-        self.arch.dispatch(|| {
-            for ((wi, &gi), vi) in w.iter_mut().zip(g).zip(v.iter_mut()) {
-                *vi = p.momentum * *vi - p.learning_rate * (gi + p.weight_decay * *wi);
-                *wi += *vi;
-            }
-        });
+        self.arch
+            .dispatch(Kernel(update::sgd, (&mut w[..], &g[..], &mut v[..], p)));
         Ok(())
     }
 
@@ -354,31 +307,8 @@ impl NnKernels for CpuNn {
             &[g.len(), prev_g.len(), step.len()],
             w.len(),
         )?;
-        self.arch.dispatch(|| {
-            for (((wi, &gi), pg), st) in w
-                .iter_mut()
-                .zip(g)
-                .zip(prev_g.iter_mut())
-                .zip(step.iter_mut())
-            {
-                let prev_step = st.max(0.0001);
-                let mut gi = gi;
-                let next = if *pg * gi >= 0.0 {
-                    (prev_step * p.increase_factor).min(p.delta_max)
-                } else {
-                    gi = 0.0;
-                    (prev_step * p.decrease_factor).max(p.delta_min)
-                };
-                // FANN moves every weight whose gradient is not positive up.
-                if gi > 0.0 {
-                    *wi = (*wi - next).max(-1500.0);
-                } else {
-                    *wi = (*wi + next).min(1500.0);
-                }
-                *st = next;
-                *pg = gi;
-            }
-        });
+        let args = (&mut w[..], &g[..], &mut prev_g[..], &mut step[..], p);
+        self.arch.dispatch(Kernel(update::rprop, args));
         Ok(())
     }
 
@@ -395,43 +325,14 @@ impl NnKernels for CpuNn {
             &[g.len(), prev_slope.len(), prev_step.len()],
             w.len(),
         )?;
-        let shrink = p.mu / (1.0 + p.mu);
-        self.arch.dispatch(|| {
-            for (((wi, &gi), ps), st) in w
-                .iter_mut()
-                .zip(g)
-                .zip(prev_slope.iter_mut())
-                .zip(prev_step.iter_mut())
-            {
-                let slope = -gi + p.decay * *wi;
-                let (step, prev) = (*st, *ps);
-                let mut next = 0.0;
-                if step > 0.001 {
-                    if slope > 0.0 {
-                        next += p.epsilon * slope;
-                    }
-                    next += if slope > shrink * prev {
-                        p.mu * step
-                    } else {
-                        step * slope / (prev - slope)
-                    };
-                } else if step < -0.001 {
-                    if slope < 0.0 {
-                        next += p.epsilon * slope;
-                    }
-                    next += if slope < shrink * prev {
-                        p.mu * step
-                    } else {
-                        step * slope / (prev - slope)
-                    };
-                } else {
-                    next += p.epsilon * slope;
-                }
-                *st = next;
-                *wi = (*wi + next).clamp(-1500.0, 1500.0);
-                *ps = slope;
-            }
-        });
+        let args = (
+            &mut w[..],
+            &g[..],
+            &mut prev_slope[..],
+            &mut prev_step[..],
+            p,
+        );
+        self.arch.dispatch(Kernel(update::quickprop, args));
         Ok(())
     }
 
@@ -448,37 +349,8 @@ impl NnKernels for CpuNn {
             &[g.len(), prev_slope.len(), step.len()],
             w.len(),
         )?;
-        self.arch.dispatch(|| {
-            for (i, (((wi, &gi), ps), st)) in w
-                .iter_mut()
-                .zip(g)
-                .zip(prev_slope.iter_mut())
-                .zip(step.iter_mut())
-                .enumerate()
-            {
-                let prev_step = st.max(p.delta_min);
-                let mut slope = gi - p.weight_decay * *wi;
-                let same_sign = *ps * slope;
-                let next = if same_sign > 0.0 {
-                    let next = (prev_step * p.increase_factor).min(p.delta_max);
-                    *wi += if slope < 0.0 { next } else { -next };
-                    next
-                } else if same_sign < 0.0 {
-                    slope = 0.0;
-                    if prev_step < p.step_threshold {
-                        let u = noise_unit(p.noise_seed, i as u32);
-                        prev_step * p.decrease_factor + p.noise_scale * u
-                    } else {
-                        (prev_step * p.decrease_factor).max(p.delta_min)
-                    }
-                } else {
-                    *wi += if slope < 0.0 { prev_step } else { -prev_step };
-                    prev_step
-                };
-                *st = next;
-                *ps = slope;
-            }
-        });
+        let args = (&mut w[..], &g[..], &mut prev_slope[..], &mut step[..], p);
+        self.arch.dispatch(Kernel(update::sarprop, args));
         Ok(())
     }
 
@@ -494,25 +366,8 @@ impl NnKernels for CpuNn {
         check_lens("adam_update", &[g.len(), m.len(), v.len()], w.len())?;
         let c1 = 1.0 - p.beta1.powi(t as i32);
         let c2 = 1.0 - p.beta2.powi(t as i32);
-        self.arch.dispatch(|| {
-            for (((wi, &gi), mi), vi) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let gi = if p.decoupled {
-                    gi
-                } else {
-                    gi + p.weight_decay * *wi
-                };
-                *mi = p.beta1 * *mi + (1.0 - p.beta1) * gi;
-                *vi = p.beta2 * *vi + (1.0 - p.beta2) * gi * gi;
-                let update = (*mi / c1) / ((*vi / c2).sqrt() + p.epsilon);
-                *wi -= p.learning_rate
-                    * (update
-                        + if p.decoupled {
-                            p.weight_decay * *wi
-                        } else {
-                            0.0
-                        });
-            }
-        });
+        let args = (&mut w[..], &g[..], &mut m[..], &mut v[..], [c1, c2], p);
+        self.arch.dispatch(Kernel(update::adam, args));
         Ok(())
     }
 }

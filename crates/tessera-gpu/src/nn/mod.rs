@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use bytemuck::{Pod, Zeroable};
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::nn::{
-    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams,
-    SgdParams, check_lens,
+    Activation, AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams,
+    SarpropParams, SgdParams, check_lens,
 };
 use wgpu::util::DeviceExt;
 
@@ -58,7 +58,8 @@ struct Params {
     step_threshold: f32,
     noise_scale: f32,
     noise_seed: u32,
-    _pad: [u32; 3],
+    derivative: u32,
+    _pad: [u32; 2],
 }
 
 /// Parameter slots in the ring before a submission is forced.
@@ -419,6 +420,7 @@ impl NnKernels for GpuNn {
         cols: usize,
         activation: Activation,
         steepness: f32,
+        derivative: Derivative,
     ) -> Result<()> {
         check_lens("activation_backward", &[y.len, dy.len, dz.len], z.len)?;
         if cols == 0 || !z.len.is_multiple_of(cols) {
@@ -437,6 +439,7 @@ impl NnKernels for GpuNn {
             cols: cols as u32,
             activation: activation.code(),
             steepness,
+            derivative: derivative.code(),
             ..Params::default()
         };
         let tensors = [&z.buffer, &y.buffer, &dy.buffer, &dz.buffer];

@@ -112,6 +112,48 @@ impl Loss {
     }
 }
 
+/// How the backward pass takes activation derivatives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Derivative {
+    /// The exact derivative of the activation.
+    #[default]
+    Exact,
+    /// FANN 2.2's (`fann_activation_derived`), from the layer's output `y`: the
+    /// sigmoids clip `y` to [0.01, 0.99] before `2 s y (1 - y)`, the symmetric ones to
+    /// [-0.98, 0.98] before `s (1 - y^2)`, so saturated units keep a gradient; the
+    /// linear pieces give `s` everywhere. Other activations: the exact derivative.
+    Fann,
+}
+
+impl Derivative {
+    /// Kernel code: 0 exact, 1 FANN.
+    pub fn code(self) -> u32 {
+        match self {
+            Derivative::Exact => 0,
+            Derivative::Fann => 1,
+        }
+    }
+}
+
+/// FANN's derivative of `activation` (with respect to the sum, steepness applied) at
+/// output `y`, for the activations where it differs from the exact one; `None` for the
+/// others. In f64, the form the reference uses; the kernels mirror it.
+pub fn fann_derivative(activation: Activation, steepness: f64, y: f64) -> Option<f64> {
+    use Activation::*;
+    match activation {
+        Sigmoid | SigmoidStepwise => {
+            let y = y.clamp(0.01, 0.99);
+            Some(2.0 * steepness * y * (1.0 - y))
+        }
+        SigmoidSymmetric | SigmoidSymmetricStepwise => {
+            let y = y.clamp(-0.98, 0.98);
+            Some(steepness * (1.0 - y * y))
+        }
+        LinearPiece | LinearPieceSymmetric => Some(steepness),
+        _ => None,
+    }
+}
+
 /// Mini-batch SGD with momentum and (coupled) weight decay:
 /// `v = momentum v - lr (g + decay w)`, `w += v`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -284,7 +326,8 @@ pub trait NnKernels {
     ) -> Result<()>;
 
     /// Backward of the activation: `dz = dy * steepness f'(steepness z)` (softmax:
-    /// its Jacobian-vector product). Thresholds are an error.
+    /// its Jacobian-vector product), or FANN's derivative from `y` (see
+    /// [`Derivative`]). Thresholds are an error.
     #[allow(clippy::too_many_arguments)]
     fn activation_backward(
         &self,
@@ -295,6 +338,7 @@ pub trait NnKernels {
         cols: usize,
         activation: Activation,
         steepness: f32,
+        derivative: Derivative,
     ) -> Result<()>;
 
     /// The gradient of `loss` at the outputs of a layer with activation `output`:

@@ -10,6 +10,6 @@ mod contract;
 
 pub use activation::{Activation, softmax_row};
 pub use contract::{
-    AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams, SgdParams,
-    check_lens,
+    AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams,
+    SgdParams, check_lens, fann_derivative,
 };

@@ -3,8 +3,8 @@
 
 use crate::error::{Result, TesseraError};
 use crate::nn::{
-    Activation, AdamParams, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams,
-    SgdParams, check_lens, softmax_row,
+    Activation, AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams,
+    SarpropParams, SgdParams, check_lens, fann_derivative, softmax_row,
 };
 
 /// The f64 reference backend: tensors are `Vec<f64>`.
@@ -124,6 +124,7 @@ impl NnKernels for ReferenceNn {
         cols: usize,
         activation: Activation,
         steepness: f32,
+        derivative: Derivative,
     ) -> Result<()> {
         check_lens(
             "activation_backward",
@@ -155,7 +156,11 @@ impl NnKernels for ReferenceNn {
             }
         } else {
             for i in 0..z.len() {
-                dz[i] = dy[i] * s * activation.derivative(s * z[i]);
+                let fann = match derivative {
+                    Derivative::Fann => fann_derivative(activation, s, y[i]),
+                    Derivative::Exact => None,
+                };
+                dz[i] = dy[i] * fann.unwrap_or_else(|| s * activation.derivative(s * z[i]));
             }
         }
         Ok(())
