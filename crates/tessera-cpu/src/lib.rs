@@ -17,6 +17,7 @@
 //! ```
 
 pub mod acquisition;
+mod dispatch;
 pub mod nn;
 
 pub use acquisition::CpuAcquisition;

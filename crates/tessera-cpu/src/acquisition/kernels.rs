@@ -50,6 +50,7 @@ pub(crate) struct EnvMut<'a> {
 
 /// Writes one sample at the ring cursor, keeping the intervention counts incremental:
 /// the overwritten row (if the ring was full) leaves, the new row enters.
+#[inline(always)]
 pub(crate) fn add_sample(d: Dims, e: &mut EnvMut<'_>, values: &[f32], flags: &[bool], target: f32) {
     let s = &mut *e.scalars;
     let slot = s.write_idx as usize;
@@ -77,6 +78,7 @@ pub(crate) fn add_sample(d: Dims, e: &mut EnvMut<'_>, values: &[f32], flags: &[b
 /// counts it): samples that left the ring leave the front, the sample that just became
 /// 11th-newest enters at the back after every worse-or-equal entry is dropped.
 /// Amortised O(1) per sample. Slot of step `k` is `k % capacity`.
+#[inline(always)]
 pub(crate) fn advance_prev_best_window(
     d: Dims,
     window: &mut [u32],
@@ -106,6 +108,7 @@ pub(crate) fn advance_prev_best_window(
 }
 
 /// `F = (1 - lr) F + lr observed`, then clip columns 1 and 2 to [0, 1].
+#[inline(always)]
 pub(crate) fn update_features(d: Dims, features: &mut [f32], observed: &[f32], lr: f32) {
     let keep = 1.0 - lr;
     for (f, &o) in features.iter_mut().zip(observed) {
@@ -120,6 +123,7 @@ pub(crate) fn update_features(d: Dims, features: &mut [f32], observed: &[f32], l
 }
 
 /// `c_i = clip(|F[i,0]| / (1 + F[i,1]), 0, 1)`, 0 for the target.
+#[inline(always)]
 pub(crate) fn confidence(d: Dims, features: &[f32], out: &mut [f32], target: usize) {
     for (c, row) in out.iter_mut().zip(features.chunks_exact(d.fd)) {
         *c = (row[0].abs() / (1.0 + row[1])).clamp(0.0, 1.0);
@@ -129,6 +133,7 @@ pub(crate) fn confidence(d: Dims, features: &[f32], out: &mut [f32], target: usi
 
 /// The spec's optimisation progress: the newest 10 samples are read from the ring,
 /// the best of the older ones from the front of the previous-best window.
+#[inline(always)]
 pub(crate) fn progress(d: Dims, targets: &[f32], window: &[u32], s: &EnvScalars) -> Progress {
     let n = s.n_samples as usize;
     let t = |k: usize| targets[s.chronological_slot(d.cap, k)];
@@ -160,6 +165,7 @@ pub(crate) fn progress(d: Dims, targets: &[f32], window: &[u32], s: &EnvScalars)
 }
 
 /// The spec's exploration coverage, from the incremental intervention counts.
+#[inline(always)]
 pub(crate) fn coverage(d: Dims, counts: &[u32], s: &EnvScalars) -> Coverage {
     if s.n_samples == 0 {
         return Coverage {
@@ -205,6 +211,7 @@ pub(crate) fn coverage(d: Dims, counts: &[u32], s: &EnvScalars) -> Coverage {
 
 /// Writes the `[n_vars, fd + 12]` policy features.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(crate) fn policy_features(
     d: Dims,
     features: &[f32],
@@ -252,6 +259,7 @@ pub(crate) fn policy_features(
 }
 
 /// `s_i = conf_i (1 + w (1 - rate_i)) - 0.1 F[i,1]`, -inf for the target.
+#[inline(always)]
 pub(crate) fn scores(d: Dims, policy: &[f32], out: &mut [f32], target: usize, weight: f32) {
     for (s, row) in out.iter_mut().zip(policy.chunks_exact(d.width)) {
         *s = row[d.fd + 1] * (1.0 + weight * (1.0 - row[d.fd + 10])) - 0.1 * row[1];
@@ -260,6 +268,7 @@ pub(crate) fn scores(d: Dims, policy: &[f32], out: &mut [f32], target: usize, we
 }
 
 /// Argmax, lowest index on ties, never the target.
+#[inline(always)]
 pub(crate) fn select(scores: &[f32], target: usize) -> u32 {
     let mut best = NO_SELECTION;
     let mut best_score = f32::NEG_INFINITY;
@@ -273,6 +282,7 @@ pub(crate) fn select(scores: &[f32], target: usize) -> u32 {
 }
 
 /// Writes the `[t_len, n_vars, 5]` history tensor of one environment into `out`.
+#[inline(always)]
 pub(crate) fn history(d: Dims, e: &EnvMut<'_>, t_len: usize, out: &mut [f32]) {
     let s = &*e.scalars;
     let p = t_len.min(s.n_samples as usize);

@@ -3,6 +3,7 @@
 //! loops run under pulp's runtime SIMD dispatch.
 
 mod kernels;
+mod ops;
 
 use kernels::{Dims, EnvMut};
 use pulp::Arch;
@@ -13,6 +14,8 @@ use tessera_tensor::acquisition::{
     validate_posterior,
 };
 use tessera_tensor::error::Result;
+
+use crate::dispatch::Kernel;
 
 /// The next per-environment chunk: every array holds exactly one per environment.
 fn next<T>(chunks: &mut impl Iterator<Item = T>) -> T {
@@ -86,21 +89,23 @@ impl CpuAcquisition {
         }
     }
 
-    /// Runs `f(env_index, env)` over every environment, in parallel when the batch
-    /// holds enough work (`work_per_env` element-operations each), under SIMD dispatch.
-    fn for_each_env<F>(&mut self, work_per_env: usize, f: F)
+    /// Runs `op((env_index, env, args))` over every environment, in parallel when the
+    /// batch holds enough work (`work_per_env` element-operations each), under SIMD
+    /// dispatch. `op` is one of the `#[inline(always)]` functions of [`ops`].
+    fn for_each_env<A, K>(&mut self, work_per_env: usize, args: A, op: K)
     where
-        F: Fn(usize, EnvMut<'_>) + Sync + Send,
+        A: Copy + Send + Sync,
+        K: for<'e> Fn((usize, EnvMut<'e>, A)) + Copy + Send + Sync,
     {
         let arch = self.arch;
         let envs = self.split_envs();
         if envs.len() > 1 && envs.len() * work_per_env >= PARALLEL_MIN_WORK {
             envs.into_par_iter()
                 .enumerate()
-                .for_each(|(b, env)| arch.dispatch(|| f(b, env)));
+                .for_each(|(b, env)| arch.dispatch(Kernel(op, (b, env, args))));
         } else {
             // One dispatch for the whole batch: the feature check is paid once.
-            arch.dispatch(|| envs.into_iter().enumerate().for_each(|(b, env)| f(b, env)));
+            arch.dispatch(Kernel(ops::each, (envs, args, op)));
         }
     }
 
@@ -148,16 +153,7 @@ impl AcquisitionBackend for CpuAcquisition {
     fn add_samples(&mut self, samples: &Samples<'_>) -> Result<()> {
         samples.validate(&self.state.config)?;
         let d = self.dims();
-        self.for_each_env(d.n, |b, mut e| {
-            let row = b * d.n..(b + 1) * d.n;
-            kernels::add_sample(
-                d,
-                &mut e,
-                &samples.values[row.clone()],
-                &samples.intervened[row],
-                samples.targets[b],
-            );
-        });
+        self.for_each_env(d.n, (d, samples), ops::add_sample);
         Ok(())
     }
 
@@ -173,126 +169,54 @@ impl AcquisitionBackend for CpuAcquisition {
     fn update_mechanism_features(&mut self, observed: &[f32], learning_rate: f32) -> Result<()> {
         validate_observed(&self.state.config, observed, learning_rate)?;
         let d = self.dims();
-        self.for_each_env(d.n * d.fd, |b, e| {
-            kernels::update_features(
-                d,
-                e.features,
-                &observed[b * d.n * d.fd..][..d.n * d.fd],
-                learning_rate,
-            );
-        });
+        let args = (d, observed, learning_rate);
+        self.for_each_env(d.n * d.fd, args, ops::update_features);
         Ok(())
     }
 
     fn mechanism_confidence(&mut self) -> Result<()> {
         let d = self.dims();
-        self.for_each_env(d.n, |_, e| {
-            kernels::confidence(d, e.features, e.confidence, e.scalars.target_idx as usize);
-        });
+        self.for_each_env(d.n, d, ops::confidence);
         Ok(())
     }
 
     fn optimization_progress(&mut self) -> Result<()> {
         let d = self.dims();
-        self.for_each_env(16, |_, e| {
-            e.summary.progress = kernels::progress(d, e.targets, e.prev_window, e.scalars);
-        });
+        self.for_each_env(16, d, ops::progress);
         Ok(())
     }
 
     fn exploration_coverage(&mut self) -> Result<()> {
         let d = self.dims();
-        self.for_each_env(d.n, |_, e| {
-            e.summary.coverage = kernels::coverage(d, e.counts, e.scalars);
-        });
+        self.for_each_env(d.n, d, ops::coverage);
         Ok(())
     }
 
     fn policy_features(&mut self) -> Result<()> {
         let d = self.dims();
-        self.for_each_env(d.n * d.width, |_, e| {
-            let progress = kernels::progress(d, e.targets, e.prev_window, e.scalars);
-            let coverage = kernels::coverage(d, e.counts, e.scalars);
-            kernels::policy_features(
-                d,
-                e.features,
-                e.marginal,
-                e.confidence,
-                e.counts,
-                e.scalars,
-                &progress,
-                &coverage,
-                e.policy,
-            );
-        });
+        self.for_each_env(d.n * d.width, d, ops::policy_features);
         Ok(())
     }
 
     fn acquisition_scores(&mut self, exploration_weight: f32) -> Result<()> {
         validate_exploration_weight(exploration_weight)?;
         let d = self.dims();
-        self.for_each_env(d.n, |_, e| {
-            kernels::scores(
-                d,
-                e.policy,
-                e.scores,
-                e.scalars.target_idx as usize,
-                exploration_weight,
-            );
-        });
+        let args = (d, exploration_weight);
+        self.for_each_env(d.n, args, ops::scores);
         Ok(())
     }
 
     fn select_intervention(&mut self) -> Result<()> {
         let d = self.dims();
-        self.for_each_env(d.n, |_, e| {
-            e.summary.selected = kernels::select(e.scores, e.scalars.target_idx as usize);
-        });
+        self.for_each_env(d.n, (), ops::select);
         Ok(())
     }
 
     fn step(&mut self, input: &StepInput<'_>) -> Result<()> {
         input.validate(&self.state.config)?;
         let d = self.dims();
-        let samples = &input.samples;
         // One pass per environment: its data stays in cache across all eight stages.
-        self.for_each_env(d.n * (d.width + d.fd + 4), |b, mut e| {
-            let row = b * d.n..(b + 1) * d.n;
-            let target = e.scalars.target_idx as usize;
-            kernels::add_sample(
-                d,
-                &mut e,
-                &samples.values[row.clone()],
-                &samples.intervened[row],
-                samples.targets[b],
-            );
-            kernels::update_features(
-                d,
-                e.features,
-                &input.observed[b * d.n * d.fd..][..d.n * d.fd],
-                input.learning_rate,
-            );
-            kernels::confidence(d, e.features, e.confidence, target);
-            let progress = kernels::progress(d, e.targets, e.prev_window, e.scalars);
-            let coverage = kernels::coverage(d, e.counts, e.scalars);
-            kernels::policy_features(
-                d,
-                e.features,
-                e.marginal,
-                e.confidence,
-                e.counts,
-                e.scalars,
-                &progress,
-                &coverage,
-                e.policy,
-            );
-            kernels::scores(d, e.policy, e.scores, target, input.exploration_weight);
-            *e.summary = StepSummary {
-                progress,
-                coverage,
-                selected: kernels::select(e.scores, target),
-            };
-        });
+        self.for_each_env(d.n * (d.width + d.fd + 4), (d, input), ops::step);
         Ok(())
     }
 
@@ -304,7 +228,7 @@ impl AcquisitionBackend for CpuAcquisition {
         let arch = self.arch;
         let envs = self.split_envs();
         let work = |(e, chunk): (EnvMut<'_>, &mut [f32])| {
-            arch.dispatch(|| kernels::history(d, &e, t, chunk))
+            arch.dispatch(Kernel(ops::history, (d, e, t, chunk)))
         };
         if envs.len() > 1 && out.len() >= PARALLEL_MIN_WORK {
             envs.into_par_iter()

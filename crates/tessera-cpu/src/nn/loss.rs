@@ -1,5 +1,5 @@
 //! Output gradients, error metrics and column sums: `#[inline(always)]` functions of
-//! one tuple argument, run through [`super::Kernel`].
+//! one tuple argument, run through [`crate::dispatch::Kernel`].
 
 use tessera_tensor::nn::Loss;
 

@@ -6,9 +6,11 @@ mod gemv;
 mod loss;
 mod update;
 
-use pulp::{Arch, Simd, WithSimd};
+use pulp::Arch;
 use rayon::prelude::*;
 use tessera_tensor::error::{Result, TesseraError};
+
+use crate::dispatch::Kernel;
 use tessera_tensor::nn::{
     Activation, AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams,
     SarpropParams, SgdParams, check_lens,
@@ -63,22 +65,6 @@ impl CpuNn {
             let parts = inputs.map(|x| &x[start..start + o.len()]);
             arch.dispatch(Kernel(kernel, (o, parts, extra)));
         });
-    }
-}
-
-/// `kernel(args)` as a pulp operation. Run through `Arch::dispatch`, the whole call is
-/// compiled for the dispatched instruction set when `kernel` is an `#[inline(always)]`
-/// function item, as every loop of this backend is. (A closure handed to `dispatch`
-/// is compiled for the baseline set whenever its body is too big to inline: Adam's
-/// update ran 4x slower under AVX2 dispatch than without it that way.)
-struct Kernel<F, A>(F, A);
-
-impl<F: FnOnce(A) -> R, A, R> WithSimd for Kernel<F, A> {
-    type Output = R;
-
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, _simd: S) -> R {
-        (self.0)(self.1)
     }
 }
 

@@ -1,5 +1,5 @@
 //! The optimizer updates, one weight at a time: `#[inline(always)]` functions of one
-//! tuple argument, run through [`super::Kernel`] so they compile for the dispatched
+//! tuple argument, run through [`crate::dispatch::Kernel`] so they compile for the dispatched
 //! instruction set.
 
 use tessera_tensor::nn::{AdamParams, QuickpropParams, RpropParams, SarpropParams, SgdParams};
