@@ -20,7 +20,7 @@ impl common::Problem for Sine {
             TrainConfig::new(Algorithm::fann_rprop()),
         )?;
         println!("epoch   mse (log scale bar)");
-        let stats = trainer.train_until(data, 2000, 1e-4, |s| {
+        let stats = trainer.train_until(data, 5000, 1e-4, |s| {
             if s.epoch.is_power_of_two() || s.epoch % 250 == 0 {
                 let bar =
                     "#".repeat(((s.mse.unwrap_or(f64::NAN).log10() + 5.0).max(0.0) * 8.0) as usize);
