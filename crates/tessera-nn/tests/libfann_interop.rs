@@ -162,31 +162,28 @@ fn a_net_trained_in_tessera_runs_in_libfann() {
     std::fs::remove_file(path).ok();
 }
 
-/// SARPROP from the same `.net` in libfann and in tessera: the MSE of each epoch.
-/// libfann's noise comes from `rand()`, but it only enters after a slope changes sign;
-/// until then the runs must agree epoch for epoch.
-#[test]
-fn sarprop_follows_libfann_until_its_noise_starts() {
-    let Some(lib) = libfann() else { return };
-    let data = tessera_nn::datasets::sine(32);
-    let net = Network::new(
-        &[1, 6, 1],
-        Activation::SigmoidSymmetric,
-        Init::FannUniform,
-        3,
-    )
-    .unwrap();
-    let (net_path, data_path) = (temp("sarprop.net"), temp("sarprop.data"));
+/// MSE of each of `epochs` epochs when libfann and tessera train `net` on `data` from
+/// the same `.net` file, with FANN's linear error function: `(libfann, tessera)`.
+fn mse_per_epoch(
+    lib: &Library,
+    net: &Network,
+    data: &TrainData,
+    (fann_algorithm, algorithm): (u32, Algorithm),
+    epochs: usize,
+) -> (Vec<f32>, Vec<f64>) {
+    let (net_path, data_path) = (
+        temp(&format!("train-{fann_algorithm}.net")),
+        temp(&format!("train-{fann_algorithm}.data")),
+    );
     let settings = FannSettings {
-        training_algorithm: 4,
+        training_algorithm: fann_algorithm,
         train_error_function: 0,
         ..FannSettings::default()
     };
-    write_net(&net_path, &net, &settings).unwrap();
-    write_data(&data_path, &data).unwrap();
-    let epochs = 60;
+    write_net(&net_path, net, &settings).unwrap();
+    write_data(&data_path, data).unwrap();
     // SAFETY: as above.
-    let fann_mse: Vec<f32> = unsafe {
+    let fann_mse = unsafe {
         let load: Symbol<unsafe extern "C" fn(*const c_char) -> Fann> =
             lib.get(b"fann_create_from_file").unwrap();
         let read: Symbol<unsafe extern "C" fn(*const c_char) -> *mut c_void> =
@@ -204,28 +201,48 @@ fn sarprop_follows_libfann_until_its_noise_starts() {
         destroy(ann);
         mse
     };
+    std::fs::remove_file(net_path).ok();
+    std::fs::remove_file(data_path).ok();
     let mut trainer = Trainer::new(
-        Model::new(CpuNn::new(), &net).unwrap(),
-        TrainConfig::new(Algorithm::fann_sarprop()),
+        Model::new(CpuNn::new(), net).unwrap(),
+        TrainConfig::new(algorithm),
     )
     .unwrap();
-    let ours: Vec<f64> = (0..epochs)
-        .map(|_| trainer.train_epoch(&data).unwrap().mse.unwrap())
+    let ours = (0..epochs)
+        .map(|_| trainer.train_epoch(data).unwrap().mse.unwrap())
         .collect();
-    // On this fixture the first sign change comes at epoch 50 (the steps start at
-    // 1e-6 and grow by 1.2 per epoch); the first 45 epochs are noise-free.
-    for (e, (&f, &t)) in fann_mse.iter().zip(&ours).enumerate().take(45) {
+    (fann_mse, ours)
+}
+
+/// Asserts the first `epochs` MSEs agree to `rel`.
+fn assert_same_trajectory(fann: &[f32], ours: &[f64], epochs: usize, rel: f64) {
+    for (e, (&f, &t)) in fann.iter().zip(ours).enumerate().take(epochs) {
         assert!(
-            (f as f64 - t).abs() <= 1e-5 * t,
+            (f as f64 - t).abs() <= rel * t,
             "epoch {e}: libfann MSE {f}, tessera {t}"
         );
     }
-    assert!(
-        ours[epochs - 1] < ours[0],
-        "SARPROP made no progress: {ours:?}"
-    );
-    std::fs::remove_file(net_path).ok();
-    std::fs::remove_file(data_path).ok();
+}
+
+/// SARPROP from the same `.net` in libfann and in tessera: the MSE of each epoch.
+/// libfann's noise comes from `rand()`, but it only enters after a slope changes sign;
+/// until then the runs must agree epoch for epoch.
+#[test]
+fn sarprop_follows_libfann_until_its_noise_starts() {
+    let Some(lib) = libfann() else { return };
+    let data = tessera_nn::datasets::sine(32);
+    let net = Network::new(
+        &[1, 6, 1],
+        Activation::SigmoidSymmetric,
+        Init::FannUniform,
+        3,
+    )
+    .unwrap();
+    let (fann, ours) = mse_per_epoch(&lib, &net, &data, (4, Algorithm::fann_sarprop()), 60);
+    // On this fixture the first sign change comes at epoch 50 (the steps start at
+    // 1e-6 and grow by 1.2 per epoch); the first 45 epochs are noise-free.
+    assert_same_trajectory(&fann, &ours, 45, 1e-5);
+    assert!(ours[59] < ours[0], "SARPROP made no progress: {ours:?}");
 }
 
 /// RPROP from the same `.net` in libfann and in tessera (FANN's loss and clipped
@@ -241,48 +258,7 @@ fn rprop_follows_libfann_epoch_by_epoch() {
         5,
     )
     .unwrap();
-    let (net_path, data_path) = (temp("rprop.net"), temp("rprop.data"));
-    let settings = FannSettings {
-        train_error_function: 0,
-        ..FannSettings::default()
-    };
-    write_net(&net_path, &net, &settings).unwrap();
-    write_data(&data_path, &data).unwrap();
-    let epochs = 40;
-    // SAFETY: as above.
-    let fann_mse: Vec<f32> = unsafe {
-        let load: Symbol<unsafe extern "C" fn(*const c_char) -> Fann> =
-            lib.get(b"fann_create_from_file").unwrap();
-        let read: Symbol<unsafe extern "C" fn(*const c_char) -> *mut c_void> =
-            lib.get(b"fann_read_train_from_file").unwrap();
-        let epoch: Symbol<unsafe extern "C" fn(Fann, *mut c_void) -> c_float> =
-            lib.get(b"fann_train_epoch").unwrap();
-        let destroy: Symbol<unsafe extern "C" fn(Fann)> = lib.get(b"fann_destroy").unwrap();
-        let destroy_train: Symbol<unsafe extern "C" fn(*mut c_void)> =
-            lib.get(b"fann_destroy_train").unwrap();
-        let ann = load(c_path(&net_path).as_ptr());
-        let train = read(c_path(&data_path).as_ptr());
-        assert!(!ann.is_null() && !train.is_null());
-        let mse = (0..epochs).map(|_| epoch(ann, train)).collect();
-        destroy_train(train);
-        destroy(ann);
-        mse
-    };
-    let mut trainer = Trainer::new(
-        Model::new(CpuNn::new(), &net).unwrap(),
-        TrainConfig::new(Algorithm::fann_rprop()),
-    )
-    .unwrap();
-    let ours: Vec<f64> = (0..epochs)
-        .map(|_| trainer.train_epoch(&data).unwrap().mse.unwrap())
-        .collect();
+    let (fann, ours) = mse_per_epoch(&lib, &net, &data, (2, Algorithm::fann_rprop()), 40);
     // Measured: within 1e-6 of each other for all 40 epochs, MSE falling 14x.
-    for (e, (&f, &t)) in fann_mse.iter().zip(&ours).enumerate() {
-        assert!(
-            (f as f64 - t).abs() <= 1e-4 * t,
-            "epoch {e}: libfann MSE {f}, tessera {t}"
-        );
-    }
-    std::fs::remove_file(net_path).ok();
-    std::fs::remove_file(data_path).ok();
+    assert_same_trajectory(&fann, &ours, 40, 1e-4);
 }

@@ -2,7 +2,7 @@
 //! of one `(env_index, env, args)` tuple, so that [`crate::dispatch::Kernel`] compiles
 //! them, and the kernels they inline, for the dispatched instruction set.
 
-use tessera_tensor::acquisition::{Samples, StepInput, StepSummary};
+use tessera_tensor::acquisition::{Coverage, Progress, Samples, StepInput, StepSummary};
 
 use super::kernels::{self, Dims, EnvMut};
 
@@ -49,8 +49,10 @@ pub(super) fn coverage((_, e, d): (usize, EnvMut<'_>, Dims)) {
     e.summary.coverage = kernels::coverage(d, e.counts, e.scalars);
 }
 
+/// Progress and coverage, and the policy features built from them; returns the first
+/// two for the step's summary.
 #[inline(always)]
-pub(super) fn policy_features((_, e, d): (usize, EnvMut<'_>, Dims)) {
+fn progress_coverage_features(d: Dims, e: &mut EnvMut<'_>) -> (Progress, Coverage) {
     let progress = kernels::progress(d, e.targets, e.prev_window, e.scalars);
     let coverage = kernels::coverage(d, e.counts, e.scalars);
     kernels::policy_features(
@@ -64,6 +66,12 @@ pub(super) fn policy_features((_, e, d): (usize, EnvMut<'_>, Dims)) {
         &coverage,
         e.policy,
     );
+    (progress, coverage)
+}
+
+#[inline(always)]
+pub(super) fn policy_features((_, mut e, d): (usize, EnvMut<'_>, Dims)) {
+    progress_coverage_features(d, &mut e);
 }
 
 #[inline(always)]
@@ -96,19 +104,7 @@ pub(super) fn step((b, mut e, (d, input)): (usize, EnvMut<'_>, (Dims, &StepInput
         input.learning_rate,
     );
     kernels::confidence(d, e.features, e.confidence, target);
-    let progress = kernels::progress(d, e.targets, e.prev_window, e.scalars);
-    let coverage = kernels::coverage(d, e.counts, e.scalars);
-    kernels::policy_features(
-        d,
-        e.features,
-        e.marginal,
-        e.confidence,
-        e.counts,
-        e.scalars,
-        &progress,
-        &coverage,
-        e.policy,
-    );
+    let (progress, coverage) = progress_coverage_features(d, &mut e);
     kernels::scores(d, e.policy, e.scores, target, input.exploration_weight);
     *e.summary = StepSummary {
         progress,
