@@ -261,6 +261,25 @@ impl GpuNn {
     ) -> Result<()> {
         self.record(entry, params, tensors, ((len as u32).div_ceil(EW), 1))
     }
+
+    /// An optimizer update `entry` of `w` with gradient `g` and two state tensors,
+    /// all of `w`'s length (t0 = w, t1 = g, t2, t3 = state).
+    fn update(
+        &self,
+        entry: &'static str,
+        w: &GpuTensor,
+        g: &GpuTensor,
+        [s0, s1]: [&GpuTensor; 2],
+        params: Params,
+    ) -> Result<()> {
+        check_lens(entry, &[g.len, s0.len, s1.len], w.len)?;
+        let params = Params {
+            len: w.len as u32,
+            ..params
+        };
+        let tensors = [&w.buffer, &g.buffer, &s0.buffer, &s1.buffer];
+        self.elementwise(entry, params, &tensors, w.len)
+    }
 }
 
 fn no_gradient(activation: Activation) -> TesseraError {
@@ -561,21 +580,14 @@ impl NnKernels for GpuNn {
         step: &mut GpuTensor,
         p: RpropParams,
     ) -> Result<()> {
-        check_lens("rprop_update", &[g.len, prev_g.len, step.len], w.len)?;
         let params = Params {
-            len: w.len as u32,
             increase: p.increase_factor,
             decrease: p.decrease_factor,
             delta_min: p.delta_min,
             delta_max: p.delta_max,
             ..Params::default()
         };
-        self.elementwise(
-            "rprop_update",
-            params,
-            &[&w.buffer, &g.buffer, &prev_g.buffer, &step.buffer],
-            w.len,
-        )
+        self.update("rprop_update", w, g, [prev_g, step], params)
     }
 
     fn quickprop_update(
@@ -586,20 +598,13 @@ impl NnKernels for GpuNn {
         prev_step: &mut GpuTensor,
         p: QuickpropParams,
     ) -> Result<()> {
-        check_lens(
-            "quickprop_update",
-            &[g.len, prev_slope.len, prev_step.len],
-            w.len,
-        )?;
         let params = Params {
-            len: w.len as u32,
             learning_rate: p.epsilon,
             weight_decay: p.decay,
             momentum: p.mu,
             ..Params::default()
         };
-        let tensors = [&w.buffer, &g.buffer, &prev_slope.buffer, &prev_step.buffer];
-        self.elementwise("quickprop_update", params, &tensors, w.len)
+        self.update("quickprop_update", w, g, [prev_slope, prev_step], params)
     }
 
     fn sarprop_update(
@@ -610,9 +615,7 @@ impl NnKernels for GpuNn {
         step: &mut GpuTensor,
         p: SarpropParams,
     ) -> Result<()> {
-        check_lens("sarprop_update", &[g.len, prev_slope.len, step.len], w.len)?;
         let params = Params {
-            len: w.len as u32,
             increase: p.increase_factor,
             decrease: p.decrease_factor,
             delta_min: p.delta_min,
@@ -623,8 +626,7 @@ impl NnKernels for GpuNn {
             noise_seed: p.noise_seed,
             ..Params::default()
         };
-        let tensors = [&w.buffer, &g.buffer, &prev_slope.buffer, &step.buffer];
-        self.elementwise("sarprop_update", params, &tensors, w.len)
+        self.update("sarprop_update", w, g, [prev_slope, step], params)
     }
 
     fn adam_update(
@@ -636,9 +638,7 @@ impl NnKernels for GpuNn {
         t: u32,
         p: AdamParams,
     ) -> Result<()> {
-        check_lens("adam_update", &[g.len, m.len, v.len], w.len)?;
         let params = Params {
-            len: w.len as u32,
             step: t,
             decoupled: p.decoupled.into(),
             learning_rate: p.learning_rate,
@@ -650,11 +650,6 @@ impl NnKernels for GpuNn {
             bias_correction2: 1.0 - p.beta2.powi(t as i32),
             ..Params::default()
         };
-        self.elementwise(
-            "adam_update",
-            params,
-            &[&w.buffer, &g.buffer, &m.buffer, &v.buffer],
-            w.len,
-        )
+        self.update("adam_update", w, g, [m, v], params)
     }
 }
