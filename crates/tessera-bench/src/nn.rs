@@ -517,13 +517,13 @@ impl NetFixture {
         make: impl Fn() -> tessera_tensor::Result<K>,
     ) -> Result<Prepared, String> {
         let e = |err: tessera_tensor::TesseraError| err.to_string();
-        let bytes = (self.net.parameter_count() * 4 * 4 + self.data.inputs.len() * 4) as u64;
+        let bytes = (self.net.parameter_count() * 4 * 4 + self.data.inputs().len() * 4) as u64;
         match self.w.kind {
             NnKind::Forward { .. } => {
                 let mut model = Model::new(make().map_err(e)?, &self.net).map_err(e)?;
-                let got = model.forward(&self.data.inputs).map_err(e)?;
+                let got = model.forward(self.data.inputs()).map_err(e)?;
                 let want = Model::new(CpuNn::new(), &self.net)
-                    .and_then(|mut m| m.forward(&self.data.inputs))
+                    .and_then(|mut m| m.forward(self.data.inputs()))
                     .map_err(e)?;
                 if let Some(i) = got
                     .iter()
@@ -538,7 +538,7 @@ impl NetFixture {
                     ));
                 }
                 Ok(Prepared::Ready(
-                    Box::new(NetRunner::Forward(model, self.data.inputs.clone())),
+                    Box::new(NetRunner::Forward(model, self.data.inputs().to_vec())),
                     bytes,
                 ))
             }

@@ -33,7 +33,7 @@ impl common::Problem for Spirals {
         for round in 1..=50 {
             let stats = trainer.train_until(data, 100, 0.0, |_| true)?;
             let accuracy =
-                sign_accuracy(&trainer.model_mut().forward(&data.inputs)?, &data.outputs);
+                sign_accuracy(&trainer.model_mut().forward(data.inputs())?, data.outputs());
             println!(
                 "epoch {:5}  mse {:.5}  accuracy {:.1}%",
                 round * 100,

@@ -38,8 +38,8 @@ impl common::Problem for Xor {
             stats.epoch,
             stats.mse.unwrap_or(f64::NAN)
         );
-        let out = trainer.model_mut().forward(&data.inputs)?;
-        for (x, y) in data.inputs.chunks(2).zip(out) {
+        let out = trainer.model_mut().forward(data.inputs())?;
+        for (x, y) in data.inputs().chunks(2).zip(out) {
             println!("xor({:+}, {:+}) = {y:+.4}", x[0], x[1]);
         }
         Ok(())

@@ -2,40 +2,59 @@
 
 use tessera_tensor::error::{Result, TesseraError, check_finite};
 
-/// `samples` rows of inputs and desired outputs, row-major.
+use crate::limits::{MAX_DATA_VALUES, MAX_LAYER_WIDTH};
+
+/// `samples` rows of inputs and desired outputs, row-major. Built only through
+/// [`TrainData::new`], so every value is finite and the shapes agree.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainData {
-    /// Inputs per sample.
-    pub n_inputs: usize,
-    /// Outputs per sample.
-    pub n_outputs: usize,
-    /// `[samples, n_inputs]`.
-    pub inputs: Vec<f32>,
-    /// `[samples, n_outputs]`.
-    pub outputs: Vec<f32>,
+    n_inputs: usize,
+    n_outputs: usize,
+    inputs: Vec<f32>,
+    outputs: Vec<f32>,
 }
 
 impl TrainData {
-    /// Checks shapes and finiteness.
+    /// Checks the widths (1..=[`MAX_LAYER_WIDTH`]), that `inputs` and `outputs` hold
+    /// the same number of whole rows (at most [`MAX_DATA_VALUES`] values together),
+    /// and that every value is finite.
     pub fn new(
         n_inputs: usize,
         n_outputs: usize,
         inputs: Vec<f32>,
         outputs: Vec<f32>,
     ) -> Result<Self> {
-        if n_inputs == 0 || n_outputs == 0 || !inputs.len().is_multiple_of(n_inputs) {
-            return Err(TesseraError::ShapeMismatch {
-                what: "training inputs",
-                got: inputs.len(),
-                expected: n_inputs,
+        for (field, width) in [("n_inputs", n_inputs), ("n_outputs", n_outputs)] {
+            if !(1..=MAX_LAYER_WIDTH).contains(&width) {
+                return Err(TesseraError::InvalidConfig {
+                    field,
+                    value: width.to_string(),
+                    expected: format!("1..={MAX_LAYER_WIDTH} values per sample"),
+                });
+            }
+        }
+        if !inputs.len().is_multiple_of(n_inputs) {
+            return Err(TesseraError::InvalidConfig {
+                field: "training inputs",
+                value: format!("{} values", inputs.len()),
+                expected: format!("whole rows of n_inputs = {n_inputs} values"),
             });
         }
         let samples = inputs.len() / n_inputs;
-        if outputs.len() != samples * n_outputs {
-            return Err(TesseraError::ShapeMismatch {
-                what: "training outputs",
-                got: outputs.len(),
-                expected: samples * n_outputs,
+        if samples.checked_mul(n_outputs) != Some(outputs.len()) {
+            return Err(TesseraError::InvalidConfig {
+                field: "training outputs",
+                value: format!("{} values", outputs.len()),
+                expected: format!(
+                    "{samples} rows of n_outputs = {n_outputs} values, one per input row"
+                ),
+            });
+        }
+        if inputs.len() + outputs.len() > MAX_DATA_VALUES {
+            return Err(TesseraError::InvalidConfig {
+                field: "training data",
+                value: format!("{} values", inputs.len() + outputs.len()),
+                expected: format!("at most {MAX_DATA_VALUES} values"),
             });
         }
         check_finite("training inputs", &inputs)?;
@@ -46,6 +65,41 @@ impl TrainData {
             inputs,
             outputs,
         })
+    }
+
+    /// Inputs per sample.
+    pub fn n_inputs(&self) -> usize {
+        self.n_inputs
+    }
+
+    /// Outputs per sample.
+    pub fn n_outputs(&self) -> usize {
+        self.n_outputs
+    }
+
+    /// Every sample's inputs, `[samples, n_inputs]` row-major.
+    pub fn inputs(&self) -> &[f32] {
+        &self.inputs
+    }
+
+    /// Every sample's desired outputs, `[samples, n_outputs]` row-major.
+    pub fn outputs(&self) -> &[f32] {
+        &self.outputs
+    }
+
+    /// The inputs of sample `i`. Panics if `i >= len()`, like slice indexing.
+    pub fn input(&self, i: usize) -> &[f32] {
+        &self.inputs[i * self.n_inputs..][..self.n_inputs]
+    }
+
+    /// The desired outputs of sample `i`. Panics if `i >= len()`.
+    pub fn output(&self, i: usize) -> &[f32] {
+        &self.outputs[i * self.n_outputs..][..self.n_outputs]
+    }
+
+    /// The inputs and outputs, consuming the data.
+    pub fn into_parts(self) -> (Vec<f32>, Vec<f32>) {
+        (self.inputs, self.outputs)
     }
 
     /// Number of samples.
@@ -72,8 +126,8 @@ impl TrainData {
         x.clear();
         t.clear();
         for &i in idx {
-            x.extend_from_slice(&self.inputs[i * self.n_inputs..][..self.n_inputs]);
-            t.extend_from_slice(&self.outputs[i * self.n_outputs..][..self.n_outputs]);
+            x.extend_from_slice(self.input(i));
+            t.extend_from_slice(self.output(i));
         }
     }
 }

@@ -1,12 +1,20 @@
 //! FANN 2.2 file formats: `.net` networks (FANN_FLO_2.1, layered, fully connected)
-//! and `.data` training files. Malformed input is a [`TesseraError::Format`] naming
-//! the line.
+//! and `.data` training files.
+//!
+//! Both parsers treat their input as hostile. Every count is bounded by a documented
+//! maximum ([`crate::limits`]) and checked against the bytes actually present before
+//! anything is allocated, integers are parsed as integers, activation ids and
+//! connection indices are range-checked, and every weight, steepness and value must be
+//! a finite `f32`. Malformed input is a [`TesseraError::Format`] naming the file, the
+//! line and what was expected; a parser never panics, and its memory and time grow
+//! linearly with the input.
 //!
 //! FANN stores one weight per connection, each neuron listing its inputs (the previous
 //! layer's neurons, then that layer's bias neuron). tessera's `W[i, j]` is the
 //! connection from neuron `i` of the previous layer to neuron `j`, and `b[j]` the one
 //! from the bias neuron.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -14,9 +22,12 @@ use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::nn::{Activation, RpropParams};
 
 use crate::data::TrainData;
+use crate::limits::{MAX_FILE_BYTES, MAX_LAYER_WIDTH, MAX_LAYERS, MAX_PARAMETERS};
 use crate::network::{Layer, Network};
 
-/// The training settings a `.net` file carries besides the network.
+/// The training settings a `.net` file carries besides the network, as FANN 2.2 saves
+/// them. [`TrainConfig::from_fann`](crate::TrainConfig::from_fann) turns them into a
+/// training configuration that does what libfann does with the file.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FannSettings {
     /// `learning_rate` (FANN default 0.7).
@@ -25,11 +36,18 @@ pub struct FannSettings {
     pub learning_momentum: f32,
     /// `training_algorithm`: 0 incremental, 1 batch, 2 RPROP, 3 quickprop, 4 SARPROP.
     pub training_algorithm: u32,
-    /// `train_error_function`: 0 linear, 1 tanh.
+    /// `train_error_function`: 0 linear, 1 tanh (FANN's default).
     pub train_error_function: u32,
+    /// `train_stop_function`: 0 MSE (FANN's default), 1 bit fail. Kept for the round
+    /// trip; `Trainer::train_until` stops on the MSE.
+    pub train_stop_function: u32,
+    /// `quickprop_decay` (default -0.0001).
+    pub quickprop_decay: f32,
+    /// `quickprop_mu` (default 1.75).
+    pub quickprop_mu: f32,
     /// `bit_fail_limit` (default 0.35).
     pub bit_fail_limit: f32,
-    /// RPROP parameters.
+    /// RPROP parameters (shared with SARPROP, except SARPROP's fixed `delta_min`).
     pub rprop: RpropParams,
     /// `rprop_delta_zero` (default 0.1).
     pub rprop_delta_zero: f32,
@@ -42,12 +60,113 @@ impl Default for FannSettings {
             learning_momentum: 0.0,
             training_algorithm: 2,
             train_error_function: 1,
+            train_stop_function: 0,
+            quickprop_decay: -0.0001,
+            quickprop_mu: 1.75,
             bit_fail_limit: 0.35,
             rprop: RpropParams::default(),
             rprop_delta_zero: 0.1,
         }
     }
 }
+
+/// Which range a numeric setting must lie in.
+#[derive(Clone, Copy)]
+enum Range {
+    /// A finite number.
+    Finite,
+    /// A finite number >= 0.
+    NonNegative,
+    /// A finite number > 0.
+    Positive,
+    /// A finite number in (0, 1].
+    Fraction,
+    /// A finite number >= 1.
+    AtLeastOne,
+    /// An integer in `0..=max`.
+    Code(u32),
+}
+
+impl Range {
+    fn describe(self) -> String {
+        match self {
+            Range::Finite => "a finite number".into(),
+            Range::NonNegative => "a finite number >= 0".into(),
+            Range::Positive => "a finite number > 0".into(),
+            Range::Fraction => "a finite number in (0, 1]".into(),
+            Range::AtLeastOne => "a finite number >= 1".into(),
+            Range::Code(max) => format!("an integer in 0..={max}"),
+        }
+    }
+
+    fn admits(self, v: f32) -> bool {
+        v.is_finite()
+            && match self {
+                Range::Finite => true,
+                Range::NonNegative => v >= 0.0,
+                Range::Positive => v > 0.0,
+                Range::Fraction => v > 0.0 && v <= 1.0,
+                Range::AtLeastOne => v >= 1.0,
+                Range::Code(_) => true,
+            }
+    }
+}
+
+/// A setting of a `.net` file: its key, range and where it lives in [`FannSettings`].
+type Setting = (
+    &'static str,
+    Range,
+    fn(&mut FannSettings) -> SettingSlot<'_>,
+);
+
+/// A mutable reference to one field of [`FannSettings`].
+enum SettingSlot<'a> {
+    Float(&'a mut f32),
+    Code(&'a mut u32),
+}
+
+/// Every training setting of a FANN 2.2 `.net` file that tessera uses.
+const SETTINGS: &[Setting] = &[
+    ("learning_rate", Range::NonNegative, |s| {
+        SettingSlot::Float(&mut s.learning_rate)
+    }),
+    ("learning_momentum", Range::NonNegative, |s| {
+        SettingSlot::Float(&mut s.learning_momentum)
+    }),
+    ("training_algorithm", Range::Code(4), |s| {
+        SettingSlot::Code(&mut s.training_algorithm)
+    }),
+    ("train_error_function", Range::Code(1), |s| {
+        SettingSlot::Code(&mut s.train_error_function)
+    }),
+    ("train_stop_function", Range::Code(1), |s| {
+        SettingSlot::Code(&mut s.train_stop_function)
+    }),
+    ("quickprop_decay", Range::Finite, |s| {
+        SettingSlot::Float(&mut s.quickprop_decay)
+    }),
+    ("quickprop_mu", Range::Positive, |s| {
+        SettingSlot::Float(&mut s.quickprop_mu)
+    }),
+    ("bit_fail_limit", Range::Positive, |s| {
+        SettingSlot::Float(&mut s.bit_fail_limit)
+    }),
+    ("rprop_increase_factor", Range::AtLeastOne, |s| {
+        SettingSlot::Float(&mut s.rprop.increase_factor)
+    }),
+    ("rprop_decrease_factor", Range::Fraction, |s| {
+        SettingSlot::Float(&mut s.rprop.decrease_factor)
+    }),
+    ("rprop_delta_min", Range::NonNegative, |s| {
+        SettingSlot::Float(&mut s.rprop.delta_min)
+    }),
+    ("rprop_delta_max", Range::Positive, |s| {
+        SettingSlot::Float(&mut s.rprop.delta_max)
+    }),
+    ("rprop_delta_zero", Range::Positive, |s| {
+        SettingSlot::Float(&mut s.rprop_delta_zero)
+    }),
+];
 
 fn format_err(file: &str, line: usize, message: impl Into<String>) -> TesseraError {
     TesseraError::Format {
@@ -58,9 +177,29 @@ fn format_err(file: &str, line: usize, message: impl Into<String>) -> TesseraErr
 }
 
 fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| TesseraError::Io {
+    let io = |e: std::io::Error| TesseraError::Io {
         file: path.display().to_string(),
         message: e.to_string(),
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(format_err(
+            &path.display().to_string(),
+            1,
+            format!("the file has {len} bytes, more than the {MAX_FILE_BYTES} tessera reads"),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    String::from_utf8(bytes).map_err(|e| {
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        format_err(
+            &path.display().to_string(),
+            line,
+            "the file is not UTF-8 text",
+        )
     })
 }
 
@@ -71,48 +210,132 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
     })
 }
 
-/// Parses `(a, b, c) (a, b, c) ...` tuples of `arity` numbers.
-fn tuples(file: &str, line: usize, text: &str, arity: usize) -> Result<Vec<Vec<f64>>> {
-    let mut out = Vec::new();
-    let mut rest = text.trim();
-    while !rest.is_empty() {
-        let open = rest
-            .strip_prefix('(')
-            .ok_or_else(|| format_err(file, line, format!("expected `(` at `{}`", head(rest))))?;
-        let close = open
-            .find(')')
-            .ok_or_else(|| format_err(file, line, "unclosed `(`"))?;
-        let values: Vec<f64> = open[..close]
-            .split(',')
-            .map(|v| {
-                v.trim()
-                    .parse::<f64>()
-                    .map_err(|_| format_err(file, line, format!("`{}` is not a number", v.trim())))
-            })
-            .collect::<Result<_>>()?;
-        if values.len() != arity {
-            return Err(format_err(
-                file,
-                line,
-                format!("expected {arity} numbers in `({})`", &open[..close]),
-            ));
-        }
-        out.push(values);
-        rest = open[close + 1..].trim_start();
+/// At most the first 24 characters of `s` (whole characters, never a byte offset),
+/// for quoting input in an error message.
+fn head(s: &str) -> String {
+    let mut chars = s.chars();
+    let quoted: String = chars.by_ref().take(24).collect();
+    if chars.next().is_some() {
+        quoted + "…"
+    } else {
+        quoted
     }
-    Ok(out)
 }
 
-fn head(s: &str) -> &str {
-    &s[..s.len().min(20)]
+/// Where a token came from, for error messages.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    file: &'a str,
+    line: usize,
+}
+
+impl At<'_> {
+    fn err(self, message: impl Into<String>) -> TesseraError {
+        format_err(self.file, self.line, message)
+    }
+
+    /// `tok` as an unsigned integer (no sign, fraction or exponent) no larger than `max`.
+    fn integer(self, tok: &str, what: &str, max: u64) -> Result<u64> {
+        tok.parse::<u64>()
+            .ok()
+            .filter(|&v| v <= max)
+            .ok_or_else(|| {
+                self.err(format!(
+                    "`{}` is not a valid {what}: expected an integer in 0..={max}",
+                    head(tok)
+                ))
+            })
+    }
+
+    /// `tok` as a finite `f32` (values beyond f32's range are rejected, not rounded to
+    /// infinity).
+    fn finite(self, tok: &str, what: &str) -> Result<f32> {
+        tok.parse::<f32>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| {
+                self.err(format!(
+                    "`{}` is not a valid {what}: expected a finite 32-bit float",
+                    head(tok)
+                ))
+            })
+    }
+}
+
+/// The `(a, b, c) (a, b, c) ...` tuples of one line, parsed lazily so that nothing is
+/// allocated before their number has been checked.
+struct Tuples<'a, const N: usize> {
+    at: At<'a>,
+    rest: &'a str,
+}
+
+impl<'a, const N: usize> Tuples<'a, N> {
+    fn new(at: At<'a>, text: &'a str) -> Self {
+        Self {
+            at,
+            rest: text.trim_start(),
+        }
+    }
+
+    /// The next tuple's `N` fields (trimmed), or `None` at the end of the line.
+    fn next(&mut self) -> Result<Option<[&'a str; N]>> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        let open = self.rest.strip_prefix('(').ok_or_else(|| {
+            self.at
+                .err(format!("expected `(` at `{}`", head(self.rest)))
+        })?;
+        let (inside, after) = open
+            .split_once(')')
+            .ok_or_else(|| self.at.err("a `(` is never closed"))?;
+        let mut fields = [""; N];
+        let mut parts = inside.split(',');
+        for f in &mut fields {
+            *f = parts.next().unwrap_or("").trim();
+        }
+        if parts.next().is_some() || fields.iter().any(|f| f.is_empty()) {
+            return Err(self.at.err(format!(
+                "expected {N} comma-separated numbers in `({})`",
+                head(inside)
+            )));
+        }
+        self.rest = after.trim_start();
+        Ok(Some(fields))
+    }
+}
+
+/// The lines of a `.net` file that describe the network, kept as text until the layer
+/// sizes say how much they must hold.
+struct NetLines<'a> {
+    num_layers: Option<(usize, &'a str)>,
+    sizes: Option<(usize, &'a str)>,
+    neurons: Option<(usize, &'a str)>,
+    connections: Option<(usize, &'a str)>,
+}
+
+/// Checks a `key=value` line that must hold `expected` (an unsupported feature
+/// otherwise).
+fn require(at: At<'_>, value: &str, expected: &str, message: &str) -> Result<()> {
+    let ok = match expected {
+        "1" => value.parse::<f64>().is_ok_and(|v| v == 1.0),
+        _ => value == expected,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(at.err(format!("{message}, found `{}`", head(value))))
+    }
 }
 
 /// Parses a FANN `.net` text. `file` names the source in errors.
+///
+/// Accepts the layered, fully connected, unscaled networks FANN 2.2 writes
+/// (`FANN_FLO_2.1`), up to [`MAX_LAYERS`] layers of [`MAX_LAYER_WIDTH`] neurons and
+/// [`MAX_PARAMETERS`] connections.
 pub fn parse_net(text: &str, file: &str) -> Result<(Network, FannSettings)> {
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
-    let (_, first) = lines
-        .next()
-        .ok_or_else(|| format_err(file, 1, "empty file"))?;
+    let first = lines.next().map_or("", |(_, l)| l);
     if first.trim() != "FANN_FLO_2.1" {
         return Err(format_err(
             file,
@@ -124,155 +347,238 @@ pub fn parse_net(text: &str, file: &str) -> Result<(Network, FannSettings)> {
         ));
     }
     let mut settings = FannSettings::default();
-    let mut sizes: Option<(usize, Vec<usize>)> = None;
-    let mut neurons: Option<(usize, Vec<Vec<f64>>)> = None;
-    let mut connections: Option<(usize, Vec<Vec<f64>>)> = None;
-    for (n, line) in lines {
-        let line = line.trim();
-        if line.is_empty() {
+    let mut net = NetLines {
+        num_layers: None,
+        sizes: None,
+        neurons: None,
+        connections: None,
+    };
+    let mut seen = HashSet::new();
+    for (line, raw) in lines {
+        let at = At { file, line };
+        let raw = raw.trim();
+        if raw.is_empty() {
             continue;
         }
-        let (key, value) = line.split_once('=').ok_or_else(|| {
-            format_err(
-                file,
-                n,
-                format!("expected `key=value`, found `{}`", head(line)),
-            )
-        })?;
-        let num = |v: &str| {
-            v.trim().parse::<f64>().map_err(|_| {
-                format_err(
-                    file,
-                    n,
-                    format!("`{}` is not a number for `{key}`", v.trim()),
-                )
-            })
-        };
+        let (key, value) = raw
+            .split_once('=')
+            .ok_or_else(|| at.err(format!("expected `key=value`, found `{}`", head(raw))))?;
+        let (key, value) = (key.trim(), value.trim());
+        // FANN writes `neurons (num_inputs, ...)=` with the tuple layout in the key.
+        let key = key.split_once(' ').map_or(key, |(k, _)| k);
+        if !seen.insert(key) {
+            return Err(at.err(format!("`{}` appears twice", head(key))));
+        }
+        if let Some((_, range, slot)) = SETTINGS.iter().find(|(k, ..)| *k == key) {
+            let wrong = || {
+                at.err(format!(
+                    "`{}` is not a valid {key}: expected {}",
+                    head(value),
+                    range.describe()
+                ))
+            };
+            match (slot(&mut settings), *range) {
+                (SettingSlot::Code(field), Range::Code(max)) => {
+                    *field = at.integer(value, key, max.into()).map_err(|_| wrong())? as u32;
+                }
+                (SettingSlot::Float(field), range) => {
+                    *field = at
+                        .finite(value, key)
+                        .ok()
+                        .filter(|&v| range.admits(v))
+                        .ok_or_else(wrong)?;
+                }
+                (SettingSlot::Code(_), _) => unreachable!("code settings have a Code range"),
+            }
+            continue;
+        }
         match key {
-            "learning_rate" => settings.learning_rate = num(value)? as f32,
-            "learning_momentum" => settings.learning_momentum = num(value)? as f32,
-            "training_algorithm" => settings.training_algorithm = num(value)? as u32,
-            "train_error_function" => settings.train_error_function = num(value)? as u32,
-            "bit_fail_limit" => settings.bit_fail_limit = num(value)? as f32,
-            "rprop_increase_factor" => settings.rprop.increase_factor = num(value)? as f32,
-            "rprop_decrease_factor" => settings.rprop.decrease_factor = num(value)? as f32,
-            "rprop_delta_min" => settings.rprop.delta_min = num(value)? as f32,
-            "rprop_delta_max" => settings.rprop.delta_max = num(value)? as f32,
-            "rprop_delta_zero" => settings.rprop_delta_zero = num(value)? as f32,
-            "network_type" if num(value)? != 0.0 => {
-                return Err(format_err(
-                    file,
-                    n,
-                    "only layered networks (network_type=0) are supported, not shortcut ones",
-                ));
-            }
-            "connection_rate" if num(value)? != 1.0 => {
-                return Err(format_err(
-                    file,
-                    n,
-                    "only fully connected networks (connection_rate=1) are supported",
-                ));
-            }
-            "scale_included" if num(value)? != 0.0 => {
-                return Err(format_err(
-                    file,
-                    n,
-                    "networks with scaling parameters (scale_included=1) are not supported",
-                ));
-            }
-            "layer_sizes" => {
-                let s: Vec<usize> = value
-                    .split_whitespace()
-                    .map(|v| {
-                        v.parse::<usize>()
-                            .map_err(|_| format_err(file, n, format!("`{v}` is not a layer size")))
-                    })
-                    .collect::<Result<_>>()?;
-                sizes = Some((n, s));
-            }
-            k if k.starts_with("neurons") => neurons = Some((n, tuples(file, n, value, 3)?)),
-            k if k.starts_with("connections") => {
-                connections = Some((n, tuples(file, n, value, 2)?))
-            }
+            "network_type" => require(
+                at,
+                value,
+                "0",
+                "only layered networks (network_type=0) are supported, not shortcut ones",
+            )?,
+            "connection_rate" => require(
+                at,
+                value,
+                "1",
+                "only fully connected networks (connection_rate=1) are supported",
+            )?,
+            "scale_included" => require(
+                at,
+                value,
+                "0",
+                "networks with scaling parameters (scale_included=1) are not supported",
+            )?,
+            "num_layers" => net.num_layers = Some((line, value)),
+            "layer_sizes" => net.sizes = Some((line, value)),
+            "neurons" => net.neurons = Some((line, value)),
+            "connections" => net.connections = Some((line, value)),
+            // Cascade settings and any other key: not used by layered training.
             _ => {}
         }
     }
-    let (size_line, sizes) = sizes.ok_or_else(|| format_err(file, 1, "no `layer_sizes` line"))?;
-    let (neuron_line, neurons) =
-        neurons.ok_or_else(|| format_err(file, size_line, "no `neurons` line"))?;
-    let (conn_line, connections) =
-        connections.ok_or_else(|| format_err(file, neuron_line, "no `connections` line"))?;
-    // Every FANN layer size counts its bias neuron.
-    if sizes.len() < 2 || sizes.iter().any(|&s| s < 2) {
+    let network = build_network(file, &net)?;
+    Ok((network, settings))
+}
+
+/// Layer sizes as FANN writes them (each counting its bias neuron), checked.
+fn layer_sizes(file: &str, net: &NetLines<'_>) -> Result<(usize, Vec<usize>)> {
+    let (line, text) = net
+        .sizes
+        .ok_or_else(|| format_err(file, 1, "no `layer_sizes` line"))?;
+    let at = At { file, line };
+    let mut sizes = Vec::new();
+    for tok in text.split_whitespace() {
+        if sizes.len() == MAX_LAYERS + 1 {
+            return Err(at.err(format!(
+                "more than {} layers (tessera's maximum is {MAX_LAYERS} besides the input layer)",
+                MAX_LAYERS + 1
+            )));
+        }
+        let size = at.integer(tok, "layer size", (MAX_LAYER_WIDTH + 1) as u64)? as usize;
+        if size < 2 {
+            return Err(at.err(format!(
+                "layer size {size}: every layer needs at least 1 neuron plus its bias neuron"
+            )));
+        }
+        sizes.push(size);
+    }
+    if sizes.len() < 2 {
+        return Err(at.err("expected at least 2 layers (inputs and outputs)"));
+    }
+    if let Some((nl_line, nl)) = net.num_layers {
+        let at = At {
+            file,
+            line: nl_line,
+        };
+        let n = at.integer(nl, "num_layers", (MAX_LAYERS + 1) as u64)?;
+        if n as usize != sizes.len() {
+            return Err(at.err(format!(
+                "num_layers={n} but layer_sizes lists {} layers",
+                sizes.len()
+            )));
+        }
+    }
+    Ok((line, sizes))
+}
+
+/// Checks the tuple of a neuron without inputs (an input or a bias neuron): no inputs,
+/// an integer activation id and a finite steepness, neither of which is used.
+fn unconnected_neuron(at: At<'_>, n_in: &str, act: &str, steep: &str) -> Result<()> {
+    at.integer(n_in, "input or bias neuron's input count", 0)?;
+    at.integer(act, "activation id", u32::MAX.into())?;
+    at.finite(steep, "activation steepness")?;
+    Ok(())
+}
+
+/// Builds the network from the `layer_sizes`, `neurons` and `connections` lines.
+fn build_network(file: &str, net: &NetLines<'_>) -> Result<Network> {
+    let (size_line, sizes) = layer_sizes(file, net)?;
+    let (neuron_line, neuron_text) = net
+        .neurons
+        .ok_or_else(|| format_err(file, size_line, "no `neurons` line"))?;
+    let (conn_line, conn_text) = net
+        .connections
+        .ok_or_else(|| format_err(file, neuron_line, "no `connections` line"))?;
+    // Sizes are bounded above, so these sums cannot overflow; the connection count is
+    // still checked against MAX_PARAMETERS before anything is sized by it.
+    let connections: usize = sizes.windows(2).map(|w| w[0] * (w[1] - 1)).sum();
+    if connections > MAX_PARAMETERS {
         return Err(format_err(
             file,
             size_line,
-            "expected at least 2 layers of at least 1 neuron plus the bias neuron",
-        ));
-    }
-    let total: usize = sizes.iter().sum();
-    if neurons.len() != total {
-        return Err(format_err(
-            file,
-            neuron_line,
             format!(
-                "{} neurons listed, layer_sizes adds up to {total}",
-                neurons.len()
+                "the layers need {connections} connections, more than tessera's maximum of {MAX_PARAMETERS}"
             ),
         ));
     }
-    let mut layers = Vec::new();
-    let mut first_neuron = sizes[0];
-    let mut conn = connections.iter();
+    // The shortest tuple is `(0,0)`: a line too short to hold every connection is
+    // rejected before a weight is allocated.
+    if conn_text.len() / 5 < connections {
+        return Err(format_err(
+            file,
+            conn_line,
+            format!(
+                "the layers need {connections} connections but the line has only {} bytes",
+                conn_text.len()
+            ),
+        ));
+    }
+    let neuron_at = At {
+        file,
+        line: neuron_line,
+    };
+    let conn_at = At {
+        file,
+        line: conn_line,
+    };
+    let mut neurons = Tuples::<3>::new(neuron_at, neuron_text);
+    let mut conns = Tuples::<2>::new(conn_at, conn_text);
+    let fewer =
+        |what: &str| neuron_at.err(format!("fewer neurons than layer_sizes needs ({what})"));
+    // The input layer's neurons (and its bias neuron) have no inputs.
+    for _ in 0..sizes[0] {
+        let [n_in, act, steep] = neurons.next()?.ok_or_else(|| fewer("input layer"))?;
+        unconnected_neuron(neuron_at, n_in, act, steep)?;
+    }
+    let mut layers = Vec::with_capacity(sizes.len() - 1);
     let mut prev_first = 0;
-    for w in sizes.windows(2) {
+    let mut first_neuron = sizes[0];
+    for (index, w) in sizes.windows(2).enumerate() {
         let (inputs, outputs) = (w[0] - 1, w[1] - 1);
-        let group = &neurons[first_neuron..first_neuron + outputs];
-        let (act_id, steepness) = (group[0][1], group[0][2]);
-        if group
-            .iter()
-            .any(|nrn| nrn[1] != act_id || nrn[2] != steepness)
-        {
-            return Err(format_err(
-                file,
-                neuron_line,
-                "neurons of one layer must share activation and steepness",
-            ));
-        }
-        if group.iter().any(|nrn| nrn[0] as usize != inputs + 1) {
-            return Err(format_err(
-                file,
-                neuron_line,
-                format!(
-                    "a neuron's input count differs from the previous layer's {}",
+        let mut shared: Option<(u64, f32)> = None;
+        for _ in 0..outputs {
+            let [n_in, act, steep] = neurons
+                .next()?
+                .ok_or_else(|| fewer("a hidden or output layer"))?;
+            let got = neuron_at.integer(n_in, "neuron input count", u32::MAX.into())?;
+            if got != (inputs + 1) as u64 {
+                return Err(neuron_at.err(format!(
+                    "a neuron of layer {} has {n_in} inputs, expected {} (the previous layer and its bias)",
+                    index + 1,
                     inputs + 1
-                ),
-            ));
+                )));
+            }
+            let id = neuron_at.integer(act, "activation id", 17)?;
+            let steepness = neuron_at.finite(steep, "activation steepness")?;
+            match shared {
+                None => shared = Some((id, steepness)),
+                Some(s) if s == (id, steepness) => {}
+                Some(_) => {
+                    return Err(neuron_at.err(format!(
+                        "the neurons of layer {} differ in activation or steepness; tessera needs one per layer",
+                        index + 1
+                    )));
+                }
+            }
         }
-        let activation = Activation::from_fann_id(act_id as u32)
-            .map_err(|e| format_err(file, neuron_line, e.to_string()))?;
+        // The layer's bias neuron.
+        let [n_in, act, steep] = neurons.next()?.ok_or_else(|| fewer("a bias neuron"))?;
+        unconnected_neuron(neuron_at, n_in, act, steep)?;
+        let (id, steepness) = shared.expect("every layer has at least one neuron");
+        let activation = Activation::from_fann_id(id as u32)
+            .map_err(|e| neuron_at.err(format!("layer {}: {e}", index + 1)))?;
         let mut weights = vec![0.0; inputs * outputs];
         let mut bias = vec![0.0; outputs];
         for j in 0..outputs {
             for i in 0..=inputs {
-                let c = conn.next().ok_or_else(|| {
-                    format_err(file, conn_line, "fewer connections than the layers need")
+                let [to, weight] = conns.next()?.ok_or_else(|| {
+                    conn_at.err(format!("fewer connections than the layers' {connections}"))
                 })?;
-                if c[0] as usize != prev_first + i {
-                    return Err(format_err(
-                        file,
-                        conn_line,
-                        format!(
-                            "connection to neuron {} where {} was expected",
-                            c[0],
-                            prev_first + i
-                        ),
-                    ));
+                let expected = prev_first + i;
+                if to.parse::<usize>() != Ok(expected) {
+                    return Err(conn_at.err(format!(
+                        "connection to neuron `{}` where neuron {expected} was expected",
+                        head(to)
+                    )));
                 }
+                let weight = conn_at.finite(weight, "weight")?;
                 if i == inputs {
-                    bias[j] = c[1] as f32;
+                    bias[j] = weight;
                 } else {
-                    weights[i * outputs + j] = c[1] as f32;
+                    weights[i * outputs + j] = weight;
                 }
             }
         }
@@ -280,31 +586,36 @@ pub fn parse_net(text: &str, file: &str) -> Result<(Network, FannSettings)> {
             inputs,
             outputs,
             activation,
-            steepness: steepness as f32,
+            steepness,
             weights,
             bias,
         });
         prev_first = first_neuron;
         first_neuron += w[1];
     }
-    if conn.next().is_some() {
-        return Err(format_err(
-            file,
-            conn_line,
-            "more connections than the layers need",
-        ));
+    if neurons.next()?.is_some() {
+        return Err(neuron_at.err("more neurons than layer_sizes needs"));
     }
-    Ok((Network { layers }, settings))
+    if conns.next()?.is_some() {
+        return Err(conn_at.err(format!("more connections than the layers' {connections}")));
+    }
+    let network = Network { layers };
+    network
+        .validate()
+        .map_err(|e| format_err(file, neuron_line, e.to_string()))?;
+    Ok(network)
 }
 
-/// Reads a FANN `.net` file.
+/// Reads a FANN `.net` file (at most [`MAX_FILE_BYTES`]).
 pub fn read_net(path: impl AsRef<Path>) -> Result<(Network, FannSettings)> {
     let path = path.as_ref();
     parse_net(&read_text(path)?, &path.display().to_string())
 }
 
-/// The FANN `.net` text of `net`, in FANN 2.2's field order.
+/// The FANN `.net` text of `net`, in FANN 2.2's field order. Settings are written at
+/// full precision (the shortest text that reads back to the same `f32`).
 pub fn format_net(net: &Network, s: &FannSettings) -> Result<String> {
+    net.validate()?;
     if let Some(l) = net.layers.iter().find(|l| l.activation.fann_id().is_none()) {
         return Err(TesseraError::InvalidArgument {
             what: "activation not in FANN",
@@ -317,28 +628,32 @@ pub fn format_net(net: &Network, s: &FannSettings) -> Result<String> {
     let _ = writeln!(t, "FANN_FLO_2.1\nnum_layers={}", sizes.len());
     let _ = writeln!(
         t,
-        "learning_rate={:.6}\nconnection_rate=1.000000\nnetwork_type=0",
+        "learning_rate={}\nconnection_rate=1.000000\nnetwork_type=0",
         s.learning_rate
     );
     let _ = writeln!(
         t,
-        "learning_momentum={:.6}\ntraining_algorithm={}",
+        "learning_momentum={}\ntraining_algorithm={}",
         s.learning_momentum, s.training_algorithm
     );
     let _ = writeln!(
         t,
-        "train_error_function={}\ntrain_stop_function=0\ncascade_output_change_fraction=0.010000",
-        s.train_error_function
+        "train_error_function={}\ntrain_stop_function={}\ncascade_output_change_fraction=0.010000",
+        s.train_error_function, s.train_stop_function
     );
-    let _ = writeln!(t, "quickprop_decay=-0.000100\nquickprop_mu=1.750000");
     let _ = writeln!(
         t,
-        "rprop_increase_factor={:.6}\nrprop_decrease_factor={:.6}",
+        "quickprop_decay={}\nquickprop_mu={}",
+        s.quickprop_decay, s.quickprop_mu
+    );
+    let _ = writeln!(
+        t,
+        "rprop_increase_factor={}\nrprop_decrease_factor={}",
         s.rprop.increase_factor, s.rprop.decrease_factor
     );
     let _ = writeln!(
         t,
-        "rprop_delta_min={:.6}\nrprop_delta_max={:.6}\nrprop_delta_zero={:.6}",
+        "rprop_delta_min={}\nrprop_delta_max={}\nrprop_delta_zero={}",
         s.rprop.delta_min, s.rprop.delta_max, s.rprop_delta_zero
     );
     t.push_str(
@@ -395,61 +710,89 @@ pub fn write_net(path: impl AsRef<Path>, net: &Network, settings: &FannSettings)
 }
 
 /// Parses a FANN `.data` text: `samples inputs outputs`, then for each sample a line
-/// of inputs and a line of outputs.
+/// of inputs and a line of outputs (FANN reads them as whitespace-separated numbers,
+/// and so does this parser).
+///
+/// The header's counts are checked against [`MAX_LAYER_WIDTH`],
+/// [`MAX_DATA_VALUES`](crate::limits::MAX_DATA_VALUES) and against the number of values
+/// the rest of the text can hold before anything is allocated.
 pub fn parse_data(text: &str, file: &str) -> Result<TrainData> {
     let mut tokens = text
         .lines()
         .enumerate()
         .flat_map(|(i, l)| l.split_whitespace().map(move |tok| (i + 1, tok)));
-    let mut header = [0usize; 3];
-    for (h, name) in header
-        .iter_mut()
-        .zip(["number of samples", "inputs", "outputs"])
-    {
+    let mut header = [0u64; 3];
+    let mut last_line = 1;
+    for (h, (name, max)) in header.iter_mut().zip([
+        ("number of samples", u64::MAX),
+        ("number of inputs", MAX_LAYER_WIDTH as u64),
+        ("number of outputs", MAX_LAYER_WIDTH as u64),
+    ]) {
         let (line, tok) = tokens
             .next()
-            .ok_or_else(|| format_err(file, 1, format!("missing the {name} in the header")))?;
-        *h = tok
-            .parse()
-            .map_err(|_| format_err(file, line, format!("`{tok}` is not a count of {name}")))?;
+            .ok_or_else(|| format_err(file, last_line, format!("the header lacks the {name}")))?;
+        last_line = line;
+        *h = At { file, line }.integer(tok, name, max)?;
     }
     let [samples, n_in, n_out] = header;
-    let mut values = |count: usize, what: &str| -> Result<Vec<f32>> {
-        (0..count)
-            .map(|_| {
+    let at = At {
+        file,
+        line: last_line,
+    };
+    if n_in == 0 || n_out == 0 {
+        return Err(at.err("a sample needs at least one input and one output"));
+    }
+    // Every value is at least one character and one separator.
+    let room = (text.len() as u64).div_ceil(2);
+    samples
+        .checked_mul(n_in + n_out)
+        .filter(|&v| v <= room && v <= crate::limits::MAX_DATA_VALUES as u64)
+        .ok_or_else(|| {
+            at.err(format!(
+                "the header promises {samples} samples of {n_in} inputs and {n_out} outputs, \
+                 more values than the file's {} bytes can hold (or than tessera's maximum of {})",
+                text.len(),
+                crate::limits::MAX_DATA_VALUES
+            ))
+        })?;
+    let (samples, n_in, n_out) = (samples as usize, n_in as usize, n_out as usize);
+    let mut inputs = Vec::with_capacity(samples * n_in);
+    let mut outputs = Vec::with_capacity(samples * n_out);
+    for s in 0..samples {
+        for (buf, count, what) in [
+            (&mut inputs, n_in, "inputs"),
+            (&mut outputs, n_out, "outputs"),
+        ] {
+            for _ in 0..count {
                 let (line, tok) = tokens.next().ok_or_else(|| {
                     format_err(
                         file,
-                        text.lines().count(),
-                        format!("file ends before all {what}"),
+                        last_line,
+                        format!(
+                            "the file ends inside the {what} of sample {} of {samples}",
+                            s + 1
+                        ),
                     )
                 })?;
-                tok.parse::<f32>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| {
-                        format_err(file, line, format!("`{tok}` is not a finite number"))
-                    })
-            })
-            .collect()
-    };
-    let mut inputs = Vec::with_capacity(samples * n_in);
-    let mut outputs = Vec::with_capacity(samples * n_out);
-    for _ in 0..samples {
-        inputs.extend(values(n_in, "inputs")?);
-        outputs.extend(values(n_out, "outputs")?);
+                last_line = line;
+                buf.push(At { file, line }.finite(tok, "value")?);
+            }
+        }
     }
     if let Some((line, tok)) = tokens.next() {
         return Err(format_err(
             file,
             line,
-            format!("unexpected `{tok}` after {samples} samples"),
+            format!(
+                "unexpected `{}` after the {samples} samples the header promised",
+                head(tok)
+            ),
         ));
     }
     TrainData::new(n_in, n_out, inputs, outputs)
 }
 
-/// Reads a FANN `.data` file.
+/// Reads a FANN `.data` file (at most [`MAX_FILE_BYTES`]).
 pub fn read_data(path: impl AsRef<Path>) -> Result<TrainData> {
     let path = path.as_ref();
     parse_data(&read_text(path)?, &path.display().to_string())
@@ -457,12 +800,9 @@ pub fn read_data(path: impl AsRef<Path>) -> Result<TrainData> {
 
 /// The FANN `.data` text of `data`.
 pub fn format_data(data: &TrainData) -> String {
-    let mut t = format!("{} {} {}\n", data.len(), data.n_inputs, data.n_outputs);
+    let mut t = format!("{} {} {}\n", data.len(), data.n_inputs(), data.n_outputs());
     for i in 0..data.len() {
-        for row in [
-            &data.inputs[i * data.n_inputs..][..data.n_inputs],
-            &data.outputs[i * data.n_outputs..][..data.n_outputs],
-        ] {
+        for row in [data.input(i), data.output(i)] {
             let line: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
             t.push_str(&line.join(" "));
             t.push('\n');

@@ -22,6 +22,7 @@
 mod data;
 pub mod datasets;
 pub mod fann;
+pub mod limits;
 mod model;
 mod network;
 mod train;

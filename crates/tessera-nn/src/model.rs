@@ -44,8 +44,10 @@ impl<K: NnKernels> std::fmt::Debug for Model<K> {
 }
 
 impl<K: NnKernels> Model<K> {
-    /// Uploads `net` to `kernels`' backend.
+    /// Uploads `net` to `kernels`' backend. Fails, with nothing uploaded, on a network
+    /// that [`Network::validate`] rejects (empty, mis-shaped or non-finite).
     pub fn new(kernels: K, net: &Network) -> Result<Self> {
+        net.validate()?;
         let layers = net
             .layers
             .iter()

@@ -1,8 +1,10 @@
 //! The host-side description of a layered network: sizes, activations and weights.
 
-use tessera_tensor::error::{Result, TesseraError};
+use tessera_tensor::error::{Result, TesseraError, check_finite};
 use tessera_tensor::nn::Activation;
 use tessera_tensor::rng::Rng;
+
+use crate::limits::{MAX_LAYER_WIDTH, MAX_LAYERS, MAX_PARAMETERS};
 
 /// One fully connected layer: `y = f(s (x W + b))`, `W: [inputs, outputs]` row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,11 +75,29 @@ impl Network {
     /// hidden layers in its examples; set per layer with [`Network::set_activation`]).
     /// Weights are initialised with `init` from `seed`.
     pub fn new(sizes: &[usize], activation: Activation, init: Init, seed: u64) -> Result<Self> {
-        if sizes.len() < 2 || sizes.contains(&0) {
+        if sizes.len() < 2
+            || sizes.len() > MAX_LAYERS + 1
+            || sizes.iter().any(|s| !(1..=MAX_LAYER_WIDTH).contains(s))
+        {
             return Err(TesseraError::InvalidConfig {
                 field: "layer sizes",
                 value: format!("{sizes:?}"),
-                expected: "at least an input and an output size, all > 0".into(),
+                expected: format!(
+                    "2..={} sizes (inputs, then each layer), each in 1..={MAX_LAYER_WIDTH}",
+                    MAX_LAYERS + 1
+                ),
+            });
+        }
+        // Widths are bounded, so each product fits; the sum is checked.
+        let parameters = sizes
+            .windows(2)
+            .try_fold(0usize, |n, w| n.checked_add((w[0] + 1) * w[1]))
+            .filter(|&n| n <= MAX_PARAMETERS);
+        if parameters.is_none() {
+            return Err(TesseraError::InvalidConfig {
+                field: "layer sizes",
+                value: format!("{sizes:?}"),
+                expected: format!("at most {MAX_PARAMETERS} weights and biases in all"),
             });
         }
         let layers = sizes
@@ -119,14 +139,111 @@ impl Network {
                 expected: "softmax only on the output layer",
             });
         }
+        if !steepness.is_finite() {
+            return Err(TesseraError::InvalidArgument {
+                what: "steepness",
+                value: steepness as f64,
+                expected: "a finite number",
+            });
+        }
         l.activation = activation;
         l.steepness = steepness;
         Ok(())
     }
 
+    /// Checks what [`Model::new`](crate::Model::new) relies on: at least one layer,
+    /// widths in 1..=[`MAX_LAYER_WIDTH`] that chain (each layer's inputs are the
+    /// previous layer's outputs), weight and bias arrays of the right lengths, at most
+    /// [`MAX_PARAMETERS`] of them, finite weights, biases and steepnesses, and softmax
+    /// only on the output layer. The error names the layer (0 = first hidden layer).
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |field, value: String, expected: String| {
+            Err(TesseraError::InvalidConfig {
+                field,
+                value,
+                expected,
+            })
+        };
+        if self.layers.is_empty() || self.layers.len() > MAX_LAYERS {
+            return invalid(
+                "network layers",
+                format!("{} layers", self.layers.len()),
+                format!("1..={MAX_LAYERS} layers"),
+            );
+        }
+        let mut parameters = 0usize;
+        for (i, l) in self.layers.iter().enumerate() {
+            for (field, width) in [("layer inputs", l.inputs), ("layer outputs", l.outputs)] {
+                if !(1..=MAX_LAYER_WIDTH).contains(&width) {
+                    return invalid(
+                        field,
+                        format!("layer {i}: {width}"),
+                        format!("1..={MAX_LAYER_WIDTH}"),
+                    );
+                }
+            }
+            if i > 0 && l.inputs != self.layers[i - 1].outputs {
+                return invalid(
+                    "layer inputs",
+                    format!("layer {i}: {}", l.inputs),
+                    format!(
+                        "the previous layer's {} outputs",
+                        self.layers[i - 1].outputs
+                    ),
+                );
+            }
+            for (field, len, expected) in [
+                ("layer weights", l.weights.len(), l.inputs * l.outputs),
+                ("layer bias", l.bias.len(), l.outputs),
+            ] {
+                if len != expected {
+                    return invalid(
+                        field,
+                        format!("layer {i}: {len} values"),
+                        format!("{expected} (inputs x outputs, or outputs)"),
+                    );
+                }
+            }
+            parameters += l.weights.len() + l.bias.len();
+            if parameters > MAX_PARAMETERS {
+                return invalid(
+                    "network parameters",
+                    format!("{parameters} by layer {i}"),
+                    format!("at most {MAX_PARAMETERS}"),
+                );
+            }
+            for (field, values) in [("layer weights", &l.weights), ("layer bias", &l.bias)] {
+                if let Err(TesseraError::NonFinite { index, value, .. }) =
+                    check_finite(field, values)
+                {
+                    return invalid(
+                        field,
+                        format!("layer {i}, element {index}: {value}"),
+                        "finite values".into(),
+                    );
+                }
+            }
+            if !l.steepness.is_finite() {
+                return invalid(
+                    "layer steepness",
+                    format!("layer {i}: {}", l.steepness),
+                    "a finite number".into(),
+                );
+            }
+            if l.activation.is_rowwise() && i + 1 != self.layers.len() {
+                return invalid(
+                    "layer activation",
+                    format!("layer {i}: {:?}", l.activation),
+                    "softmax only on the output layer".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Sets the activation of every hidden layer.
     pub fn set_hidden_activation(&mut self, activation: Activation, steepness: f32) -> Result<()> {
-        for l in 0..self.layers.len() - 1 {
+        for l in 0..self.layers.len().saturating_sub(1) {
             self.set_activation(l, activation, steepness)?;
         }
         Ok(())
@@ -134,13 +251,13 @@ impl Network {
 
     /// Sets the activation of the output layer.
     pub fn set_output_activation(&mut self, activation: Activation, steepness: f32) -> Result<()> {
-        self.set_activation(self.layers.len() - 1, activation, steepness)
+        self.set_activation(self.layers.len().wrapping_sub(1), activation, steepness)
     }
 
     /// Re-initialises every weight and bias.
     pub fn init(&mut self, init: Init, seed: u64) {
         let mut rng = Rng::new(seed);
-        let hidden: usize = self.layers[..self.layers.len() - 1]
+        let hidden: usize = self.layers[..self.layers.len().saturating_sub(1)]
             .iter()
             .map(|l| l.outputs)
             .sum();
@@ -171,14 +288,14 @@ impl Network {
         }
     }
 
-    /// Number of inputs.
+    /// Number of inputs (0 for a network without layers).
     pub fn inputs(&self) -> usize {
-        self.layers[0].inputs
+        self.layers.first().map_or(0, |l| l.inputs)
     }
 
-    /// Number of outputs.
+    /// Number of outputs (0 for a network without layers).
     pub fn outputs(&self) -> usize {
-        self.layers[self.layers.len() - 1].outputs
+        self.layers.last().map_or(0, |l| l.outputs)
     }
 
     /// Layer widths, inputs first.

@@ -11,6 +11,7 @@ use tessera_tensor::nn::{
 use tessera_tensor::rng::Rng;
 
 use crate::data::TrainData;
+use crate::fann::FannSettings;
 use crate::model::Model;
 
 /// A training algorithm.
@@ -104,6 +105,177 @@ impl Algorithm {
         )
     }
 
+    /// Checks every hyper-parameter: finite, and in the range the algorithm needs
+    /// (learning rates and decays >= 0, momentum and Adam's betas in [0, 1), step
+    /// factors >= 1 and in (0, 1], step bounds with `0 <= delta_min <= delta_max`,
+    /// batch sizes >= 1). The error names the parameter.
+    pub fn validate(&self) -> Result<()> {
+        const NON_NEGATIVE: &str = "a finite number >= 0";
+        const POSITIVE: &str = "a finite number > 0";
+        const UNIT: &str = "a finite number in [0, 1)";
+        let unit = |v: f32| (0.0..1.0).contains(&v);
+        let rprop = |increase: f32, decrease: f32, min: f32, max: f32| {
+            [
+                (
+                    "increase_factor",
+                    increase,
+                    increase >= 1.0,
+                    "a finite number >= 1",
+                ),
+                (
+                    "decrease_factor",
+                    decrease,
+                    decrease > 0.0 && decrease <= 1.0,
+                    "a finite number in (0, 1]",
+                ),
+                ("delta_min", min, min >= 0.0, NON_NEGATIVE),
+                (
+                    "delta_max",
+                    max,
+                    max > 0.0 && max >= min,
+                    "a finite number > 0 and >= delta_min",
+                ),
+            ]
+        };
+        let checks: Vec<(&'static str, f32, bool, &'static str)> = match *self {
+            Algorithm::Incremental {
+                learning_rate,
+                momentum,
+            } => vec![
+                (
+                    "learning_rate",
+                    learning_rate,
+                    learning_rate >= 0.0,
+                    NON_NEGATIVE,
+                ),
+                ("momentum", momentum, unit(momentum), UNIT),
+            ],
+            Algorithm::Batch { learning_rate } => {
+                vec![(
+                    "learning_rate",
+                    learning_rate,
+                    learning_rate >= 0.0,
+                    NON_NEGATIVE,
+                )]
+            }
+            Algorithm::Rprop {
+                params: p,
+                delta_zero,
+            } => {
+                let mut c = rprop(
+                    p.increase_factor,
+                    p.decrease_factor,
+                    p.delta_min,
+                    p.delta_max,
+                )
+                .to_vec();
+                c.push(("delta_zero", delta_zero, delta_zero > 0.0, POSITIVE));
+                c
+            }
+            Algorithm::Quickprop {
+                learning_rate,
+                decay,
+                mu,
+            } => vec![
+                (
+                    "learning_rate",
+                    learning_rate,
+                    learning_rate >= 0.0,
+                    NON_NEGATIVE,
+                ),
+                ("decay", decay, true, "a finite number"),
+                ("mu", mu, mu > 0.0, POSITIVE),
+            ],
+            Algorithm::Sarprop { params: p } => {
+                let mut c = rprop(
+                    p.increase_factor,
+                    p.decrease_factor,
+                    p.delta_min,
+                    p.delta_max,
+                )
+                .to_vec();
+                c.extend([
+                    (
+                        "weight_decay_shift",
+                        p.weight_decay_shift,
+                        true,
+                        "a finite number",
+                    ),
+                    (
+                        "step_error_threshold_factor",
+                        p.step_error_threshold_factor,
+                        p.step_error_threshold_factor >= 0.0,
+                        NON_NEGATIVE,
+                    ),
+                    (
+                        "step_error_shift",
+                        p.step_error_shift,
+                        true,
+                        "a finite number",
+                    ),
+                    (
+                        "temperature",
+                        p.temperature,
+                        p.temperature >= 0.0,
+                        NON_NEGATIVE,
+                    ),
+                ]);
+                c
+            }
+            Algorithm::Sgd {
+                params: p,
+                batch_size,
+            } => vec![
+                (
+                    "learning_rate",
+                    p.learning_rate,
+                    p.learning_rate >= 0.0,
+                    NON_NEGATIVE,
+                ),
+                ("momentum", p.momentum, unit(p.momentum), UNIT),
+                (
+                    "weight_decay",
+                    p.weight_decay,
+                    p.weight_decay >= 0.0,
+                    NON_NEGATIVE,
+                ),
+                ("batch_size", batch_size as f32, batch_size >= 1, ">= 1"),
+            ],
+            Algorithm::Adam {
+                params: p,
+                batch_size,
+            } => vec![
+                (
+                    "learning_rate",
+                    p.learning_rate,
+                    p.learning_rate >= 0.0,
+                    NON_NEGATIVE,
+                ),
+                ("beta1", p.beta1, unit(p.beta1), UNIT),
+                ("beta2", p.beta2, unit(p.beta2), UNIT),
+                ("epsilon", p.epsilon, p.epsilon > 0.0, POSITIVE),
+                (
+                    "weight_decay",
+                    p.weight_decay,
+                    p.weight_decay >= 0.0,
+                    NON_NEGATIVE,
+                ),
+                ("batch_size", batch_size as f32, batch_size >= 1, ">= 1"),
+            ],
+        };
+        match checks
+            .into_iter()
+            .find(|&(_, v, ok, _)| !(v.is_finite() && ok))
+        {
+            Some((what, value, _, expected)) => Err(TesseraError::InvalidArgument {
+                what,
+                value: value as f64,
+                expected,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Samples per update, or `None` for full-batch algorithms.
     fn batch_size(&self) -> Option<usize> {
         match self {
@@ -191,7 +363,8 @@ impl Sarprop {
 pub struct TrainConfig {
     /// The algorithm.
     pub algorithm: Algorithm,
-    /// The loss. FANN algorithms default to `Loss::Fann { tanh: false }`.
+    /// The loss. FANN algorithms default to FANN's default error function,
+    /// `Loss::Fann { tanh: true }` (FANN_ERRORFUNC_TANH).
     pub loss: Loss,
     /// Activation derivatives in the backward pass: FANN algorithms default to
     /// FANN's (clipped for the sigmoids, see [`Derivative`]), the others to exact.
@@ -222,7 +395,7 @@ impl TrainConfig {
                 Derivative::Exact
             },
             loss: if algorithm.is_fann() {
-                Loss::Fann { tanh: false }
+                Loss::Fann { tanh: true }
             } else {
                 Loss::MeanSquared
             },
@@ -231,6 +404,89 @@ impl TrainConfig {
             chunk_rows: 4096,
             metrics_every: 1,
         }
+    }
+
+    /// What libfann does with a network read from a `.net` file: its
+    /// `training_algorithm` with the file's learning rate and momentum, QUICKPROP decay
+    /// and mu, RPROP factors, step bounds and initial step (SARPROP shares the RPROP
+    /// factors and `delta_max`; FANN 2.2 files hold no other SARPROP setting, so the rest
+    /// keep FANN's defaults), its `train_error_function` (FANN's default is TANH) and
+    /// `bit_fail_limit`, with FANN's activation derivatives. Fails on a setting out of
+    /// range.
+    pub fn from_fann(settings: &FannSettings) -> Result<Self> {
+        let s = settings;
+        let algorithm = match s.training_algorithm {
+            0 => Algorithm::Incremental {
+                learning_rate: s.learning_rate,
+                momentum: s.learning_momentum,
+            },
+            1 => Algorithm::Batch {
+                learning_rate: s.learning_rate,
+            },
+            2 => Algorithm::Rprop {
+                params: s.rprop,
+                delta_zero: s.rprop_delta_zero,
+            },
+            3 => Algorithm::Quickprop {
+                learning_rate: s.learning_rate,
+                decay: s.quickprop_decay,
+                mu: s.quickprop_mu,
+            },
+            4 => Algorithm::Sarprop {
+                params: Sarprop {
+                    increase_factor: s.rprop.increase_factor,
+                    decrease_factor: s.rprop.decrease_factor,
+                    delta_max: s.rprop.delta_max,
+                    ..Sarprop::default()
+                },
+            },
+            other => {
+                return Err(TesseraError::InvalidConfig {
+                    field: "training_algorithm",
+                    value: other.to_string(),
+                    expected: "0..=4 (incremental, batch, RPROP, QUICKPROP, SARPROP)".into(),
+                });
+            }
+        };
+        let tanh = match s.train_error_function {
+            0 => false,
+            1 => true,
+            other => {
+                return Err(TesseraError::InvalidConfig {
+                    field: "train_error_function",
+                    value: other.to_string(),
+                    expected: "0 (linear) or 1 (tanh)".into(),
+                });
+            }
+        };
+        let config = Self {
+            loss: Loss::Fann { tanh },
+            bit_fail_limit: s.bit_fail_limit,
+            ..Self::new(algorithm)
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the algorithm's hyper-parameters ([`Algorithm::validate`]), the bit-fail
+    /// limit (finite, > 0) and `chunk_rows` (>= 1). [`Trainer::new`] calls it.
+    pub fn validate(&self) -> Result<()> {
+        self.algorithm.validate()?;
+        if !(self.bit_fail_limit.is_finite() && self.bit_fail_limit > 0.0) {
+            return Err(TesseraError::InvalidArgument {
+                what: "bit_fail_limit",
+                value: self.bit_fail_limit as f64,
+                expected: "a finite number > 0",
+            });
+        }
+        if self.chunk_rows == 0 {
+            return Err(TesseraError::InvalidArgument {
+                what: "chunk_rows",
+                value: 0.0,
+                expected: ">= 1",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -280,7 +536,8 @@ impl<K: NnKernels> std::fmt::Debug for Trainer<K> {
 
 impl<K: NnKernels> Trainer<K> {
     /// A trainer for `model`. Fails if a layer cannot be trained (thresholds), if the
-    /// loss does not fit the output layer, or on a zero batch size.
+    /// loss does not fit the output layer, or on a hyper-parameter that
+    /// [`TrainConfig::validate`] rejects.
     pub fn new(model: Model<K>, config: TrainConfig) -> Result<Self> {
         if let Some(l) = model
             .layers
@@ -301,13 +558,7 @@ impl<K: NnKernels> Trainer<K> {
                 expected: "softmax cross-entropy exactly when the output layer is softmax",
             });
         }
-        if config.algorithm.batch_size() == Some(0) || config.chunk_rows == 0 {
-            return Err(TesseraError::InvalidArgument {
-                what: "batch size",
-                value: 0.0,
-                expected: ">= 1",
-            });
-        }
+        config.validate()?;
         let k = &model.kernels;
         let init_step = match config.algorithm {
             Algorithm::Rprop { delta_zero, .. } => delta_zero,
@@ -529,18 +780,26 @@ impl<K: NnKernels> Trainer<K> {
 
     /// One pass over `data`. Returns FANN-style MSE and bit-fail count.
     pub fn train_epoch(&mut self, data: &TrainData) -> Result<EpochStats> {
-        if data.n_inputs != self.model.inputs() || data.n_outputs != self.model.outputs() {
-            return Err(TesseraError::ShapeMismatch {
-                what: "training data inputs/outputs",
-                got: data.n_inputs * 1000 + data.n_outputs,
-                expected: self.model.inputs() * 1000 + self.model.outputs(),
+        if data.n_inputs() != self.model.inputs() || data.n_outputs() != self.model.outputs() {
+            return Err(TesseraError::InvalidConfig {
+                field: "training data width",
+                value: format!(
+                    "{} inputs and {} outputs per sample",
+                    data.n_inputs(),
+                    data.n_outputs()
+                ),
+                expected: format!(
+                    "the model's {} inputs and {} outputs",
+                    self.model.inputs(),
+                    self.model.outputs()
+                ),
             });
         }
         if data.is_empty() {
-            return Err(TesseraError::ShapeMismatch {
-                what: "training samples",
-                got: 0,
-                expected: 1,
+            return Err(TesseraError::InvalidConfig {
+                field: "training data",
+                value: "0 samples".into(),
+                expected: "at least one sample".into(),
             });
         }
         self.epoch += 1;
@@ -566,7 +825,9 @@ impl<K: NnKernels> Trainer<K> {
                     sse += s;
                     fails += f;
                 }
-                let mse = measure.then(|| sse / (n * data.n_outputs) as f64);
+                let mse = measure.then(|| sse / (n * data.n_outputs()) as f64);
+                // Checked before the update, so the weights that diverged stay as they were.
+                self.check_diverged(mse)?;
                 self.update(n, mse)?;
             }
             Some(batch) => {
@@ -584,11 +845,26 @@ impl<K: NnKernels> Trainer<K> {
             }
         }
         self.order = order;
+        let mse = measure.then(|| sse / (n * data.n_outputs()) as f64);
+        self.check_diverged(mse)?;
         Ok(EpochStats {
             epoch: self.epoch,
-            mse: measure.then(|| sse / (n * data.n_outputs) as f64),
+            mse,
             bit_fail: measure.then_some(fails),
         })
+    }
+
+    /// The error for an epoch whose measured MSE is not finite: training diverged (the
+    /// inputs are finite, so the weights or their products overflowed).
+    fn check_diverged(&self, mse: Option<f64>) -> Result<()> {
+        match mse {
+            Some(mse) if !mse.is_finite() => Err(TesseraError::Diverged {
+                what: "training mean squared error",
+                step: self.epoch,
+                value: mse,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Trains until the MSE reaches `desired_error` (checked on epochs that read it)

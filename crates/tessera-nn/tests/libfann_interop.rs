@@ -5,12 +5,13 @@
 //! `TESSERA_REQUIRE_FANN=1` (set by `.ci/run`) makes that a failure.
 
 use std::ffi::{CString, c_char, c_float, c_uint, c_void};
+use std::path::{Path, PathBuf};
 
 use libloading::{Library, Symbol};
 use tessera_cpu::CpuNn;
 use tessera_nn::fann::{FannSettings, read_net, write_data, write_net};
 use tessera_nn::{Algorithm, Init, Model, Network, TrainConfig, TrainData, Trainer};
-use tessera_tensor::nn::Activation;
+use tessera_tensor::nn::{Activation, RpropParams};
 
 type Fann = *mut c_void;
 
@@ -106,7 +107,7 @@ fn a_net_trained_by_libfann_runs_in_tessera() {
             epoch(ann, train);
         }
         assert_eq!(save(ann, c_path(&net_path).as_ptr()), 0);
-        let out = fann_outputs(&lib, ann, &xor().inputs, 1);
+        let out = fann_outputs(&lib, ann, xor().inputs(), 1);
         destroy_train(train);
         destroy(ann);
         out
@@ -114,7 +115,7 @@ fn a_net_trained_by_libfann_runs_in_tessera() {
     let (net, _) = read_net(&net_path).unwrap();
     let ours = Model::new(CpuNn::new(), &net)
         .unwrap()
-        .forward(&xor().inputs)
+        .forward(xor().inputs())
         .unwrap();
     assert_close(&ours, &fann_out);
     std::fs::remove_file(data_path).ok();
@@ -140,7 +141,7 @@ fn a_net_trained_in_tessera_runs_in_libfann() {
     let trained = trainer.model().to_network().unwrap();
     let ours = Model::new(CpuNn::new(), &trained)
         .unwrap()
-        .forward(&xor().inputs)
+        .forward(xor().inputs())
         .unwrap();
     let path = temp("tessera.net");
     write_net(&path, &trained, &FannSettings::default()).unwrap();
@@ -154,7 +155,7 @@ fn a_net_trained_in_tessera_runs_in_libfann() {
             !ann.is_null(),
             "libfann rejected the .net file tessera wrote"
         );
-        let out = fann_outputs(&lib, ann, &xor().inputs, 1);
+        let out = fann_outputs(&lib, ann, xor().inputs(), 1);
         destroy(ann);
         out
     };
@@ -162,25 +163,70 @@ fn a_net_trained_in_tessera_runs_in_libfann() {
     std::fs::remove_file(path).ok();
 }
 
-/// MSE of each of `epochs` epochs when libfann and tessera train `net` on `data` from
-/// the same `.net` file, with FANN's linear error function: `(libfann, tessera)`.
+/// A `.net` file written by libfann's own `fann_save`: `net` loaded into libfann,
+/// then `settings` applied through libfann's setters.
+fn libfann_saved(lib: &Library, net: &Network, settings: &FannSettings, name: &str) -> PathBuf {
+    let (draft, saved) = (
+        temp(&format!("{name}-draft.net")),
+        temp(&format!("{name}.net")),
+    );
+    write_net(&draft, net, &FannSettings::default()).unwrap();
+    // SAFETY: FANN 2.2's C API with its documented signatures (fann_train.h); the net
+    // is live from create to destroy.
+    unsafe {
+        let load: Symbol<unsafe extern "C" fn(*const c_char) -> Fann> =
+            lib.get(b"fann_create_from_file").unwrap();
+        let save: Symbol<unsafe extern "C" fn(Fann, *const c_char) -> i32> =
+            lib.get(b"fann_save").unwrap();
+        let destroy: Symbol<unsafe extern "C" fn(Fann)> = lib.get(b"fann_destroy").unwrap();
+        let ann = load(c_path(&draft).as_ptr());
+        assert!(!ann.is_null());
+        let set_uint = |name: &[u8], v: u32| {
+            let f: Symbol<unsafe extern "C" fn(Fann, c_uint)> = lib.get(name).unwrap();
+            f(ann, v)
+        };
+        set_uint(b"fann_set_training_algorithm", settings.training_algorithm);
+        set_uint(
+            b"fann_set_train_error_function",
+            settings.train_error_function,
+        );
+        let set_float = |name: &[u8], v: f32| {
+            let f: Symbol<unsafe extern "C" fn(Fann, c_float)> = lib.get(name).unwrap();
+            f(ann, v)
+        };
+        set_float(b"fann_set_learning_rate", settings.learning_rate);
+        set_float(b"fann_set_learning_momentum", settings.learning_momentum);
+        set_float(b"fann_set_quickprop_decay", settings.quickprop_decay);
+        set_float(b"fann_set_quickprop_mu", settings.quickprop_mu);
+        set_float(
+            b"fann_set_rprop_increase_factor",
+            settings.rprop.increase_factor,
+        );
+        set_float(
+            b"fann_set_rprop_decrease_factor",
+            settings.rprop.decrease_factor,
+        );
+        set_float(b"fann_set_rprop_delta_min", settings.rprop.delta_min);
+        set_float(b"fann_set_rprop_delta_max", settings.rprop.delta_max);
+        set_float(b"fann_set_rprop_delta_zero", settings.rprop_delta_zero);
+        set_float(b"fann_set_bit_fail_limit", settings.bit_fail_limit);
+        assert_eq!(save(ann, c_path(&saved).as_ptr()), 0);
+        destroy(ann);
+    }
+    std::fs::remove_file(draft).ok();
+    saved
+}
+
+/// MSE of each of `epochs` epochs when libfann and tessera each train the net of the
+/// libfann-saved file `net_path` on `data` with the file's own settings (tessera
+/// through [`TrainConfig::from_fann`]): `(libfann, tessera)`.
 fn mse_per_epoch(
     lib: &Library,
-    net: &Network,
+    net_path: &Path,
     data: &TrainData,
-    (fann_algorithm, algorithm): (u32, Algorithm),
     epochs: usize,
 ) -> (Vec<f32>, Vec<f64>) {
-    let (net_path, data_path) = (
-        temp(&format!("train-{fann_algorithm}.net")),
-        temp(&format!("train-{fann_algorithm}.data")),
-    );
-    let settings = FannSettings {
-        training_algorithm: fann_algorithm,
-        train_error_function: 0,
-        ..FannSettings::default()
-    };
-    write_net(&net_path, net, &settings).unwrap();
+    let data_path = net_path.with_extension("data");
     write_data(&data_path, data).unwrap();
     // SAFETY: as above.
     let fann_mse = unsafe {
@@ -193,7 +239,7 @@ fn mse_per_epoch(
         let destroy: Symbol<unsafe extern "C" fn(Fann)> = lib.get(b"fann_destroy").unwrap();
         let destroy_train: Symbol<unsafe extern "C" fn(*mut c_void)> =
             lib.get(b"fann_destroy_train").unwrap();
-        let ann = load(c_path(&net_path).as_ptr());
+        let ann = load(c_path(net_path).as_ptr());
         let train = read(c_path(&data_path).as_ptr());
         assert!(!ann.is_null() && !train.is_null());
         let mse = (0..epochs).map(|_| epoch(ann, train)).collect();
@@ -201,11 +247,11 @@ fn mse_per_epoch(
         destroy(ann);
         mse
     };
-    std::fs::remove_file(net_path).ok();
     std::fs::remove_file(data_path).ok();
+    let (net, settings) = read_net(net_path).unwrap();
     let mut trainer = Trainer::new(
-        Model::new(CpuNn::new(), net).unwrap(),
-        TrainConfig::new(algorithm),
+        Model::new(CpuNn::new(), &net).unwrap(),
+        TrainConfig::from_fann(&settings).unwrap(),
     )
     .unwrap();
     let ours = (0..epochs)
@@ -227,38 +273,88 @@ fn assert_same_trajectory(fann: &[f32], ours: &[f64], epochs: usize, rel: f64) {
 /// SARPROP from the same `.net` in libfann and in tessera: the MSE of each epoch.
 /// libfann's noise comes from `rand()`, but it only enters after a slope changes sign;
 /// until then the runs must agree epoch for epoch.
+/// A net with `sizes`, FANN's uniform initialisation from `seed`.
+fn sine_net(sizes: &[usize], seed: u64) -> Network {
+    Network::new(sizes, Activation::SigmoidSymmetric, Init::FannUniform, seed).unwrap()
+}
+
+/// SARPROP from the same libfann-saved `.net` in libfann and in tessera: the MSE of
+/// each epoch. libfann's noise comes from `rand()`, but it only enters after a slope
+/// changes sign; until then the runs must agree epoch for epoch.
 #[test]
 fn sarprop_follows_libfann_until_its_noise_starts() {
     let Some(lib) = libfann() else { return };
-    let data = tessera_nn::datasets::sine(32);
-    let net = Network::new(
-        &[1, 6, 1],
-        Activation::SigmoidSymmetric,
-        Init::FannUniform,
-        3,
-    )
-    .unwrap();
-    let (fann, ours) = mse_per_epoch(&lib, &net, &data, (4, Algorithm::fann_sarprop()), 60);
+    let settings = FannSettings {
+        training_algorithm: 4,
+        ..FannSettings::default()
+    };
+    let path = libfann_saved(&lib, &sine_net(&[1, 6, 1], 3), &settings, "sarprop");
+    let (fann, ours) = mse_per_epoch(&lib, &path, &tessera_nn::datasets::sine(32), 60);
     // On this fixture the first sign change comes at epoch 50 (the steps start at
     // 1e-6 and grow by 1.2 per epoch); the first 45 epochs are noise-free.
     assert_same_trajectory(&fann, &ours, 45, 1e-5);
     assert!(ours[59] < ours[0], "SARPROP made no progress: {ours:?}");
+    std::fs::remove_file(path).ok();
 }
 
-/// RPROP from the same `.net` in libfann and in tessera (FANN's loss and clipped
-/// derivatives, the defaults for FANN algorithms): the MSE of every epoch agrees.
+/// RPROP with every FANN default (the TANH error function included) from a
+/// libfann-saved `.net`: the MSE of every epoch agrees.
 #[test]
-fn rprop_follows_libfann_epoch_by_epoch() {
+fn rprop_with_fann_defaults_follows_libfann_epoch_by_epoch() {
     let Some(lib) = libfann() else { return };
-    let data = tessera_nn::datasets::sine(32);
-    let net = Network::new(
-        &[1, 8, 1],
-        Activation::SigmoidSymmetric,
-        Init::FannUniform,
-        5,
-    )
-    .unwrap();
-    let (fann, ours) = mse_per_epoch(&lib, &net, &data, (2, Algorithm::fann_rprop()), 40);
-    // Measured: within 1e-6 of each other for all 40 epochs, MSE falling 14x.
+    let path = libfann_saved(
+        &lib,
+        &sine_net(&[1, 8, 1], 5),
+        &FannSettings::default(),
+        "rprop",
+    );
+    let (_, settings) = read_net(&path).unwrap();
+    assert_eq!(settings, FannSettings::default());
+    assert_eq!(
+        TrainConfig::from_fann(&settings).unwrap(),
+        TrainConfig::new(Algorithm::fann_rprop())
+    );
+    let (fann, ours) = mse_per_epoch(&lib, &path, &tessera_nn::datasets::sine(32), 40);
     assert_same_trajectory(&fann, &ours, 40, 1e-4);
+    std::fs::remove_file(path).ok();
+}
+
+/// Settings libfann saved (QUICKPROP with its own decay and mu, a learning rate, RPROP
+/// factors, the linear error function) read back exactly, and QUICKPROP trained from
+/// them follows libfann.
+#[test]
+fn libfann_saved_settings_are_read_and_followed() {
+    let Some(lib) = libfann() else { return };
+    let settings = FannSettings {
+        learning_rate: 0.5,
+        learning_momentum: 0.25,
+        training_algorithm: 3,
+        train_error_function: 0,
+        quickprop_decay: -0.001,
+        quickprop_mu: 1.5,
+        bit_fail_limit: 0.125,
+        rprop: RpropParams {
+            increase_factor: 1.1,
+            decrease_factor: 0.25,
+            delta_min: 0.001,
+            delta_max: 20.0,
+        },
+        rprop_delta_zero: 0.05,
+        ..FannSettings::default()
+    };
+    let path = libfann_saved(&lib, &sine_net(&[1, 6, 1], 9), &settings, "quickprop");
+    let (_, read) = read_net(&path).unwrap();
+    assert_eq!(read, settings, "the settings libfann saved");
+    let config = TrainConfig::from_fann(&read).unwrap();
+    assert_eq!(
+        config.algorithm,
+        Algorithm::Quickprop {
+            learning_rate: 0.5,
+            decay: -0.001,
+            mu: 1.5
+        }
+    );
+    let (fann, ours) = mse_per_epoch(&lib, &path, &tessera_nn::datasets::sine(32), 30);
+    assert_same_trajectory(&fann, &ours, 30, 1e-4);
+    std::fs::remove_file(path).ok();
 }

@@ -61,8 +61,8 @@ fn two_spirals_reach_full_training_accuracy() {
     let mut accuracy = 0.0;
     for _ in 0..50 {
         t.train_until(&data, 100, 0.0, |_| true).unwrap();
-        let out = t.model_mut().forward(&data.inputs).unwrap();
-        accuracy = sign_accuracy(&out, &data.outputs);
+        let out = t.model_mut().forward(data.inputs()).unwrap();
+        accuracy = sign_accuracy(&out, data.outputs());
         if accuracy == 1.0 {
             break;
         }

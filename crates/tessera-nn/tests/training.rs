@@ -79,11 +79,11 @@ fn gradients_match_central_finite_differences_in_f64() {
                     trainer.model_mut().weights_mut(l)[i] += delta;
                     let out = trainer
                         .model_mut()
-                        .forward_on_device(&data.inputs)
+                        .forward_on_device(data.inputs())
                         .unwrap()
                         .clone();
                     trainer.model_mut().weights_mut(l)[i] -= delta;
-                    loss_f64(&out, &data.outputs, loss)
+                    loss_f64(&out, data.outputs(), loss)
                 };
                 let fd = (eval(h) - eval(-h)) / (2.0 * h);
                 assert!(
@@ -113,7 +113,7 @@ fn forward_and_gradients<K: NnKernels>(
     loss: Loss,
 ) -> (Vec<f32>, Gradients) {
     let mut model = Model::new(k, net).unwrap();
-    let out = model.forward(&data.inputs).unwrap();
+    let out = model.forward(data.inputs()).unwrap();
     let config = TrainConfig {
         loss,
         ..TrainConfig::new(Algorithm::fann_rprop())

@@ -85,6 +85,19 @@ pub enum TesseraError {
         /// The OS error.
         message: String,
     },
+    /// A computation on finite inputs produced NaN or an infinity (for example
+    /// training that diverged).
+    #[error(
+        "{what} became non-finite ({value}) at step {step}; lower the learning rate or rescale the data"
+    )]
+    Diverged {
+        /// The quantity that became non-finite.
+        what: &'static str,
+        /// The step, epoch or iteration (from 1) at which it was seen.
+        step: usize,
+        /// Its value.
+        value: f64,
+    },
     /// No GPU adapter could be found or opened.
     #[error("no GPU adapter available: {0}")]
     NoAdapter(String),
