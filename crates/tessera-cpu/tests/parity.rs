@@ -30,3 +30,11 @@ mod scalar {
         assert!(!CpuAcquisition::new(&cfg).unwrap().simd_level().is_empty());
     }
 }
+
+/// A corrupt checkpoint is refused by `from_state`, naming the field.
+#[test]
+fn corrupt_checkpoints_are_rejected() {
+    tessera_tensor::reference::parity::check_checkpoint_rejection(|s| {
+        CpuAcquisition::from_state(s.clone()).map(drop)
+    });
+}

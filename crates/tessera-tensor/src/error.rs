@@ -47,6 +47,29 @@ pub enum TesseraError {
         /// Its value.
         value: f32,
     },
+    /// A finite input is larger in magnitude than a kernel can take without
+    /// overflowing `f32` arithmetic.
+    #[error("input `{what}` at element {index} is {value}, beyond the limit of +-{limit}")]
+    TooLarge {
+        /// The input that was wrong.
+        what: &'static str,
+        /// The first offending element.
+        index: usize,
+        /// Its value.
+        value: f32,
+        /// The largest magnitude accepted.
+        limit: f32,
+    },
+    /// A state handed in from outside (a checkpoint) breaks one of its invariants.
+    #[error("invalid state: `{field}` of environment {env}: {message}")]
+    InvalidState {
+        /// The field that is wrong.
+        field: &'static str,
+        /// The environment it belongs to.
+        env: usize,
+        /// What was wrong and what was expected.
+        message: String,
+    },
     /// A scalar argument is outside its allowed range.
     #[error("invalid argument `{what}` = {value}, expected {expected}")]
     InvalidArgument {
@@ -123,6 +146,27 @@ pub fn check_finite(what: &'static str, data: &[f32]) -> Result<()> {
             what,
             index,
             value: data[index],
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Returns an error naming the first element of `data` that is non-finite or larger
+/// in magnitude than `limit`, if any.
+pub fn check_magnitude(what: &'static str, data: &[f32], limit: f32) -> Result<()> {
+    check_finite(what, data)?;
+    if data
+        .chunks(64)
+        .all(|c| c.iter().fold(true, |ok, v| ok & (v.abs() <= limit)))
+    {
+        return Ok(());
+    }
+    match data.iter().position(|v| v.abs() > limit) {
+        Some(index) => Err(TesseraError::TooLarge {
+            what,
+            index,
+            value: data[index],
+            limit,
         }),
         None => Ok(()),
     }

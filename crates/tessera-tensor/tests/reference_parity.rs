@@ -9,3 +9,9 @@ fn reference() -> Option<fn(&AcquisitionConfig) -> tessera_tensor::Result<Refere
 }
 
 tessera_tensor::acquisition_parity_suite!(reference(), cases = 16);
+
+/// The checkpoint check itself: a valid state passes, each corruption names its field.
+#[test]
+fn corrupt_checkpoints_are_rejected() {
+    tessera_tensor::reference::parity::check_checkpoint_rejection(|s| s.validate());
+}

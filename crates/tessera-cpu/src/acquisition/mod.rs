@@ -64,9 +64,10 @@ impl CpuAcquisition {
     }
 
     /// Continues from an existing host state (a checkpoint, or one read back from
-    /// another backend). Fails if the state's arrays do not match its config.
+    /// another backend). Fails, naming the field, on a state that breaks an invariant
+    /// ([`AcquisitionState::validate`]).
     pub fn from_state(state: AcquisitionState) -> Result<Self> {
-        state.check_shapes()?;
+        state.validate()?;
         Ok(Self {
             state,
             arch: Arch::new(),
@@ -221,7 +222,7 @@ impl AcquisitionBackend for CpuAcquisition {
     }
 
     fn history_tensor(&mut self, t: usize) -> Result<Vec<f32>> {
-        validate_history_len(t)?;
+        validate_history_len(&self.state.config, t)?;
         let d = self.dims();
         let per_env = t * d.n * HISTORY_CHANNELS;
         let mut out = vec![0.0; self.state.config.batch() * per_env];

@@ -116,7 +116,7 @@ impl GpuAcquisition {
 
     /// Uploads an existing host state (a checkpoint, or a state built on the CPU).
     pub fn from_state(ctx: &GpuContext, state: &AcquisitionState) -> Result<Self> {
-        state.check_shapes()?;
+        state.validate()?;
         let config = state.config.clone();
         let _span = tracing::info_span!(
             "gpu_acquisition_new",
@@ -523,7 +523,7 @@ impl AcquisitionBackend for GpuAcquisition {
     }
 
     fn history_tensor(&mut self, t: usize) -> Result<Vec<f32>> {
-        validate_history_len(t)?;
+        validate_history_len(&self.config, t)?;
         let chunk = self.prepare_history(t)?;
         let per_env = t * self.config.n_vars * HISTORY_CHANNELS;
         let mut out = Vec::with_capacity(self.config.batch() * per_env);

@@ -6,6 +6,17 @@ use crate::error::{Result, TesseraError};
 pub const MAX_VARS: usize = 4096;
 /// Largest ring-buffer capacity.
 pub const MAX_CAPACITY: usize = 1_000_000;
+/// Largest number of mechanism-feature columns.
+pub const MAX_FEATURE_DIM: usize = 256;
+/// Default bound on the bytes of a batch's state ([`AcquisitionConfig::state_bytes`]) and
+/// of one history tensor: 16 GiB. The state is held on the host (and, on a GPU, in
+/// device buffers too); raise or lower it with [`AcquisitionConfig::with_memory_limit`].
+pub const DEFAULT_MEMORY_LIMIT: u64 = 16 << 30;
+/// Largest magnitude accepted for sample values, targets, observed mechanism
+/// features, entropies and the exploration weight. Kernels add, subtract and square
+/// such values and sum them over the ring: 1e15 keeps every intermediate far below
+/// f32's 3.4e38, so no output becomes infinite or NaN.
+pub const MAX_MAGNITUDE: f32 = 1e15;
 /// Number of policy-feature columns after the mechanism features.
 pub const POLICY_EXTRA_COLUMNS: usize = 12;
 /// Channels of the history tensor.
@@ -60,6 +71,9 @@ pub struct AcquisitionConfig {
     pub objective: Objective,
     /// The target variable of each environment; its length is the batch size.
     pub target_indices: Vec<u32>,
+    /// Largest [`state_bytes`](Self::state_bytes) (and history tensor) this batch may
+    /// allocate ([`DEFAULT_MEMORY_LIMIT`] unless set).
+    pub memory_limit: u64,
 }
 
 impl AcquisitionConfig {
@@ -76,6 +90,55 @@ impl AcquisitionConfig {
             feature_dim: 3,
             objective: Objective::Maximize,
             target_indices,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+        }
+    }
+
+    /// Sets the largest number of bytes the batch's state may take.
+    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// Bytes of the state of the whole batch (every array of
+    /// [`AcquisitionState`](super::AcquisitionState)), or `None` if it does not fit a
+    /// `u64`. Computed without allocating anything.
+    pub fn state_bytes(&self) -> Option<u64> {
+        let (n, cap, fd) = (
+            self.n_vars as u64,
+            self.capacity as u64,
+            self.feature_dim as u64,
+        );
+        let words = [
+            cap.checked_mul(n)?.checked_mul(2)?, // values, interventions
+            cap.checked_mul(2)?,                 // targets, prev_best_window
+            n.checked_mul(fd)?,                  // mechanism features
+            n.checked_mul(4)?,                   // marginal, confidence, counts, scores
+            n.checked_mul(fd.checked_add(POLICY_EXTRA_COLUMNS as u64)?)?,
+        ]
+        .into_iter()
+        .try_fold(0u64, u64::checked_add)?;
+        let per_env = words.checked_mul(4)?.checked_add(
+            (std::mem::size_of::<super::types::EnvScalars>()
+                + std::mem::size_of::<super::types::StepSummary>()) as u64,
+        )?;
+        per_env.checked_mul(self.batch() as u64)
+    }
+
+    /// Bytes of the `[B, t, n_vars, 5]` history tensor for window `t`, checked against
+    /// the memory limit.
+    pub fn check_history_bytes(&self, t: usize) -> Result<u64> {
+        let bytes = (self.batch() as u64)
+            .checked_mul(t as u64)
+            .and_then(|v| v.checked_mul(self.n_vars as u64))
+            .and_then(|v| v.checked_mul(HISTORY_CHANNELS as u64 * 4));
+        match bytes {
+            Some(b) if b <= self.memory_limit => Ok(b),
+            _ => Err(TesseraError::DeviceLimit {
+                what: "bytes of the history tensor (B x t x n_vars x 5 x 4)",
+                needed: bytes.unwrap_or(u64::MAX),
+                limit: self.memory_limit,
+            }),
         }
     }
 
@@ -116,8 +179,8 @@ impl AcquisitionConfig {
         if !(1..=MAX_CAPACITY).contains(&self.capacity) {
             return invalid("capacity", self.capacity.to_string(), "1..=1000000");
         }
-        if self.feature_dim < 2 {
-            return invalid("feature_dim", self.feature_dim.to_string(), ">= 2");
+        if !(2..=MAX_FEATURE_DIM).contains(&self.feature_dim) {
+            return invalid("feature_dim", self.feature_dim.to_string(), "2..=256");
         }
         if self.target_indices.is_empty() {
             return invalid("target_indices", "[]".into(), "at least one environment");
@@ -136,7 +199,14 @@ impl AcquisitionConfig {
                 bound: self.n_vars,
             });
         }
-        Ok(())
+        match self.state_bytes() {
+            Some(bytes) if bytes <= self.memory_limit => Ok(()),
+            bytes => Err(TesseraError::DeviceLimit {
+                what: "bytes of the batch's state (raise AcquisitionConfig::memory_limit to allow more)",
+                needed: bytes.unwrap_or(u64::MAX),
+                limit: self.memory_limit,
+            }),
+        }
     }
 }
 
@@ -185,8 +255,52 @@ mod tests {
         );
         assert!(AcquisitionConfig::single(4097, 10, 0).validate().is_err());
         assert!(
+            AcquisitionConfig::single(3, 10, 0)
+                .with_feature_dim(257)
+                .validate()
+                .is_err()
+        );
+        assert!(
             AcquisitionConfig::single(3, 1_000_001, 0)
                 .validate()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn states_beyond_the_memory_limit_are_rejected_before_allocating() {
+        // The probe: 10^6 x 4096 environments would need ~80 GB.
+        let huge = AcquisitionConfig::batched(5, 1_000_000, vec![0; 4096]);
+        assert!(huge.state_bytes().unwrap() > 80_000_000_000);
+        assert!(matches!(
+            huge.validate(),
+            Err(TesseraError::DeviceLimit {
+                limit: DEFAULT_MEMORY_LIMIT,
+                ..
+            })
+        ));
+        assert!(crate::acquisition::AcquisitionState::new(&huge).is_err());
+        // The largest shape overflows nothing: its byte count is still computed.
+        let widest = AcquisitionConfig::batched(MAX_VARS, MAX_CAPACITY, vec![0; 1 << 20])
+            .with_feature_dim(MAX_FEATURE_DIM);
+        assert!(widest.state_bytes().is_some() && widest.validate().is_err());
+        // A user-given limit applies both ways.
+        let small = AcquisitionConfig::single(3, 1000, 0);
+        let bytes = small.state_bytes().unwrap();
+        assert!(small.clone().with_memory_limit(bytes).validate().is_ok());
+        assert!(
+            small
+                .clone()
+                .with_memory_limit(bytes - 1)
+                .validate()
+                .is_err()
+        );
+        assert!(huge.clone().with_memory_limit(u64::MAX).validate().is_ok());
+        assert!(small.check_history_bytes(10).is_ok());
+        assert!(
+            small
+                .with_memory_limit(bytes)
+                .check_history_bytes(1 << 40)
                 .is_err()
         );
     }

@@ -7,8 +7,9 @@ mod state;
 mod types;
 
 pub use config::{
-    AcquisitionConfig, DEFAULT_EXPLORATION_WEIGHT, HISTORY_CHANNELS, MAX_CAPACITY, MAX_VARS,
-    NO_SELECTION, Objective, POLICY_EXTRA_COLUMNS,
+    AcquisitionConfig, DEFAULT_EXPLORATION_WEIGHT, DEFAULT_MEMORY_LIMIT, HISTORY_CHANNELS,
+    MAX_CAPACITY, MAX_FEATURE_DIM, MAX_MAGNITUDE, MAX_VARS, NO_SELECTION, Objective,
+    POLICY_EXTRA_COLUMNS,
 };
 pub use contract::AcquisitionBackend;
 pub use state::AcquisitionState;

@@ -4,7 +4,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::config::AcquisitionConfig;
-use crate::error::{Result, TesseraError, check_finite, check_len};
+use super::config::MAX_MAGNITUDE;
+use crate::error::{Result, TesseraError, check_finite, check_len, check_magnitude};
 
 /// Per-environment scalars of the state. Mirrors `EnvScalars` in WGSL.
 #[repr(C)]
@@ -104,8 +105,8 @@ impl Samples<'_> {
         check_len("values", self.values, rows)?;
         check_len("intervened", self.intervened, rows)?;
         check_len("targets", self.targets, config.batch())?;
-        check_finite("values", self.values)?;
-        check_finite("targets", self.targets)
+        check_magnitude("values", self.values, MAX_MAGNITUDE)?;
+        check_magnitude("targets", self.targets, MAX_MAGNITUDE)
     }
 }
 
@@ -138,7 +139,7 @@ pub fn validate_observed(config: &AcquisitionConfig, observed: &[f32], lr: f32) 
         observed,
         config.batch() * config.n_vars * config.feature_dim,
     )?;
-    check_finite("observed", observed)?;
+    check_magnitude("observed", observed, MAX_MAGNITUDE)?;
     if !(lr > 0.0 && lr <= 1.0) {
         return Err(TesseraError::InvalidArgument {
             what: "learning_rate",
@@ -151,13 +152,13 @@ pub fn validate_observed(config: &AcquisitionConfig, observed: &[f32], lr: f32) 
 
 /// Checks the exploration weight of `acquisition_scores`.
 pub fn validate_exploration_weight(weight: f32) -> Result<()> {
-    if weight.is_finite() {
+    if weight.is_finite() && weight.abs() <= MAX_MAGNITUDE {
         Ok(())
     } else {
         Err(TesseraError::InvalidArgument {
             what: "exploration_weight",
             value: weight as f64,
-            expected: "a finite value",
+            expected: "a finite value of magnitude at most 1e15",
         })
     }
 }
@@ -184,18 +185,22 @@ pub fn validate_posterior(
             expected: "probabilities in [0, 1]",
         });
     }
-    if let Some(&h) = uncertainty_bits.iter().find(|h| **h < 0.0) {
+    if let Some(&h) = uncertainty_bits
+        .iter()
+        .find(|h| !(0.0..=MAX_MAGNITUDE).contains(*h))
+    {
         return Err(TesseraError::InvalidArgument {
             what: "uncertainty_bits",
             value: h as f64,
-            expected: "entropies >= 0",
+            expected: "entropies in [0, 1e15]",
         });
     }
     Ok(())
 }
 
-/// Checks the window length of `history_tensor`.
-pub fn validate_history_len(t: usize) -> Result<()> {
+/// Checks the window length of `history_tensor` (1..=1000000) and that its output
+/// fits the config's memory limit.
+pub fn validate_history_len(config: &AcquisitionConfig, t: usize) -> Result<()> {
     if t == 0 || t > super::config::MAX_CAPACITY {
         return Err(TesseraError::InvalidArgument {
             what: "history length T",
@@ -203,5 +208,5 @@ pub fn validate_history_len(t: usize) -> Result<()> {
             expected: "1..=1000000",
         });
     }
-    Ok(())
+    config.check_history_bytes(t).map(drop)
 }

@@ -415,7 +415,7 @@ impl AcquisitionBackend for ReferenceAcquisition {
     }
 
     fn history_tensor(&mut self, t: usize) -> Result<Vec<f32>> {
-        validate_history_len(t)?;
+        validate_history_len(&self.config, t)?;
         Ok(self
             .envs
             .iter()

@@ -9,8 +9,8 @@ use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner}
 
 use super::ReferenceAcquisition;
 use crate::acquisition::{
-    AcquisitionBackend, AcquisitionConfig, AcquisitionState, NO_SELECTION, Objective, Samples,
-    StepInput,
+    AcquisitionBackend, AcquisitionConfig, AcquisitionState, MAX_FEATURE_DIM, MAX_MAGNITUDE,
+    NO_SELECTION, Objective, Samples, StepInput,
 };
 use crate::error::{Result, TesseraError};
 
@@ -491,6 +491,14 @@ pub fn invalid_inputs_leave_state_unchanged<F: BackendFactory>(f: &F) {
     short_flags.intervened.push(true);
     let mut nan_weight = good.clone();
     nan_weight.exploration_weight = f32::NAN;
+    let mut huge_value = good.clone();
+    huge_value.values[2] = -3e38;
+    let mut huge_target = good.clone();
+    huge_target.targets[0] = 2.0 * MAX_MAGNITUDE;
+    let mut huge_observed = good.clone();
+    huge_observed.observed[1] = 1e20;
+    let mut huge_weight = good.clone();
+    huge_weight.exploration_weight = 1e30;
 
     // (name, input, expected error, whether the samples themselves are bad)
     for (name, input, check, bad_samples) in [
@@ -506,6 +514,10 @@ pub fn invalid_inputs_leave_state_unchanged<F: BackendFactory>(f: &F) {
         ("short values", &short, matches_shape, true),
         ("long flags", &short_flags, matches_shape, true),
         ("NaN weight", &nan_weight, matches_argument, false),
+        ("value -3e38", &huge_value, matches_too_large, true),
+        ("target 2e15", &huge_target, matches_too_large, true),
+        ("observed 1e20", &huge_observed, matches_too_large, false),
+        ("weight 1e30", &huge_weight, matches_argument, false),
     ] {
         let err = be.step(&input.input()).expect_err(name);
         assert!(check(&err), "{name}: unexpected error {err}");
@@ -547,6 +559,9 @@ pub fn invalid_inputs_leave_state_unchanged<F: BackendFactory>(f: &F) {
 fn matches_non_finite(e: &TesseraError) -> bool {
     matches!(e, TesseraError::NonFinite { .. })
 }
+fn matches_too_large(e: &TesseraError) -> bool {
+    matches!(e, TesseraError::TooLarge { .. })
+}
 fn matches_argument(e: &TesseraError) -> bool {
     matches!(e, TesseraError::InvalidArgument { .. })
 }
@@ -563,8 +578,143 @@ pub fn invalid_config_is_error<F: BackendFactory>(f: &F) {
         AcquisitionConfig::single(3, 4, 0).with_feature_dim(1),
         AcquisitionConfig::batched(3, 4, vec![]),
         AcquisitionConfig::batched(3, 4, vec![0, 1, 7]),
+        AcquisitionConfig::single(3, 4, 0).with_feature_dim(MAX_FEATURE_DIM + 1),
+        AcquisitionConfig::single(3, 4, 0).with_memory_limit(64),
     ] {
         assert!(f.create(&cfg).is_err(), "{cfg:?} was accepted");
+    }
+    // The probe (~80 GB): refused before anything is allocated.
+    let huge = AcquisitionConfig::batched(5, 1_000_000, vec![0; 4096]);
+    assert!(matches!(
+        f.create(&huge),
+        Err(TesseraError::DeviceLimit { .. })
+    ));
+    // A history tensor beyond the memory limit is refused too.
+    let cfg = AcquisitionConfig::batched(3, 8, vec![0; 4]);
+    let limited = cfg.clone().with_memory_limit(cfg.state_bytes().unwrap());
+    let mut be = f.create(&limited).unwrap();
+    assert!(matches!(
+        be.history_tensor(1_000_000),
+        Err(TesseraError::DeviceLimit { .. })
+    ));
+}
+
+/// Inputs at the documented magnitude limit: every output stays finite and agrees
+/// with the reference.
+pub fn extreme_magnitudes<F: BackendFactory>(f: &F) {
+    for objective in [Objective::Maximize, Objective::Minimize] {
+        let cfg = AcquisitionConfig::batched(4, 16, vec![0, 1, 2, 3]).with_objective(objective);
+        let (mut be, mut re) = pair(f, &cfg);
+        let mut rng = Rng::new(17);
+        for i in 0..40 {
+            let mut step = OwnedStep::random(&cfg, &mut rng);
+            let sign = |k: usize| if (i + k).is_multiple_of(3) { -1.0 } else { 1.0 };
+            step.values
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, v)| *v = sign(k) * MAX_MAGNITUDE);
+            step.targets
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, v)| *v = sign(k + 1) * MAX_MAGNITUDE);
+            step.observed
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, v)| *v = sign(k) * MAX_MAGNITUDE);
+            step.exploration_weight = MAX_MAGNITUDE;
+            both::<F>(&mut be, &mut re, |b| b.step(&step.input()));
+        }
+        let state = be.read_state().unwrap();
+        for (what, data) in [
+            ("confidence", &state.confidence),
+            ("policy_features", &state.policy_features),
+            ("mechanism_features", &state.mechanism_features),
+        ] {
+            assert!(
+                data.iter().all(|v| v.is_finite()),
+                "{objective:?}: non-finite {what}"
+            );
+        }
+        // The target's score is -inf by the spec; every other score is finite.
+        for (i, &score) in state.scores.iter().enumerate() {
+            let target = cfg.target_indices[i / cfg.n_vars] as usize == i % cfg.n_vars;
+            assert!(
+                score.is_finite() != target,
+                "{objective:?}: score {i} is {score}"
+            );
+        }
+        for s in &state.summaries {
+            let p = s.progress;
+            assert!(
+                [
+                    p.improvement_from_start,
+                    p.recent_improvement,
+                    p.optimization_rate
+                ]
+                .iter()
+                .all(|v| v.is_finite()),
+                "{objective:?}: non-finite progress {p:?}"
+            );
+        }
+        assert!(be.history_tensor(20).unwrap().iter().all(|v| v.is_finite()));
+        assert_matches(&mut be, &mut re, "extreme magnitudes");
+    }
+}
+
+/// Corruptions of a valid checkpoint, each with the field the rejection must name.
+pub fn corrupt_checkpoints(good: &AcquisitionState) -> Vec<(&'static str, AcquisitionState)> {
+    let cap = good.config.capacity as u32;
+    let mut out = Vec::new();
+    let mut corrupt = |field, f: &dyn Fn(&mut AcquisitionState)| {
+        let mut s = good.clone();
+        f(&mut s);
+        out.push((field, s));
+    };
+    corrupt("scalars.write_idx", &|s| s.scalars[1].write_idx = cap + 3);
+    corrupt("scalars.n_samples", &|s| s.scalars[0].n_samples = cap + 1);
+    corrupt("scalars.target_idx", &|s| s.scalars[0].target_idx = 99);
+    corrupt("scalars.best_value", &|s| {
+        s.scalars[1].best_value = f32::NAN
+    });
+    corrupt("scalars.best_value", &|s| s.scalars[0].best_value = -3e38);
+    corrupt("scalars.uncertainty_bits", &|s| {
+        s.scalars[0].uncertainty_bits = -1.0
+    });
+    corrupt("marginal_probs", &|s| s.marginal_probs[3] = 7.0);
+    corrupt("values", &|s| s.values[5] = f32::INFINITY);
+    corrupt("targets", &|s| s.targets[2] = 3e38);
+    corrupt("interventions", &|s| s.interventions[4] = 0.5);
+    corrupt("intervention_counts", &|s| s.intervention_counts[1] += 1);
+    corrupt("prev_best_window", &|s| s.scalars[0].window_head = cap);
+    corrupt("prev_best_window", &|s| s.scalars[1].window_len = cap + 1);
+    corrupt("summaries.selected", &|s| s.summaries[0].selected = 1000);
+    corrupt("confidence", &|s| s.confidence[0] = f32::NAN);
+    out
+}
+
+/// A checkpoint of a batch that has wrapped its ring: what
+/// [`check_checkpoint_rejection`] corrupts.
+pub fn wrapped_checkpoint() -> AcquisitionState {
+    let cfg = AcquisitionConfig::batched(4, 12, vec![0, 3]);
+    let mut re = ReferenceAcquisition::new(&cfg).unwrap();
+    let mut rng = Rng::new(5);
+    for _ in 0..30 {
+        re.step(&OwnedStep::random(&cfg, &mut rng).input()).unwrap();
+    }
+    re.read_state().unwrap()
+}
+
+/// `restore` (a backend's `from_state`) accepts a valid checkpoint and rejects each
+/// of [`corrupt_checkpoints`] with [`TesseraError::InvalidState`] naming the field.
+pub fn check_checkpoint_rejection(restore: impl Fn(&AcquisitionState) -> Result<()>) {
+    let good = wrapped_checkpoint();
+    good.validate().unwrap();
+    restore(&good).expect("a valid checkpoint");
+    for (field, state) in corrupt_checkpoints(&good) {
+        match restore(&state) {
+            Err(TesseraError::InvalidState { field: named, .. }) if named == field => {}
+            other => panic!("corrupt `{field}`: expected InvalidState naming it, got {other:?}"),
+        }
     }
 }
 
@@ -626,6 +776,11 @@ pub fn random_pipelines<F: BackendFactory>(f: &F, cases: u32) {
             let mut rng = Rng::new(s.seed);
             run_steps(&mut be, &mut re, &mut rng, s.steps, s.steps / 10)
                 .map_err(TestCaseError::fail)?;
+            // Every state a backend reaches is one its checkpoint check accepts.
+            be.read_state()
+                .unwrap()
+                .validate()
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
             let t = 1 + (s.seed % 24) as usize;
             cmp_floats(
                 "history",
@@ -649,7 +804,8 @@ macro_rules! acquisition_parity_suite {
         $crate::acquisition_parity_suite!(@tests $factory, $cases;
             spec_test_vector, empty_buffer, exactly_full, many_wraps, objectives,
             selection_ties, history_windows, size_one_and_posterior,
-            invalid_inputs_leave_state_unchanged, invalid_config_is_error);
+            invalid_inputs_leave_state_unchanged, invalid_config_is_error,
+            extreme_magnitudes);
         #[test]
         fn random_pipelines() {
             if let Some(f) = $factory {
