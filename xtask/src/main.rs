@@ -171,6 +171,26 @@ mod tests {
         Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
     }
 
+    /// The top-level README shows the facade crate's examples; `cargo test` runs the
+    /// crate README's copies as doctests, so the two must not drift apart.
+    #[test]
+    fn the_readme_examples_are_the_tested_ones() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let blocks = |path: &str| -> Vec<String> {
+            let text = std::fs::read_to_string(format!("{root}/{path}")).unwrap();
+            text.split("```rust\n")
+                .skip(1)
+                .map(|b| b.split("```").next().unwrap().to_owned())
+                .collect()
+        };
+        let (top, tested) = (blocks("README.md"), blocks("crates/tessera/README.md"));
+        assert!(!top.is_empty());
+        assert_eq!(
+            top, tested,
+            "README.md's examples differ from crates/tessera/README.md's"
+        );
+    }
+
     #[test]
     fn accepts_the_documented_options() {
         let cli = parse(&[

@@ -50,6 +50,47 @@ impl GpuContext {
         Self::from_adapter(&adapter).await
     }
 
+    /// Opens the best hardware adapter: discrete, then integrated, then virtual GPUs,
+    /// never a software rasteriser (lavapipe, llvmpipe, WARP). Honours `WGPU_BACKEND`;
+    /// with `WGPU_ADAPTER_NAME` set it opens that adapter, as [`GpuContext::new`] does,
+    /// software or not. The error lists the adapters that were found.
+    pub async fn new_hardware() -> Result<Self> {
+        if std::env::var_os("WGPU_ADAPTER_NAME").is_some() {
+            return Self::new().await;
+        }
+        let adapters = Self::enumerate_adapters().await;
+        let rank = |t: wgpu::DeviceType| match t {
+            wgpu::DeviceType::DiscreteGpu => Some(0),
+            wgpu::DeviceType::IntegratedGpu => Some(1),
+            wgpu::DeviceType::VirtualGpu => Some(2),
+            wgpu::DeviceType::Other => Some(3),
+            wgpu::DeviceType::Cpu => None,
+        };
+        let best = adapters
+            .iter()
+            .filter_map(|a| rank(a.get_info().device_type).map(|r| (r, a)))
+            .min_by_key(|(r, _)| *r);
+        match best {
+            Some((_, adapter)) => Self::from_adapter(adapter).await,
+            None if adapters.is_empty() => Err(TesseraError::NoAdapter(
+                "wgpu found no adapter at all".into(),
+            )),
+            None => {
+                let found: Vec<String> = adapters
+                    .iter()
+                    .map(|a| {
+                        let i = a.get_info();
+                        format!("{} ({:?})", i.name, i.backend)
+                    })
+                    .collect();
+                Err(TesseraError::NoAdapter(format!(
+                    "only software rasterisers were found: {}",
+                    found.join(", ")
+                )))
+            }
+        }
+    }
+
     /// [`GpuContext::new`], blocking the calling thread.
     pub fn new_blocking() -> Result<Self> {
         pollster::block_on(Self::new())

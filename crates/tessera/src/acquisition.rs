@@ -1,6 +1,7 @@
 //! The acquisition API: a batch of environments on a [`Device`].
 
 use tessera_cpu::CpuAcquisition;
+#[cfg(feature = "gpu")]
 use tessera_gpu::GpuAcquisition;
 use tessera_tensor::Result;
 use tessera_tensor::acquisition::{
@@ -10,6 +11,13 @@ use tessera_tensor::acquisition::{
 
 use crate::{Backend, Device};
 
+/// The backend a batch runs on, matched once per call.
+enum Inner {
+    Cpu(CpuAcquisition),
+    #[cfg(feature = "gpu")]
+    Gpu(GpuAcquisition),
+}
+
 /// A batch of `B` causal-acquisition environments stepped together on one device.
 ///
 /// Operations (`step`, `add_samples`, ...) only enqueue work: on the GPU nothing is
@@ -18,15 +26,14 @@ use crate::{Backend, Device};
 /// form waits for the device by polling it, so it does not yield while the GPU works.
 /// Every method validates its input and leaves the state unchanged on error.
 pub struct Acquisition {
-    backend: Box<dyn AcquisitionBackend + Send>,
-    kind: Backend,
+    inner: Inner,
 }
 
 impl std::fmt::Debug for Acquisition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Acquisition")
-            .field("backend", &self.kind)
-            .field("config", self.backend.config())
+            .field("backend", &self.backend())
+            .field("config", self.config())
             .finish()
     }
 }
@@ -41,54 +48,73 @@ macro_rules! reads {
         ///
         /// Blocking form.
         pub fn $blocking(&mut self) -> Result<$ty> {
-            let $s = &mut *self.backend;
+            let $s = self.backend_mut();
             $body
         }
     )*};
 }
 
 impl Acquisition {
-    /// A fresh batch on `device`. Fails on an invalid config or when the batch does
-    /// not fit the device.
+    /// A fresh batch on `device`. Fails on an invalid config (a state beyond the
+    /// config's memory limit included) or when the batch does not fit the device.
     pub fn new(device: &Device, config: &AcquisitionConfig) -> Result<Self> {
         Self::from_state(device, &AcquisitionState::new(config)?)
     }
 
     /// Resumes from a host state (a checkpoint from [`Acquisition::state`], possibly
-    /// taken on another device).
+    /// taken on another device). A state that breaks an invariant is refused with
+    /// [`TesseraError::InvalidState`](crate::TesseraError::InvalidState) naming the
+    /// field.
     pub fn from_state(device: &Device, state: &AcquisitionState) -> Result<Self> {
-        Ok(match &device.gpu {
-            Some(ctx) => Self {
-                backend: Box::new(GpuAcquisition::from_state(ctx, state)?),
-                kind: Backend::Gpu,
-            },
-            None => Self {
-                backend: Box::new(CpuAcquisition::from_state(state.clone())?),
-                kind: Backend::Cpu,
-            },
-        })
+        let inner = match device {
+            Device::Cpu(cpu) => {
+                let mut acq = CpuAcquisition::from_state(state.clone())?;
+                acq.set_simd(!cpu.is_scalar());
+                Inner::Cpu(acq)
+            }
+            #[cfg(feature = "gpu")]
+            Device::Gpu(ctx) => Inner::Gpu(GpuAcquisition::from_state(ctx, state)?),
+        };
+        Ok(Self { inner })
+    }
+
+    /// The backend's contract implementation (one match, no allocation).
+    fn backend_mut(&mut self) -> &mut dyn AcquisitionBackend {
+        match &mut self.inner {
+            Inner::Cpu(b) => b,
+            #[cfg(feature = "gpu")]
+            Inner::Gpu(b) => b,
+        }
     }
 
     /// The backend the batch runs on.
     pub fn backend(&self) -> Backend {
-        self.kind
+        match self.inner {
+            Inner::Cpu(_) => Backend::Cpu,
+            #[cfg(feature = "gpu")]
+            Inner::Gpu(_) => Backend::Gpu,
+        }
     }
 
     /// The batch's configuration.
     pub fn config(&self) -> &AcquisitionConfig {
-        self.backend.config()
+        match &self.inner {
+            Inner::Cpu(b) => b.config(),
+            #[cfg(feature = "gpu")]
+            Inner::Gpu(b) => b.config(),
+        }
     }
 
     /// The fused pipeline step for every environment: add the samples, update the
     /// mechanism features, then confidence, progress, coverage, policy features,
     /// scores and the selected intervention. On the GPU: one submission, no readback.
     pub fn step(&mut self, input: &StepInput<'_>) -> Result<()> {
-        self.backend.step(input)
+        self.backend_mut().step(input)
     }
 
     /// Appends one sample to every environment.
     pub fn add_samples(&mut self, samples: &Samples<'_>) -> Result<()> {
-        self.backend.add_samples(samples)
+        self.backend_mut().add_samples(samples)
     }
 
     /// Replaces the posterior summary (`[B, n_vars]` marginal parent probabilities,
@@ -98,7 +124,8 @@ impl Acquisition {
         marginal_probs: &[f32],
         uncertainty_bits: &[f32],
     ) -> Result<()> {
-        self.backend.set_posterior(marginal_probs, uncertainty_bits)
+        self.backend_mut()
+            .set_posterior(marginal_probs, uncertainty_bits)
     }
 
     /// Blends observed mechanism features into the state.
@@ -107,23 +134,24 @@ impl Acquisition {
         observed: &[f32],
         learning_rate: f32,
     ) -> Result<()> {
-        self.backend
+        self.backend_mut()
             .update_mechanism_features(observed, learning_rate)
     }
 
     /// Recomputes the mechanism confidence.
     pub fn mechanism_confidence(&mut self) -> Result<()> {
-        self.backend.mechanism_confidence()
+        self.backend_mut().mechanism_confidence()
     }
 
     /// Recomputes progress, coverage, policy features, scores and the selection from
     /// the current state, without adding a sample.
     pub fn evaluate(&mut self, exploration_weight: f32) -> Result<()> {
-        self.backend.optimization_progress()?;
-        self.backend.exploration_coverage()?;
-        self.backend.policy_features()?;
-        self.backend.acquisition_scores(exploration_weight)?;
-        self.backend.select_intervention()
+        let b = self.backend_mut();
+        b.optimization_progress()?;
+        b.exploration_coverage()?;
+        b.policy_features()?;
+        b.acquisition_scores(exploration_weight)?;
+        b.select_intervention()
     }
 
     /// The `[B, t, n_vars, 5]` policy-network input.
@@ -133,7 +161,7 @@ impl Acquisition {
 
     /// The `[B, t, n_vars, 5]` policy-network input. Blocking form.
     pub fn history_tensor_blocking(&mut self, t: usize) -> Result<Vec<f32>> {
-        self.backend.history_tensor(t)
+        self.backend_mut().history_tensor(t)
     }
 
     reads! {

@@ -1,13 +1,21 @@
 //! # tessera
 //!
-//! Portable GPU kernels for amortised causal Bayesian optimisation, run as WGSL
-//! compute shaders through wgpu (Metal, Vulkan, DX12, GL) with a CPU SIMD fallback
-//! that gives the same answers.
+//! Portable GPU compute kernels, run as WGSL compute shaders through wgpu (Metal,
+//! Vulkan, DX12, GL) with a CPU SIMD fallback that gives the same answers. One
+//! dependency and one [`Device`] serve every kernel family:
+//!
+//! - **causal acquisition** ([`Acquisition`]): the per-step state and kernels of
+//!   amortised causal Bayesian optimisation, batched over many environments;
+//! - **neural networks** ([`nn`]): dense nets trained by FANN's algorithms, SGD or
+//!   Adam, FANN `.net` and `.data` files read and written.
+//!
+//! [`Device::new`] picks a hardware GPU when one works and otherwise the CPU (never a
+//! software rasteriser unless asked: `TESSERA_DEVICE=gpu` or [`Device::gpu`]);
+//! [`Device::describe`] and [`Device::fallback_reason`] say what it chose and why.
 //!
 //! ```
 //! use tessera::{Acquisition, AcquisitionConfig, Device, Samples, StepInput};
 //!
-//! // The GPU when one is found, otherwise the CPU (with a tracing warning).
 //! let device = Device::new_blocking();
 //! // Two environments of 3 variables, ring capacity 1000, targets 2 and 0.
 //! let config = AcquisitionConfig::batched(3, 1000, vec![2, 0]);
@@ -28,20 +36,31 @@
 //! assert!(next[0] != 2 && next[1] != 0); // never the target
 //! # Ok::<(), tessera::TesseraError>(())
 //! ```
+//!
+//! ## Cargo features
+//! `gpu` (the wgpu backend), `acquisition` and `nn` (the families), all on by default.
+//! Without `gpu`, wgpu is not compiled and every [`Device`] is the CPU.
 
+#[cfg(feature = "acquisition")]
 mod acquisition;
 mod device;
+#[cfg(feature = "nn")]
+pub mod nn;
 
+#[cfg(feature = "acquisition")]
 pub use acquisition::Acquisition;
-pub use device::{Backend, Device};
+pub use device::{Backend, CpuDevice, Device, Preference};
+#[cfg(feature = "gpu")]
 pub use tessera_gpu::GpuContext;
+#[cfg(feature = "acquisition")]
 pub use tessera_tensor::acquisition::{
-    AcquisitionConfig, AcquisitionState, Coverage, DEFAULT_EXPLORATION_WEIGHT, NO_SELECTION,
-    Objective, Progress, Samples, StepInput, StepSummary,
+    AcquisitionConfig, AcquisitionState, Coverage, DEFAULT_EXPLORATION_WEIGHT,
+    DEFAULT_MEMORY_LIMIT, MAX_MAGNITUDE, NO_SELECTION, Objective, Progress, Samples, StepInput,
+    StepSummary,
 };
 pub use tessera_tensor::{Result, TesseraError};
 
 /// The README's example, compiled and run by `cargo test` so it cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[cfg(all(doctest, feature = "acquisition", feature = "nn"))]
+#[doc = include_str!("../README.md")]
 struct ReadmeExample;

@@ -100,3 +100,93 @@ fn async_reads_match_blocking_ones() {
         );
     }
 }
+
+#[test]
+fn device_new_never_picks_a_software_rasteriser_by_default() {
+    let d = tessera::Device::with_preference_blocking(tessera::Preference::Auto);
+    if let Some(ctx) = d.gpu_context() {
+        assert!(!ctx.is_software(), "{}", d.describe());
+    } else {
+        // No hardware GPU here (CI runs lavapipe): the CPU, and the caller is told why.
+        let reason = d.fallback_reason().expect("a fallback reason");
+        assert!(!reason.is_empty());
+        assert!(d.describe().contains(reason), "{}", d.describe());
+    }
+    // Asking for any GPU takes the software one.
+    if tessera_gpu::testing::shared_context().is_some() {
+        let any = tessera::Device::with_preference_blocking(tessera::Preference::Gpu);
+        assert_eq!(any.backend(), Backend::Gpu, "{}", any.describe());
+    }
+}
+
+/// One dependency, one `Device`: a FANN net trained with its file's settings gives
+/// the same weights on every device, with no generic parameter at the call site.
+#[test]
+fn a_fann_net_trains_the_same_on_every_device() {
+    use tessera::nn::{Activation, Init, Model, Network, TrainConfig, Trainer, datasets, fann};
+    let net = Network::new(
+        &[2, 4, 1],
+        Activation::SigmoidSymmetric,
+        Init::FannUniform,
+        3,
+    )
+    .unwrap();
+    let text = fann::format_net(&net, &fann::FannSettings::default()).unwrap();
+    let (net, settings) = fann::parse_net(&text, "xor.net").unwrap();
+    let mut trained = Vec::new();
+    for device in devices() {
+        let model = Model::on(&device, &net).unwrap();
+        assert_eq!(model.backend(), device.backend());
+        let mut trainer = Trainer::new(model, TrainConfig::from_fann(&settings).unwrap()).unwrap();
+        let stats = trainer
+            .train_until(&datasets::xor(), 20, 0.0, |_| true)
+            .unwrap();
+        assert_eq!(stats.epoch, 20);
+        let out = trainer.forward(datasets::xor().inputs()).unwrap();
+        trained.push((trainer.to_network().unwrap(), out));
+    }
+    for (net, out) in &trained[1..] {
+        for (a, b) in net.layers.iter().zip(&trained[0].0.layers) {
+            for (x, y) in a.weights.iter().zip(&b.weights) {
+                assert!((x - y).abs() <= 1e-4, "weights differ: {x} vs {y}");
+            }
+        }
+        for (x, y) in out.iter().zip(&trained[0].1) {
+            assert!((x - y).abs() <= 1e-4);
+        }
+    }
+}
+
+#[test]
+fn bad_networks_and_hyper_parameters_are_typed_errors_on_every_device() {
+    use tessera::nn::{Activation, Algorithm, Init, Model, Network, TrainConfig, Trainer};
+    let good = Network::new(
+        &[2, 3, 1],
+        Activation::SigmoidSymmetric,
+        Init::FannUniform,
+        1,
+    )
+    .unwrap();
+    for device in devices() {
+        let mut nan = good.clone();
+        nan.layers[1].weights[2] = f32::NAN;
+        assert!(matches!(
+            Model::on(&device, &nan),
+            Err(TesseraError::InvalidConfig {
+                field: "layer weights",
+                ..
+            })
+        ));
+        assert!(Model::on(&device, &Network { layers: vec![] }).is_err());
+        let bad_lr = TrainConfig::new(Algorithm::Batch {
+            learning_rate: f32::NAN,
+        });
+        assert!(matches!(
+            Trainer::new(Model::on(&device, &good).unwrap(), bad_lr),
+            Err(TesseraError::InvalidArgument {
+                what: "learning_rate",
+                ..
+            })
+        ));
+    }
+}
