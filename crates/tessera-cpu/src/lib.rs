@@ -22,3 +22,8 @@ pub mod nn;
 
 pub use acquisition::CpuAcquisition;
 pub use nn::CpuNn;
+
+/// The README's example, compiled and run by `cargo test`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;

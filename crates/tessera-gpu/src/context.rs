@@ -91,6 +91,11 @@ impl GpuContext {
         }
     }
 
+    /// [`GpuContext::new_hardware`], blocking the calling thread.
+    pub fn new_hardware_blocking() -> Result<Self> {
+        pollster::block_on(Self::new_hardware())
+    }
+
     /// [`GpuContext::new`], blocking the calling thread.
     pub fn new_blocking() -> Result<Self> {
         pollster::block_on(Self::new())

@@ -1,10 +1,4 @@
-//! # tessera-gpu
-//!
-//! The wgpu backend of tessera: WGSL compute kernels (the sources live in the
-//! workspace's `shaders/` folder) run on Metal, Vulkan, DX12 or GL. A [`GpuContext`]
-//! opens an adapter (or wraps a device the application already owns) and caches the
-//! compiled pipelines; state types such as [`GpuAcquisition`] keep their data resident
-//! on the device and read back only what is asked for.
+#![doc = include_str!("../README.md")]
 
 pub mod acquisition;
 mod context;

@@ -57,7 +57,7 @@ fn every_shader_on_disk_is_built_into_a_module() {
 }
 
 fn on_disk_matches(family: &str, sources: &[(&str, &str)]) {
-    let dir = format!("{}/../../shaders/{family}", env!("CARGO_MANIFEST_DIR"));
+    let dir = format!("{}/shaders/{family}", env!("CARGO_MANIFEST_DIR"));
     let mut on_disk: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -31,3 +31,8 @@ pub use data::TrainData;
 pub use model::Model;
 pub use network::{Init, Layer, Network};
 pub use train::{Algorithm, EpochStats, Sarprop, TrainConfig, Trainer};
+
+/// The README's example, compiled and run by `cargo test`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;

@@ -1,9 +1,4 @@
-//! # tessera-tensor
-//!
-//! The bottom layer of tessera: shapes, configurations, host-side state, the error
-//! type and the kernel contracts that every backend implements. It has no GPU
-//! dependency. With the `reference` feature it also carries the f64 scalar reference of
-//! every kernel and the parity suite that runs the same scenarios against any backend.
+#![doc = include_str!("../README.md")]
 
 pub mod acquisition;
 pub mod error;

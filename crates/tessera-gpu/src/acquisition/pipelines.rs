@@ -10,51 +10,51 @@ use crate::kernels::{KernelSet, KernelSetSpec};
 pub const SOURCES: &[(&str, &str)] = &[
     (
         "common.wgsl",
-        include_str!("../../../../shaders/acquisition/common.wgsl"),
+        include_str!("../../shaders/acquisition/common.wgsl"),
     ),
     (
         "add_sample.wgsl",
-        include_str!("../../../../shaders/acquisition/add_sample.wgsl"),
+        include_str!("../../shaders/acquisition/add_sample.wgsl"),
     ),
     (
         "set_posterior.wgsl",
-        include_str!("../../../../shaders/acquisition/set_posterior.wgsl"),
+        include_str!("../../shaders/acquisition/set_posterior.wgsl"),
     ),
     (
         "update_mechanism_features.wgsl",
-        include_str!("../../../../shaders/acquisition/update_mechanism_features.wgsl"),
+        include_str!("../../shaders/acquisition/update_mechanism_features.wgsl"),
     ),
     (
         "mechanism_confidence.wgsl",
-        include_str!("../../../../shaders/acquisition/mechanism_confidence.wgsl"),
+        include_str!("../../shaders/acquisition/mechanism_confidence.wgsl"),
     ),
     (
         "optimization_progress.wgsl",
-        include_str!("../../../../shaders/acquisition/optimization_progress.wgsl"),
+        include_str!("../../shaders/acquisition/optimization_progress.wgsl"),
     ),
     (
         "exploration_coverage.wgsl",
-        include_str!("../../../../shaders/acquisition/exploration_coverage.wgsl"),
+        include_str!("../../shaders/acquisition/exploration_coverage.wgsl"),
     ),
     (
         "policy_features.wgsl",
-        include_str!("../../../../shaders/acquisition/policy_features.wgsl"),
+        include_str!("../../shaders/acquisition/policy_features.wgsl"),
     ),
     (
         "acquisition_scores.wgsl",
-        include_str!("../../../../shaders/acquisition/acquisition_scores.wgsl"),
+        include_str!("../../shaders/acquisition/acquisition_scores.wgsl"),
     ),
     (
         "select_intervention.wgsl",
-        include_str!("../../../../shaders/acquisition/select_intervention.wgsl"),
+        include_str!("../../shaders/acquisition/select_intervention.wgsl"),
     ),
     (
         "pipeline_step.wgsl",
-        include_str!("../../../../shaders/acquisition/pipeline_step.wgsl"),
+        include_str!("../../shaders/acquisition/pipeline_step.wgsl"),
     ),
     (
         "history_tensor.wgsl",
-        include_str!("../../../../shaders/acquisition/history_tensor.wgsl"),
+        include_str!("../../shaders/acquisition/history_tensor.wgsl"),
     ),
 ];
 

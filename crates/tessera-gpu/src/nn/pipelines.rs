@@ -7,25 +7,16 @@ use crate::kernels::{KernelSet, KernelSetSpec};
 
 /// WGSL sources of the neural kernels, `common.wgsl` first, concatenated into one module.
 pub const SOURCES: &[(&str, &str)] = &[
-    (
-        "common.wgsl",
-        include_str!("../../../../shaders/nn/common.wgsl"),
-    ),
-    (
-        "gemm.wgsl",
-        include_str!("../../../../shaders/nn/gemm.wgsl"),
-    ),
+    ("common.wgsl", include_str!("../../shaders/nn/common.wgsl")),
+    ("gemm.wgsl", include_str!("../../shaders/nn/gemm.wgsl")),
     (
         "activation.wgsl",
-        include_str!("../../../../shaders/nn/activation.wgsl"),
+        include_str!("../../shaders/nn/activation.wgsl"),
     ),
-    (
-        "loss.wgsl",
-        include_str!("../../../../shaders/nn/loss.wgsl"),
-    ),
+    ("loss.wgsl", include_str!("../../shaders/nn/loss.wgsl")),
     (
         "optimizer.wgsl",
-        include_str!("../../../../shaders/nn/optimizer.wgsl"),
+        include_str!("../../shaders/nn/optimizer.wgsl"),
     ),
 ];
 

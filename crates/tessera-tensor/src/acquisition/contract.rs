@@ -5,7 +5,7 @@ use super::state::AcquisitionState;
 use super::types::{Samples, StepInput, StepSummary};
 use crate::error::Result;
 
-/// The acquisition kernels of `shared/specs/acquisition.md`, batched over `B`
+/// The acquisition kernels of `docs/specs/acquisition.md`, batched over `B`
 /// environments. Implemented by the f64 reference, the CPU backend and the GPU backend;
 /// the parity suite is written once against this trait.
 ///

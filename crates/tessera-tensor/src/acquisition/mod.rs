@@ -1,5 +1,5 @@
 //! Causal acquisition: configuration, host state, inputs and outputs, and the backend
-//! contract. Semantics: `shared/specs/acquisition.md` and `docs/acquisition.md`.
+//! contract. Semantics: `docs/specs/acquisition.md` and `docs/acquisition.md`.
 
 mod config;
 mod contract;

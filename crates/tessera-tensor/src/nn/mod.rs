@@ -1,5 +1,5 @@
 //! Neural-network kernels: activations, losses, optimizer parameters and the kernel
-//! contract every backend implements. Semantics: `shared/specs/neural.md`.
+//! contract every backend implements. Semantics: `docs/specs/neural.md`.
 //!
 //! Matrices are row-major f32. A layer computes `Z = X W + b` and `Y = f(s Z)` with
 //! `X: [batch, in]`, `W: [in, out]`, `b: [out]`; training needs the three GEMM layouts
