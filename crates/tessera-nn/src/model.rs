@@ -146,11 +146,21 @@ impl<K: NnKernels> Model<K> {
         Ok(())
     }
 
-    /// Outputs for `inputs` (`[rows, inputs]` row-major), `[rows, outputs]`.
+    /// Outputs for `inputs` (`[rows, inputs]` row-major), `[rows, outputs]`. Finite
+    /// inputs large enough to overflow the net's arithmetic give
+    /// [`TesseraError::Diverged`], never NaN or infinite outputs.
     pub fn forward(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
         self.forward_on_device(inputs)?;
         let work = self.work.as_ref().expect("workspace allocated");
-        self.kernels.read(&work.a[self.layers.len() - 1])
+        let out = self.kernels.read(&work.a[self.layers.len() - 1])?;
+        if let Some(&value) = out.iter().find(|v| !v.is_finite()) {
+            return Err(TesseraError::Diverged {
+                what: "network outputs",
+                step: 0,
+                value: value as f64,
+            });
+        }
+        Ok(out)
     }
 
     /// Runs the forward pass and returns the output tensor without reading it back.

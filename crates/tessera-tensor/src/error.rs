@@ -116,7 +116,8 @@ pub enum TesseraError {
     Diverged {
         /// The quantity that became non-finite.
         what: &'static str,
-        /// The step, epoch or iteration (from 1) at which it was seen.
+        /// The step, epoch or iteration (from 1) at which it was seen; 0 outside an
+        /// iteration (a forward pass).
         step: usize,
         /// Its value.
         value: f64,
