@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         Some("bench") => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
-                .args(["run", "--quiet", "--release", "-p", "tessera-bench", "--"])
+                .args(["run", "--release", "-p", "tessera-bench", "--"])
                 .args(&args)
                 .status();
             match status {

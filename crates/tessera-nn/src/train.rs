@@ -69,6 +69,76 @@ pub enum Algorithm {
     },
 }
 
+/// One hyper-parameter check of [`Algorithm::validate`]: the value must be finite and
+/// pass `ok`.
+struct Check {
+    what: &'static str,
+    value: f32,
+    ok: bool,
+    expected: &'static str,
+}
+
+impl Check {
+    fn new(what: &'static str, value: f32, ok: bool, expected: &'static str) -> Self {
+        Self {
+            what,
+            value,
+            ok,
+            expected,
+        }
+    }
+
+    fn finite(what: &'static str, value: f32) -> Self {
+        Self::new(what, value, true, "a finite number")
+    }
+
+    fn non_negative(what: &'static str, value: f32) -> Self {
+        Self::new(what, value, value >= 0.0, "a finite number >= 0")
+    }
+
+    fn positive(what: &'static str, value: f32) -> Self {
+        Self::new(what, value, value > 0.0, "a finite number > 0")
+    }
+
+    fn unit(what: &'static str, value: f32) -> Self {
+        Self::new(
+            what,
+            value,
+            (0.0..1.0).contains(&value),
+            "a finite number in [0, 1)",
+        )
+    }
+
+    fn batch_size(size: usize) -> Self {
+        Self::new("batch_size", size as f32, size >= 1, ">= 1")
+    }
+
+    /// The step factors and bounds RPROP and SARPROP share.
+    fn steps(increase: f32, decrease: f32, min: f32, max: f32) -> Vec<Self> {
+        vec![
+            Self::new(
+                "increase_factor",
+                increase,
+                increase >= 1.0,
+                "a finite number >= 1",
+            ),
+            Self::new(
+                "decrease_factor",
+                decrease,
+                decrease > 0.0 && decrease <= 1.0,
+                "a finite number in (0, 1]",
+            ),
+            Self::non_negative("delta_min", min),
+            Self::new(
+                "delta_max",
+                max,
+                max > 0.0 && max >= min,
+                "a finite number > 0 and >= delta_min",
+            ),
+        ]
+    }
+}
+
 impl Algorithm {
     /// FANN's QUICKPROP with FANN's defaults.
     pub fn fann_quickprop() -> Self {
@@ -110,66 +180,29 @@ impl Algorithm {
     /// factors >= 1 and in (0, 1], step bounds with `0 <= delta_min <= delta_max`,
     /// batch sizes >= 1). The error names the parameter.
     pub fn validate(&self) -> Result<()> {
-        const NON_NEGATIVE: &str = "a finite number >= 0";
-        const POSITIVE: &str = "a finite number > 0";
-        const UNIT: &str = "a finite number in [0, 1)";
-        let unit = |v: f32| (0.0..1.0).contains(&v);
-        let rprop = |increase: f32, decrease: f32, min: f32, max: f32| {
-            [
-                (
-                    "increase_factor",
-                    increase,
-                    increase >= 1.0,
-                    "a finite number >= 1",
-                ),
-                (
-                    "decrease_factor",
-                    decrease,
-                    decrease > 0.0 && decrease <= 1.0,
-                    "a finite number in (0, 1]",
-                ),
-                ("delta_min", min, min >= 0.0, NON_NEGATIVE),
-                (
-                    "delta_max",
-                    max,
-                    max > 0.0 && max >= min,
-                    "a finite number > 0 and >= delta_min",
-                ),
-            ]
-        };
-        let checks: Vec<(&'static str, f32, bool, &'static str)> = match *self {
+        use Check as C;
+        let checks: Vec<Check> = match *self {
             Algorithm::Incremental {
                 learning_rate,
                 momentum,
             } => vec![
-                (
-                    "learning_rate",
-                    learning_rate,
-                    learning_rate >= 0.0,
-                    NON_NEGATIVE,
-                ),
-                ("momentum", momentum, unit(momentum), UNIT),
+                C::non_negative("learning_rate", learning_rate),
+                C::unit("momentum", momentum),
             ],
             Algorithm::Batch { learning_rate } => {
-                vec![(
-                    "learning_rate",
-                    learning_rate,
-                    learning_rate >= 0.0,
-                    NON_NEGATIVE,
-                )]
+                vec![C::non_negative("learning_rate", learning_rate)]
             }
             Algorithm::Rprop {
                 params: p,
                 delta_zero,
             } => {
-                let mut c = rprop(
+                let mut c = C::steps(
                     p.increase_factor,
                     p.decrease_factor,
                     p.delta_min,
                     p.delta_max,
-                )
-                .to_vec();
-                c.push(("delta_zero", delta_zero, delta_zero > 0.0, POSITIVE));
+                );
+                c.push(C::positive("delta_zero", delta_zero));
                 c
             }
             Algorithm::Quickprop {
@@ -177,48 +210,22 @@ impl Algorithm {
                 decay,
                 mu,
             } => vec![
-                (
-                    "learning_rate",
-                    learning_rate,
-                    learning_rate >= 0.0,
-                    NON_NEGATIVE,
-                ),
-                ("decay", decay, true, "a finite number"),
-                ("mu", mu, mu > 0.0, POSITIVE),
+                C::non_negative("learning_rate", learning_rate),
+                C::finite("decay", decay),
+                C::positive("mu", mu),
             ],
             Algorithm::Sarprop { params: p } => {
-                let mut c = rprop(
+                let mut c = C::steps(
                     p.increase_factor,
                     p.decrease_factor,
                     p.delta_min,
                     p.delta_max,
-                )
-                .to_vec();
+                );
                 c.extend([
-                    (
-                        "weight_decay_shift",
-                        p.weight_decay_shift,
-                        true,
-                        "a finite number",
-                    ),
-                    (
-                        "step_error_threshold_factor",
-                        p.step_error_threshold_factor,
-                        p.step_error_threshold_factor >= 0.0,
-                        NON_NEGATIVE,
-                    ),
-                    (
-                        "step_error_shift",
-                        p.step_error_shift,
-                        true,
-                        "a finite number",
-                    ),
-                    (
-                        "temperature",
-                        p.temperature,
-                        p.temperature >= 0.0,
-                        NON_NEGATIVE,
-                    ),
+                    C::finite("weight_decay_shift", p.weight_decay_shift),
+                    C::non_negative("step_error_threshold_factor", p.step_error_threshold_factor),
+                    C::finite("step_error_shift", p.step_error_shift),
+                    C::non_negative("temperature", p.temperature),
                 ]);
                 c
             }
@@ -226,51 +233,28 @@ impl Algorithm {
                 params: p,
                 batch_size,
             } => vec![
-                (
-                    "learning_rate",
-                    p.learning_rate,
-                    p.learning_rate >= 0.0,
-                    NON_NEGATIVE,
-                ),
-                ("momentum", p.momentum, unit(p.momentum), UNIT),
-                (
-                    "weight_decay",
-                    p.weight_decay,
-                    p.weight_decay >= 0.0,
-                    NON_NEGATIVE,
-                ),
-                ("batch_size", batch_size as f32, batch_size >= 1, ">= 1"),
+                C::non_negative("learning_rate", p.learning_rate),
+                C::unit("momentum", p.momentum),
+                C::non_negative("weight_decay", p.weight_decay),
+                C::batch_size(batch_size),
             ],
             Algorithm::Adam {
                 params: p,
                 batch_size,
             } => vec![
-                (
-                    "learning_rate",
-                    p.learning_rate,
-                    p.learning_rate >= 0.0,
-                    NON_NEGATIVE,
-                ),
-                ("beta1", p.beta1, unit(p.beta1), UNIT),
-                ("beta2", p.beta2, unit(p.beta2), UNIT),
-                ("epsilon", p.epsilon, p.epsilon > 0.0, POSITIVE),
-                (
-                    "weight_decay",
-                    p.weight_decay,
-                    p.weight_decay >= 0.0,
-                    NON_NEGATIVE,
-                ),
-                ("batch_size", batch_size as f32, batch_size >= 1, ">= 1"),
+                C::non_negative("learning_rate", p.learning_rate),
+                C::unit("beta1", p.beta1),
+                C::unit("beta2", p.beta2),
+                C::positive("epsilon", p.epsilon),
+                C::non_negative("weight_decay", p.weight_decay),
+                C::batch_size(batch_size),
             ],
         };
-        match checks
-            .into_iter()
-            .find(|&(_, v, ok, _)| !(v.is_finite() && ok))
-        {
-            Some((what, value, _, expected)) => Err(TesseraError::InvalidArgument {
-                what,
-                value: value as f64,
-                expected,
+        match checks.into_iter().find(|c| !(c.value.is_finite() && c.ok)) {
+            Some(c) => Err(TesseraError::InvalidArgument {
+                what: c.what,
+                value: c.value as f64,
+                expected: c.expected,
             }),
             None => Ok(()),
         }
