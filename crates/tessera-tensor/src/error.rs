@@ -155,14 +155,19 @@ pub fn check_finite(what: &'static str, data: &[f32]) -> Result<()> {
 /// Returns an error naming the first element of `data` that is non-finite or larger
 /// in magnitude than `limit`, if any.
 pub fn check_magnitude(what: &'static str, data: &[f32], limit: f32) -> Result<()> {
-    check_finite(what, data)?;
+    // One branch-free pass: `|v| <= limit` is false for NaN and the infinities too.
     if data
         .chunks(64)
         .all(|c| c.iter().fold(true, |ok, v| ok & (v.abs() <= limit)))
     {
         return Ok(());
     }
-    match data.iter().position(|v| v.abs() > limit) {
+    match data.iter().position(|v| !v.is_finite() || v.abs() > limit) {
+        Some(index) if !data[index].is_finite() => Err(TesseraError::NonFinite {
+            what,
+            index,
+            value: data[index],
+        }),
         Some(index) => Err(TesseraError::TooLarge {
             what,
             index,
