@@ -19,9 +19,11 @@
 pub mod acquisition;
 mod dispatch;
 pub mod nn;
+pub mod sim;
 
 pub use acquisition::CpuAcquisition;
 pub use nn::CpuNn;
+pub use sim::CpuSim;
 
 /// The README's example, compiled and run by `cargo test`.
 #[cfg(doctest)]

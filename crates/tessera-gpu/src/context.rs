@@ -25,6 +25,7 @@ pub(crate) struct Inner {
     /// Compiled kernels per family, built on first use.
     pub acquisition: OnceLock<Result<KernelSet>>,
     pub nn: OnceLock<Result<KernelSet>>,
+    pub sim: OnceLock<Result<KernelSet>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -172,6 +173,7 @@ impl GpuContext {
                 last_error,
                 acquisition: OnceLock::new(),
                 nn: OnceLock::new(),
+                sim: OnceLock::new(),
             }),
         }
     }

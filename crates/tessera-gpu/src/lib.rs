@@ -5,10 +5,12 @@ mod context;
 mod kernels;
 pub mod nn;
 mod readback;
+pub mod sim;
 pub mod testing;
 mod timer;
 
 pub use acquisition::GpuAcquisition;
 pub use context::GpuContext;
 pub use nn::{GpuNn, GpuTensor};
+pub use sim::GpuSim;
 pub use wgpu;

@@ -31,6 +31,17 @@ fn nn_module_validates() {
 }
 
 #[test]
+fn sim_modules_validate() {
+    validate("sim module", &tessera_gpu::sim::wgsl_module_source());
+    let test_module: String = tessera_gpu::sim::WGSL_TEST_SOURCES
+        .iter()
+        .map(|(_, s)| *s)
+        .collect::<Vec<_>>()
+        .join("\n");
+    validate("philox test module", &test_module);
+}
+
+#[test]
 fn every_kernel_file_validates_with_the_common_header() {
     let (_, common) = WGSL_SOURCES[0];
     // A kernel file may call stages from other files (the fused step, policy features),
@@ -54,6 +65,9 @@ fn every_shader_on_disk_is_built_into_a_module() {
     ] {
         on_disk_matches(family, sources);
     }
+    let mut sim: Vec<(&str, &str)> = tessera_gpu::sim::WGSL_SOURCES.to_vec();
+    sim.extend(&tessera_gpu::sim::WGSL_TEST_SOURCES[1..]);
+    on_disk_matches("sim", &sim);
 }
 
 fn on_disk_matches(family: &str, sources: &[(&str, &str)]) {

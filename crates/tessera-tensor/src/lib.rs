@@ -6,5 +6,6 @@ pub mod nn;
 #[cfg(feature = "reference")]
 pub mod reference;
 pub mod rng;
+pub mod sim;
 
 pub use error::{Result, TesseraError};

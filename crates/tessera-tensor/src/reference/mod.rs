@@ -5,6 +5,9 @@ mod acquisition;
 mod nn;
 pub mod nn_parity;
 pub mod parity;
+mod sim;
+pub mod sim_parity;
 
 pub use acquisition::{ReferenceAcquisition, argmax_excluding};
 pub use nn::{ReferenceNn, fann_tanh_error};
+pub use sim::ReferenceSim;
