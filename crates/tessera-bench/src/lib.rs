@@ -10,6 +10,7 @@ pub mod libfann;
 pub mod machine;
 pub mod nn;
 pub mod report;
+pub mod sim;
 pub mod svg;
 pub mod timing;
 pub mod workload;
@@ -116,6 +117,13 @@ pub fn run(opts: &Options) -> Result<Outcome, BenchError> {
     if opts.wants("nn") {
         workloads.extend(
             nn::workloads(opts.quick)
+                .into_iter()
+                .map(|w| Box::new(w) as Box<dyn Workload>),
+        );
+    }
+    if opts.wants("sim") {
+        workloads.extend(
+            sim::workloads(opts.quick)
                 .into_iter()
                 .map(|w| Box::new(w) as Box<dyn Workload>),
         );

@@ -33,8 +33,8 @@ struct BenchArgs {
     /// (comma-separated; default: all).
     #[arg(long, value_delimiter = ',', value_parser = parse_backend)]
     backend: Vec<String>,
-    /// Kernel families to run: acquisition, nn (comma-separated; default: all).
-    #[arg(long, value_delimiter = ',', value_parser = ["acquisition", "nn"])]
+    /// Kernel families to run: acquisition, nn, sim (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',', value_parser = ["acquisition", "nn", "sim"])]
     family: Vec<String>,
     /// Only GPU adapters whose name contains this (case-insensitive).
     #[arg(long)]

@@ -7,7 +7,9 @@
 //! - **causal acquisition** ([`Acquisition`]): the per-step state and kernels of
 //!   amortised causal Bayesian optimisation, batched over many environments;
 //! - **neural networks** ([`nn`]): dense nets trained by FANN's algorithms, SGD or
-//!   Adam, FANN `.net` and `.data` files read and written.
+//!   Adam, FANN `.net` and `.data` files read and written;
+//! - **causal simulation** ([`sim`]): batches of random linear-Gaussian SCMs sampled
+//!   with do and shift interventions, the same random draws on every backend.
 //!
 //! [`Device::new`] picks a hardware GPU when one works and otherwise the CPU (never a
 //! software rasteriser unless asked: `TESSERA_DEVICE=gpu` or [`Device::gpu`]);
@@ -38,7 +40,8 @@
 //! ```
 //!
 //! ## Cargo features
-//! `gpu` (the wgpu backend), `acquisition` and `nn` (the families), all on by default.
+//! `gpu` (the wgpu backend), `acquisition`, `nn` and `sim` (the families), all on by
+//! default.
 //! Without `gpu`, wgpu is not compiled and every [`Device`] is the CPU.
 
 #[cfg(feature = "acquisition")]
@@ -46,6 +49,8 @@ mod acquisition;
 mod device;
 #[cfg(feature = "nn")]
 pub mod nn;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 #[cfg(feature = "acquisition")]
 pub use acquisition::Acquisition;

@@ -190,3 +190,25 @@ fn bad_networks_and_hyper_parameters_are_typed_errors_on_every_device() {
         ));
     }
 }
+
+/// The simulator draws the same samples (to f32 tolerance) on every device.
+#[test]
+fn the_simulator_agrees_on_every_device() {
+    use tessera::sim::{Intervention, Interventions, ScmBatch, ScmConfig, Simulator};
+    let scm = ScmBatch::generate(&ScmConfig::new(16, 12, 3)).unwrap();
+    let mut ivs = vec![Intervention::OBSERVE; 16 * 12];
+    (0..16).for_each(|e| ivs[e * 12 + (e % 12)] = Intervention::shift(0.5));
+    let runs: Vec<Vec<f32>> = devices()
+        .iter()
+        .map(|d| {
+            let mut sim = Simulator::on(d, &scm).unwrap();
+            assert_eq!(sim.backend(), d.backend());
+            sim.sample(4, 32, &Interventions::PerEnv(&ivs)).unwrap()
+        })
+        .collect();
+    for run in &runs[1..] {
+        for (a, b) in run.iter().zip(&runs[0]) {
+            assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+    }
+}
