@@ -108,6 +108,18 @@ pub const GROUPS: &[(&str, &str)] = &[
         "fann",
         "FANN RPROP training epoch against libfann 2.2 (same net, data and algorithm)",
     ),
+    (
+        "sim-setup",
+        "Simulator set-up: generating the SCMs on the host",
+    ),
+    (
+        "sim-batch",
+        "Simulator sampling vs batch (20 variables, 100 rows, one do per environment, samples read back)",
+    ),
+    (
+        "sim-vars",
+        "Simulator sampling vs variables (B = 1024, 100 rows, samples read back)",
+    ),
 ];
 
 fn fmt_rate(x: f64, unit: &str) -> String {

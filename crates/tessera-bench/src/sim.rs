@@ -38,38 +38,14 @@ pub fn workloads(quick: bool) -> Vec<SimWorkload> {
         rows,
     };
     let mut out = vec![
-        w("Simulator set-up", SimKind::Generate, 1024, 20, 0),
-        w(
-            "Simulator sampling vs batch (20 variables, 100 rows)",
-            SimKind::Sample,
-            64,
-            20,
-            100,
-        ),
-        w(
-            "Simulator sampling vs batch (20 variables, 100 rows)",
-            SimKind::Sample,
-            1024,
-            20,
-            100,
-        ),
+        w("sim-setup", SimKind::Generate, 1024, 20, 0),
+        w("sim-batch", SimKind::Sample, 64, 20, 100),
+        w("sim-batch", SimKind::Sample, 1024, 20, 100),
     ];
     if !quick {
-        out.push(w(
-            "Simulator sampling vs batch (20 variables, 100 rows)",
-            SimKind::Sample,
-            4096,
-            20,
-            100,
-        ));
+        out.push(w("sim-batch", SimKind::Sample, 4096, 20, 100));
         for d in [5, 20, 50] {
-            out.push(w(
-                "Simulator sampling vs variables (B = 1024, 100 rows)",
-                SimKind::Sample,
-                1024,
-                d,
-                100,
-            ));
+            out.push(w("sim-vars", SimKind::Sample, 1024, d, 100));
         }
     }
     out
