@@ -23,7 +23,7 @@ pub mod sim;
 
 pub use acquisition::CpuAcquisition;
 pub use nn::CpuNn;
-pub use sim::CpuSim;
+pub use sim::{CpuPosterior, CpuSim};
 
 /// The README's example, compiled and run by `cargo test`.
 #[cfg(doctest)]

@@ -8,3 +8,14 @@ fn cpu() -> Option<fn(&ScmBatch) -> tessera_tensor::Result<CpuSim>> {
 }
 
 tessera_tensor::sim_parity_suite!(cpu());
+
+mod posterior {
+    use tessera_cpu::CpuPosterior;
+    use tessera_tensor::sim::PosteriorConfig;
+
+    fn cpu() -> Option<fn(&PosteriorConfig) -> tessera_tensor::Result<CpuPosterior>> {
+        Some(CpuPosterior::new)
+    }
+
+    tessera_tensor::posterior_parity_suite!(cpu());
+}

@@ -8,3 +8,14 @@ fn reference() -> Option<fn(&ScmBatch) -> tessera_tensor::Result<ReferenceSim>> 
 }
 
 tessera_tensor::sim_parity_suite!(reference());
+
+mod posterior {
+    use tessera_tensor::reference::ReferencePosterior;
+    use tessera_tensor::sim::PosteriorConfig;
+
+    fn reference() -> Option<fn(&PosteriorConfig) -> tessera_tensor::Result<ReferencePosterior>> {
+        Some(ReferencePosterior::new)
+    }
+
+    tessera_tensor::posterior_parity_suite!(reference());
+}

@@ -31,6 +31,8 @@ pub use tessera_tensor::sim::{
 
 use crate::{Backend, Device};
 
+// One per simulator, moved rarely: the size gap between backends costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     Cpu(CpuSim),
     #[cfg(feature = "gpu")]

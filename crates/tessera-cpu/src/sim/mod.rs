@@ -1,4 +1,9 @@
-//! The CPU simulator: samples from a batch of SCMs, environments in parallel.
+//! The CPU simulator: samples from a batch of SCMs, environments in parallel, and the
+//! exact parent-set posterior of each environment's target.
+
+mod posterior;
+
+pub use posterior::CpuPosterior;
 
 use rayon::prelude::*;
 use tessera_tensor::error::Result;

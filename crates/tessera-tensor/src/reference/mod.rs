@@ -5,9 +5,12 @@ mod acquisition;
 mod nn;
 pub mod nn_parity;
 pub mod parity;
+mod posterior;
+pub mod posterior_parity;
 mod sim;
 pub mod sim_parity;
 
 pub use acquisition::{ReferenceAcquisition, argmax_excluding};
 pub use nn::{ReferenceNn, fann_tanh_error};
+pub use posterior::ReferencePosterior;
 pub use sim::ReferenceSim;

@@ -8,10 +8,12 @@
 //! draw, row), so every backend draws the same random integers.
 
 mod contract;
+pub mod posterior;
 mod scm;
 
 pub use contract::{
     Intervention, InterventionKind, Interventions, SimBackend, check_samples, noise_key,
     validate_sample,
 };
+pub use posterior::{MAX_PARENTS, NO_PARENT, PosteriorBackend, PosteriorConfig, PosteriorSummary};
 pub use scm::{Graph, MAX_SIM_VARS, ScmBatch, ScmConfig, TargetRule};
