@@ -9,7 +9,10 @@
 //! - **neural networks** ([`nn`]): dense nets trained by FANN's algorithms, SGD or
 //!   Adam, FANN `.net` and `.data` files read and written;
 //! - **causal simulation** ([`sim`]): batches of random linear-Gaussian SCMs sampled
-//!   with do and shift interventions, the same random draws on every backend.
+//!   with do and shift interventions, the same random draws on every backend, and the
+//!   exact posterior over each target's parent set;
+//! - **the closed loop** ([`causal`]): simulate, intervene, update the posterior and
+//!   step the acquisition state for a whole batch.
 //!
 //! [`Device::new`] picks a hardware GPU when one works and otherwise the CPU (never a
 //! software rasteriser unless asked: `TESSERA_DEVICE=gpu` or [`Device::gpu`]);
@@ -46,6 +49,8 @@
 
 #[cfg(feature = "acquisition")]
 mod acquisition;
+#[cfg(all(feature = "acquisition", feature = "sim"))]
+pub mod causal;
 mod device;
 #[cfg(feature = "nn")]
 pub mod nn;

@@ -1,5 +1,7 @@
 //! Batches of random linear-Gaussian structural causal models, sampled with
-//! interventions on any [`Device`]. Semantics: `docs/sim.md`.
+//! interventions on any [`Device`], and the exact posterior over each target's parent
+//! set ([`CpuPosterior`]: f64 on the CPU; a GPU posterior is not built yet). Semantics:
+//! `docs/sim.md`.
 //!
 //! ```
 //! use tessera::Device;
@@ -22,10 +24,11 @@ use tessera_cpu::CpuSim;
 #[cfg(feature = "gpu")]
 use tessera_gpu::GpuSim;
 use tessera_tensor::Result;
-use tessera_tensor::sim::SimBackend;
 
+pub use tessera_cpu::CpuPosterior;
 pub use tessera_tensor::sim::{
-    Graph, Intervention, InterventionKind, Interventions, MAX_SIM_VARS, ScmBatch, ScmConfig,
+    Graph, Intervention, InterventionKind, Interventions, MAX_PARENTS, MAX_SIM_VARS, NO_PARENT,
+    PosteriorBackend, PosteriorConfig, PosteriorSummary, ScmBatch, ScmConfig, SimBackend,
     TargetRule,
 };
 
