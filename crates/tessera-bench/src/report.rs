@@ -120,6 +120,12 @@ pub const GROUPS: &[(&str, &str)] = &[
         "sim-vars",
         "Simulator sampling vs variables (B = 1024, 100 rows, samples read back)",
     ),
+    (
+        "sim-posterior",
+        "Parent-set posterior: one new row per environment, every set of size <= k scored (B = 1024, 20 variables)",
+    ),
+    ("loop-batch", "Closed loop step vs batch (20 variables)"),
+    ("loop-vars", "Closed loop step vs variables (B = 1024)"),
 ];
 
 fn fmt_rate(x: f64, unit: &str) -> String {

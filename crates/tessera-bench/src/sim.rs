@@ -1,9 +1,11 @@
 //! Simulator workloads: generating a batch of SCMs (host-side set-up) and sampling
 //! from it with one intervention per environment, on every backend.
 
-use tessera_cpu::CpuSim;
+use tessera::causal::{ClosedLoop, LoopConfig};
+use tessera_cpu::{CpuPosterior, CpuSim};
 use tessera_gpu::GpuSim;
 use tessera_tensor::sim::{Intervention, Interventions, ScmBatch, ScmConfig, SimBackend};
+use tessera_tensor::sim::{PosteriorBackend, PosteriorConfig};
 
 use crate::backends::{BackendKind, BenchBackend};
 use crate::workload::{Fixture, Prepared, Runner, Workload};
@@ -15,6 +17,14 @@ pub enum SimKind {
     Generate,
     /// One `sample` call of `rows` rows per environment.
     Sample,
+    /// One new row per environment added to the posterior, then every parent set of
+    /// size at most `k` scored.
+    Posterior {
+        /// Largest parent set.
+        k: usize,
+    },
+    /// One step of the closed loop (`tessera::causal::ClosedLoop::step`).
+    Loop,
 }
 
 /// A simulator workload: `batch` environments of `n_vars` variables, `rows` rows.
@@ -28,7 +38,8 @@ pub struct SimWorkload {
 }
 
 /// The simulator workloads: generation of 1024 x 20, sampling against the batch and
-/// against the number of variables.
+/// against the number of variables, the posterior update for k = 1, 2, 3, and the
+/// closed loop against the batch and the number of variables.
 pub fn workloads(quick: bool) -> Vec<SimWorkload> {
     let w = |group, kind, batch, n_vars, rows| SimWorkload {
         group,
@@ -42,10 +53,20 @@ pub fn workloads(quick: bool) -> Vec<SimWorkload> {
         w("sim-batch", SimKind::Sample, 64, 20, 100),
         w("sim-batch", SimKind::Sample, 1024, 20, 100),
     ];
+    for k in 1..=3 {
+        out.push(w("sim-posterior", SimKind::Posterior { k }, 1024, 20, 100));
+    }
+    out.push(w("loop-batch", SimKind::Loop, 64, 20, 1));
+    out.push(w("loop-batch", SimKind::Loop, 1024, 20, 1));
     if !quick {
         out.push(w("sim-batch", SimKind::Sample, 4096, 20, 100));
         for d in [5, 20, 50] {
             out.push(w("sim-vars", SimKind::Sample, 1024, d, 100));
+        }
+        out.push(w("loop-batch", SimKind::Loop, 1, 20, 1));
+        out.push(w("loop-batch", SimKind::Loop, 4096, 20, 1));
+        for d in [5, 20, 50] {
+            out.push(w("loop-vars", SimKind::Loop, 1024, d, 1));
         }
     }
     out
@@ -76,6 +97,11 @@ impl Workload for SimWorkload {
                 "sample B={} d={} rows={}",
                 self.batch, self.n_vars, self.rows
             ),
+            SimKind::Posterior { k } => format!(
+                "posterior k={k} B={} d={} (+1 row on {})",
+                self.batch, self.n_vars, self.rows
+            ),
+            SimKind::Loop => format!("loop step B={} d={}", self.batch, self.n_vars),
         }
     }
     fn x(&self) -> f64 {
@@ -85,11 +111,13 @@ impl Workload for SimWorkload {
         match self.kind {
             SimKind::Generate => "SCMs",
             SimKind::Sample => "samples",
+            SimKind::Posterior { .. } => "env-updates",
+            SimKind::Loop => "env-steps",
         }
     }
     fn items_per_iteration(&self) -> f64 {
         match self.kind {
-            SimKind::Generate => self.batch as f64,
+            SimKind::Generate | SimKind::Posterior { .. } | SimKind::Loop => self.batch as f64,
             SimKind::Sample => (self.batch * self.rows) as f64,
         }
     }
@@ -144,6 +172,11 @@ impl Fixture for SimFixture {
                     "SCMs are generated on the host, once, for every backend",
                 ),
             });
+        }
+        match self.w.kind {
+            SimKind::Posterior { k } => return self.prepare_posterior(backend, k),
+            SimKind::Loop => return self.prepare_loop(backend),
+            _ => {}
         }
         let mut sampler: Box<dyn SimBackend> = match &backend.kind {
             BackendKind::CpuSimd => Box::new(CpuSim::new(&self.scm).map_err(e)?),
@@ -207,6 +240,89 @@ impl Runner for SampleRunner {
                 &Interventions::PerEnv(&self.interventions),
             )
             .map(drop)
+    }
+    fn sync(&mut self) -> tessera_tensor::Result<()> {
+        Ok(())
+    }
+}
+
+impl SimFixture {
+    fn prepare_posterior(&self, backend: &BenchBackend, k: usize) -> Result<Prepared, String> {
+        let e = |e: tessera_tensor::TesseraError| e.to_string();
+        if !matches!(backend.kind, BackendKind::CpuSimd) {
+            return Ok(Prepared::NotApplicable(
+                "the parent-set posterior runs on the CPU only (no GPU posterior yet)",
+            ));
+        }
+        let config = PosteriorConfig::for_scm(&self.scm, k);
+        let mut posterior = CpuPosterior::new(&config).map_err(e)?;
+        let ivs = Interventions::PerEnv(&self.interventions);
+        posterior
+            .add_rows(&self.expected, self.w.rows, &ivs)
+            .map_err(e)?;
+        let s = posterior.posterior().map_err(e)?;
+        if s.marginals.iter().any(|m| !m.is_finite()) {
+            return Err("non-finite posterior marginals".into());
+        }
+        let d = self.w.n_vars;
+        let row: Vec<f32> = (0..self.w.batch)
+            .flat_map(|env| self.expected[env * self.w.rows * d..][..d].to_vec())
+            .collect();
+        let bytes = config.state_bytes().unwrap_or(0);
+        Ok(Prepared::Ready(
+            Box::new(PosteriorRunner {
+                posterior,
+                row,
+                interventions: self.interventions.clone(),
+            }),
+            bytes,
+        ))
+    }
+
+    fn prepare_loop(&self, backend: &BenchBackend) -> Result<Prepared, String> {
+        let e = |e: tessera_tensor::TesseraError| e.to_string();
+        let device = match &backend.kind {
+            BackendKind::CpuSimd => tessera::Device::cpu(),
+            BackendKind::Gpu(ctx) => tessera::Device::from_context(ctx.clone()),
+            _ => return Ok(Prepared::NotApplicable("no closed loop on this backend")),
+        };
+        let mut run = ClosedLoop::on(&device, &self.scm, &LoopConfig::default()).map_err(e)?;
+        run.step().map_err(e)?;
+        if run.best_values().iter().any(|v| !v.is_finite()) {
+            return Err("non-finite best values after a loop step".into());
+        }
+        let bytes = self.w.config().model_bytes()
+            + PosteriorConfig::for_scm(&self.scm, LoopConfig::default().max_parents)
+                .state_bytes()
+                .unwrap_or(0);
+        Ok(Prepared::Ready(Box::new(LoopRunner { run }), bytes))
+    }
+}
+
+struct PosteriorRunner {
+    posterior: CpuPosterior,
+    row: Vec<f32>,
+    interventions: Vec<Intervention>,
+}
+
+impl Runner for PosteriorRunner {
+    fn run_once(&mut self) -> tessera_tensor::Result<()> {
+        self.posterior
+            .add_rows(&self.row, 1, &Interventions::PerEnv(&self.interventions))?;
+        self.posterior.posterior().map(drop)
+    }
+    fn sync(&mut self) -> tessera_tensor::Result<()> {
+        Ok(())
+    }
+}
+
+struct LoopRunner {
+    run: ClosedLoop,
+}
+
+impl Runner for LoopRunner {
+    fn run_once(&mut self) -> tessera_tensor::Result<()> {
+        self.run.step()
     }
     fn sync(&mut self) -> tessera_tensor::Result<()> {
         Ok(())

@@ -331,14 +331,16 @@ pub fn summarize(
         .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
             if v > bv { (i, v) } else { (bi, bv) }
         });
-    let total: f64 = log_w.iter().map(|v| (v - max).exp()).sum();
-    let log_total = max + total.ln();
+    // One exp per set: w = exp(lw - max) / total; -w ln w = w (ln total - (lw - max)).
+    let scaled: Vec<f64> = log_w.iter().map(|v| (v - max).exp()).collect();
+    let total: f64 = scaled.iter().sum();
+    let ln_total = total.ln();
     let mut acc = vec![0.0f64; marginals.len()];
     let mut entropy = 0.0;
-    for (set, &lw) in sets.iter().zip(&log_w) {
-        let w = (lw - log_total).exp();
+    for ((set, &lw), &e) in sets.iter().zip(&log_w).zip(&scaled) {
+        let w = e / total;
         if w > 0.0 {
-            entropy -= w * (lw - log_total);
+            entropy += w * (ln_total - (lw - max));
         }
         for &c in set {
             acc[candidate_variable(c, target) as usize] += w;
