@@ -26,6 +26,7 @@ pub(crate) struct Inner {
     pub acquisition: OnceLock<Result<KernelSet>>,
     pub nn: OnceLock<Result<KernelSet>>,
     pub sim: OnceLock<Result<KernelSet>>,
+    pub posterior: OnceLock<Result<KernelSet>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -174,6 +175,7 @@ impl GpuContext {
                 acquisition: OnceLock::new(),
                 nn: OnceLock::new(),
                 sim: OnceLock::new(),
+                posterior: OnceLock::new(),
             }),
         }
     }

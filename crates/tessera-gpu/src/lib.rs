@@ -12,5 +12,5 @@ mod timer;
 pub use acquisition::GpuAcquisition;
 pub use context::GpuContext;
 pub use nn::{GpuNn, GpuTensor};
-pub use sim::GpuSim;
+pub use sim::{GpuPosterior, GpuSim};
 pub use wgpu;

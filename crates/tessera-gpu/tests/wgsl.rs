@@ -39,6 +39,10 @@ fn sim_modules_validate() {
         .collect::<Vec<_>>()
         .join("\n");
     validate("philox test module", &test_module);
+    validate(
+        "posterior module",
+        tessera_gpu::sim::WGSL_POSTERIOR_SOURCES[0].1,
+    );
 }
 
 #[test]
@@ -67,6 +71,7 @@ fn every_shader_on_disk_is_built_into_a_module() {
     }
     let mut sim: Vec<(&str, &str)> = tessera_gpu::sim::WGSL_SOURCES.to_vec();
     sim.extend(&tessera_gpu::sim::WGSL_TEST_SOURCES[1..]);
+    sim.extend(tessera_gpu::sim::WGSL_POSTERIOR_SOURCES);
     on_disk_matches("sim", &sim);
 }
 

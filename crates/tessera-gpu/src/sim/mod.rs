@@ -2,6 +2,7 @@
 //! (environment, row), one submission and one readback per sampling call.
 
 mod pipelines;
+mod posterior;
 
 use bytemuck::{Pod, Zeroable};
 use tessera_tensor::error::{Result, TesseraError};
@@ -15,6 +16,7 @@ use crate::readback::read_buffers;
 pub use pipelines::{
     SOURCES as WGSL_SOURCES, TEST_SOURCES as WGSL_TEST_SOURCES, module_source as wgsl_module_source,
 };
+pub use posterior::{GpuPosterior, SOURCES as WGSL_POSTERIOR_SOURCES};
 
 /// Invocations per workgroup of the sampling kernel.
 const WORKGROUP: u32 = 64;
@@ -34,14 +36,18 @@ struct Params {
 }
 
 /// A device buffer that grows (to powers of two) when a call needs more.
-struct Growable {
-    buffer: wgpu::Buffer,
+pub(crate) struct Growable {
+    pub(crate) buffer: wgpu::Buffer,
     bytes: u64,
     label: &'static str,
 }
 
 impl Growable {
-    fn new(device: &wgpu::Device, label: &'static str, usage: wgpu::BufferUsages) -> Self {
+    pub(crate) fn new(
+        device: &wgpu::Device,
+        label: &'static str,
+        usage: wgpu::BufferUsages,
+    ) -> Self {
         let buffer = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: 16,
@@ -56,7 +62,7 @@ impl Growable {
     }
 
     /// Grows to hold `bytes`; true if a new buffer was made.
-    fn ensure(&mut self, device: &wgpu::Device, bytes: u64) -> bool {
+    pub(crate) fn ensure(&mut self, device: &wgpu::Device, bytes: u64) -> bool {
         if self.bytes >= bytes {
             return false;
         }

@@ -1,0 +1,436 @@
+//! The GPU parent-set posterior: centred statistics resident on the device, one
+//! invocation per (environment, set) to score, one workgroup per environment to
+//! normalise; a posterior is one submission and one readback of the summary.
+
+use bytemuck::{Pod, Zeroable};
+use tessera_tensor::error::{Result, TesseraError};
+use tessera_tensor::sim::posterior::{
+    PosteriorBackend, PosteriorConfig, PosteriorSummary, evidence_constant, parent_sets,
+    target_intervention, validate_rows,
+};
+use tessera_tensor::sim::{Interventions, MAX_PARENTS, NO_PARENT};
+use wgpu::util::DeviceExt;
+
+use super::Growable;
+use crate::GpuContext;
+use crate::kernels::{KernelSet, KernelSetSpec};
+use crate::readback::read_buffers;
+
+/// The posterior module's source.
+pub const SOURCES: &[(&str, &str)] = &[(
+    "posterior.wgsl",
+    include_str!("../../shaders/sim/posterior.wgsl"),
+)];
+
+/// `POST_UNRESOLVED` in the shader: the score of a set f32 cannot resolve.
+const UNRESOLVED: f32 = 3.0e38;
+
+/// The error for data whose scores f32 cannot resolve to 0.05 nats.
+fn unresolved() -> TesseraError {
+    TesseraError::Diverged {
+        what: "GPU posterior: the data fit the target too tightly, or hold too many rows, for f32 scores good to 0.05 nats; use CpuPosterior (f64)",
+        step: 0,
+        value: f64::INFINITY,
+    }
+}
+
+const ENTRY_POINTS: [&str; 3] = ["posterior_add_rows", "posterior_score", "posterior_reduce"];
+
+/// Mirrors `PostParams` in `shaders/sim/posterior.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+struct Params {
+    batch: u32,
+    n_vars: u32,
+    rows: u32,
+    mode: u32,
+    n_sets: u32,
+    max_parents: u32,
+    groups_x: u32,
+    _pad: u32,
+    lambda: f32,
+    a0: f32,
+    b0: f32,
+    sparsity: f32,
+}
+
+fn pipelines(ctx: &GpuContext) -> Result<&KernelSet> {
+    ctx.inner
+        .posterior
+        .get_or_init(|| {
+            KernelSet::build(
+                ctx,
+                KernelSetSpec {
+                    label: "tessera posterior",
+                    source: SOURCES[0].1.to_owned(),
+                    dynamic_uniform: false,
+                    storage_read_only: &[true, true, true, true, false, false, false],
+                    entry_points: &ENTRY_POINTS,
+                    workgroup_invocations: 64,
+                },
+            )
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The wgpu implementation of [`PosteriorBackend`], in f32 (see `docs/sim.md` for the
+/// precision this gives).
+pub struct GpuPosterior {
+    ctx: GpuContext,
+    config: PosteriorConfig,
+    sets: Vec<Vec<usize>>,
+    /// Rows kept per environment (exact, counted on the host).
+    rows: Vec<u64>,
+    params: wgpu::Buffer,
+    targets: wgpu::Buffer,
+    set_table: wgpu::Buffer,
+    stats: wgpu::Buffer,
+    scores: wgpu::Buffer,
+    summary: wgpu::Buffer,
+    samples: Growable,
+    interventions: Growable,
+    bind_group: Option<wgpu::BindGroup>,
+    scores_current: bool,
+}
+
+impl std::fmt::Debug for GpuPosterior {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuPosterior")
+            .field("context", &self.ctx)
+            .field("batch", &self.config.batch())
+            .field("sets", &self.sets.len())
+            .finish()
+    }
+}
+
+impl GpuPosterior {
+    /// An empty posterior on `ctx`'s device. Fails with `DeviceLimit` when the scores
+    /// of every set (`B x sets x 4` bytes) do not fit one storage binding.
+    pub fn new(ctx: &GpuContext, config: &PosteriorConfig) -> Result<Self> {
+        config.validate()?;
+        pipelines(ctx)?;
+        let (b, d) = (config.batch(), config.n_vars);
+        let sets = parent_sets(d - 1, config.max_parents);
+        let limit = ctx.max_binding_bytes();
+        for (what, bytes) in [
+            (
+                "bytes of the per-set scores (B x parent sets x 4)",
+                (b * sets.len() * 4) as u64,
+            ),
+            (
+                "bytes of the statistics (B x (1 + d + d^2) x 4)",
+                (b * (1 + d + d * d) * 4) as u64,
+            ),
+        ] {
+            if bytes > limit {
+                return Err(TesseraError::DeviceLimit {
+                    what,
+                    needed: bytes,
+                    limit,
+                });
+            }
+        }
+        let table: Vec<u32> = sets
+            .iter()
+            .flat_map(|s| {
+                let mut row = [0u32; 4];
+                row[0] = s.len() as u32;
+                for (slot, &c) in row[1..].iter_mut().zip(s) {
+                    *slot = c as u32;
+                }
+                row
+            })
+            .collect();
+        let device = ctx.device();
+        let init = |label, contents: &[u8], usage| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage,
+            })
+        };
+        let zeroed = |label, bytes: usize, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes.max(16) as u64,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let storage = wgpu::BufferUsages::STORAGE;
+        let readable = storage | wgpu::BufferUsages::COPY_SRC;
+        let writable = storage | wgpu::BufferUsages::COPY_DST;
+        let posterior = Self {
+            params: zeroed(
+                "tessera posterior params",
+                std::mem::size_of::<Params>(),
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            ),
+            targets: init(
+                "tessera posterior targets",
+                bytemuck::cast_slice(&config.targets),
+                storage,
+            ),
+            set_table: init(
+                "tessera posterior sets",
+                bytemuck::cast_slice(&table),
+                storage,
+            ),
+            stats: zeroed(
+                "tessera posterior stats",
+                b * (1 + d + d * d) * 4,
+                readable | wgpu::BufferUsages::COPY_DST,
+            ),
+            scores: zeroed("tessera posterior scores", b * sets.len() * 4, readable),
+            summary: zeroed("tessera posterior summary", b * (d + 3) * 4, readable),
+            samples: Growable::new(device, "tessera posterior samples", writable),
+            interventions: Growable::new(device, "tessera posterior interventions", writable),
+            bind_group: None,
+            scores_current: false,
+            rows: vec![0; b],
+            sets,
+            config: config.clone(),
+            ctx: ctx.clone(),
+        };
+        ctx.check()?;
+        Ok(posterior)
+    }
+
+    fn params(&self, rows: usize, mode: u32, groups_x: u32) -> Params {
+        let c = &self.config;
+        Params {
+            batch: c.batch() as u32,
+            n_vars: c.n_vars as u32,
+            rows: rows as u32,
+            mode,
+            n_sets: self.sets.len() as u32,
+            max_parents: c.max_parents as u32,
+            groups_x,
+            _pad: 0,
+            lambda: c.lambda as f32,
+            a0: c.a0 as f32,
+            b0: c.b0 as f32,
+            sparsity: c.sparsity as f32,
+        }
+    }
+
+    fn bind_group(&mut self) -> Result<wgpu::BindGroup> {
+        if self.bind_group.is_none() {
+            let buffers = [
+                &self.params,
+                &self.samples.buffer,
+                &self.interventions.buffer,
+                &self.targets,
+                &self.set_table,
+                &self.stats,
+                &self.scores,
+                &self.summary,
+            ];
+            let entries: Vec<_> = buffers
+                .iter()
+                .enumerate()
+                .map(|(binding, b)| wgpu::BindGroupEntry {
+                    binding: binding as u32,
+                    resource: b.as_entire_binding(),
+                })
+                .collect();
+            self.bind_group = Some(self.ctx.device().create_bind_group(
+                &wgpu::BindGroupDescriptor {
+                    label: Some("tessera posterior"),
+                    layout: &pipelines(&self.ctx)?.layout,
+                    entries: &entries,
+                },
+            ));
+        }
+        Ok(self.bind_group.clone().expect("just built"))
+    }
+
+    /// A 2D grid of 64-wide workgroups covering `groups`.
+    fn grid(&self, groups: u64) -> Result<(u32, u32)> {
+        let max = u64::from(self.ctx.limits().max_compute_workgroups_per_dimension);
+        let (x, y) = if groups > max {
+            (max, groups.div_ceil(max))
+        } else {
+            (groups.max(1), 1)
+        };
+        if y > max {
+            return Err(TesseraError::DeviceLimit {
+                what: "workgroups per dispatch dimension",
+                needed: y,
+                limit: max,
+            });
+        }
+        Ok((x as u32, y as u32))
+    }
+
+    /// Records `passes` (entry point, grid) with `params` and submits them.
+    fn run(&mut self, params: Params, passes: &[(&str, (u32, u32))]) -> Result<()> {
+        self.ctx.check()?;
+        self.ctx
+            .queue()
+            .write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
+        let bind_group = self.bind_group()?;
+        let set = pipelines(&self.ctx)?;
+        let mut encoder = self
+            .ctx
+            .device()
+            .create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("tessera posterior"),
+                timestamp_writes: None,
+            });
+            pass.set_bind_group(0, &bind_group, &[]);
+            for (entry, (x, y)) in passes {
+                pass.set_pipeline(set.get(entry));
+                pass.dispatch_workgroups(*x, *y, 1);
+            }
+        }
+        self.ctx.queue().submit([encoder.finish()]);
+        Ok(())
+    }
+
+    /// Scores every set (and, with `reduce`, normalises): one submission.
+    fn score(&mut self, reduce: bool) -> Result<()> {
+        let b = self.config.batch() as u64;
+        let score_grid = self.grid((b * self.sets.len() as u64).div_ceil(64))?;
+        let reduce_grid = self.grid(b)?;
+        // Both passes share one uniform, so both use the reduce grid's width for
+        // their index: score with its own width first, then reduce in a second run.
+        self.run(
+            self.params(0, 0, score_grid.0),
+            &[("posterior_score", score_grid)],
+        )?;
+        if reduce {
+            self.run(
+                self.params(0, 0, reduce_grid.0),
+                &[("posterior_reduce", reduce_grid)],
+            )?;
+        }
+        self.scores_current = true;
+        Ok(())
+    }
+}
+
+impl PosteriorBackend for GpuPosterior {
+    fn config(&self) -> &PosteriorConfig {
+        &self.config
+    }
+
+    fn add_rows(
+        &mut self,
+        samples: &[f32],
+        rows: usize,
+        interventions: &Interventions<'_>,
+    ) -> Result<()> {
+        validate_rows(&self.config, samples, rows, interventions)?;
+        let sample_bytes: &[u8] = bytemuck::cast_slice(samples);
+        let iv_bytes: &[u8] = bytemuck::cast_slice(interventions.as_slice());
+        let limit = self.ctx.max_binding_bytes();
+        if sample_bytes.len() as u64 > limit {
+            return Err(TesseraError::DeviceLimit {
+                what: "bytes of one call's samples (one storage binding)",
+                needed: sample_bytes.len() as u64,
+                limit,
+            });
+        }
+        let device = self.ctx.device().clone();
+        if self.samples.ensure(&device, sample_bytes.len() as u64)
+            | self
+                .interventions
+                .ensure(&device, iv_bytes.len().max(16) as u64)
+        {
+            self.bind_group = None;
+        }
+        let (b, d) = (self.config.batch(), self.config.n_vars);
+        for env in 0..b {
+            let target = self.config.targets[env] as usize;
+            self.rows[env] += (0..rows)
+                .filter(|&r| target_intervention(interventions, env, r, rows, d, target).kind != 1)
+                .count() as u64;
+        }
+        let queue = self.ctx.queue();
+        queue.write_buffer(&self.samples.buffer, 0, sample_bytes);
+        if !iv_bytes.is_empty() {
+            queue.write_buffer(&self.interventions.buffer, 0, iv_bytes);
+        }
+        let grid = self.grid((b as u64).div_ceil(64))?;
+        let _span = tracing::debug_span!("gpu_posterior_add_rows", batch = b, rows).entered();
+        self.run(
+            self.params(rows, interventions.mode(), grid.0),
+            &[("posterior_add_rows", grid)],
+        )?;
+        self.scores_current = false;
+        Ok(())
+    }
+
+    fn posterior(&mut self) -> Result<PosteriorSummary> {
+        let _span = tracing::debug_span!("gpu_posterior", batch = self.config.batch()).entered();
+        self.score(true)?;
+        let (b, d) = (self.config.batch(), self.config.n_vars);
+        let raw: Vec<f32> = read_buffers(&self.ctx, &[(&self.summary, (b * (d + 3) * 4) as u64)])?;
+        if raw.chunks_exact(d + 3).any(|row| row[d + 2] >= UNRESOLVED) {
+            return Err(unresolved());
+        }
+        let mut summary = PosteriorSummary {
+            marginals: Vec::with_capacity(b * d),
+            entropy_bits: Vec::with_capacity(b),
+            map_sets: Vec::with_capacity(b),
+            rows: self.rows.clone(),
+        };
+        for (env, row) in raw.chunks_exact(d + 3).enumerate() {
+            summary.marginals.extend_from_slice(&row[..d]);
+            summary.entropy_bits.push(row[d]);
+            let target = self.config.targets[env] as usize;
+            let set = &self.sets[(row[d + 1] as usize).min(self.sets.len() - 1)];
+            let mut map = [NO_PARENT; MAX_PARENTS];
+            for (slot, &c) in map.iter_mut().zip(set) {
+                *slot = tessera_tensor::sim::posterior::candidate_variable(c, target);
+            }
+            summary.map_sets.push(map);
+        }
+        if summary
+            .marginals
+            .iter()
+            .chain(&summary.entropy_bits)
+            .any(|v| !v.is_finite())
+        {
+            return Err(TesseraError::Diverged {
+                what: "posterior on the device",
+                step: 0,
+                value: f64::NAN,
+            });
+        }
+        Ok(summary)
+    }
+
+    fn log_marginal_likelihoods(&mut self, env: usize) -> Result<Vec<f64>> {
+        let b = self.config.batch();
+        if env >= b {
+            return Err(TesseraError::IndexOutOfRange {
+                what: "environment",
+                index: env,
+                bound: b,
+            });
+        }
+        if !self.scores_current {
+            self.score(false)?;
+        }
+        let n_sets = self.sets.len();
+        let all: Vec<f32> = read_buffers(&self.ctx, &[(&self.scores, (b * n_sets * 4) as u64)])?;
+        let c = &self.config;
+        let n = self.rows[env] as f64;
+        // What every set of the environment shares, added back in f64.
+        let shared = evidence_constant(c, n) + 0.5 * c.lambda.ln() - 0.5 * (n + c.lambda).ln();
+        let scores = &all[env * n_sets..][..n_sets];
+        if scores.iter().any(|&s| s >= UNRESOLVED) {
+            return Err(unresolved());
+        }
+        Ok(scores
+            .iter()
+            .zip(&self.sets)
+            .map(|(&s, set)| f64::from(s) + shared + c.sparsity * set.len() as f64)
+            .collect())
+    }
+}
