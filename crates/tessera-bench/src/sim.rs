@@ -3,7 +3,7 @@
 
 use tessera::causal::{ClosedLoop, LoopConfig};
 use tessera_cpu::{CpuPosterior, CpuSim};
-use tessera_gpu::GpuSim;
+use tessera_gpu::{GpuPosterior, GpuSim};
 use tessera_tensor::sim::{Intervention, Interventions, ScmBatch, ScmConfig, SimBackend};
 use tessera_tensor::sim::{PosteriorBackend, PosteriorConfig};
 
@@ -249,31 +249,59 @@ impl Runner for SampleRunner {
 impl SimFixture {
     fn prepare_posterior(&self, backend: &BenchBackend, k: usize) -> Result<Prepared, String> {
         let e = |e: tessera_tensor::TesseraError| e.to_string();
-        if !matches!(backend.kind, BackendKind::CpuSimd) {
-            return Ok(Prepared::NotApplicable(
-                "the parent-set posterior runs on the CPU only (no GPU posterior yet)",
-            ));
-        }
         let config = PosteriorConfig::for_scm(&self.scm, k);
-        let mut posterior = CpuPosterior::new(&config).map_err(e)?;
         let ivs = Interventions::PerEnv(&self.interventions);
-        posterior
-            .add_rows(&self.expected, self.w.rows, &ivs)
-            .map_err(e)?;
-        let s = posterior.posterior().map_err(e)?;
-        if s.marginals.iter().any(|m| !m.is_finite()) {
-            return Err("non-finite posterior marginals".into());
-        }
+        let mut cpu = CpuPosterior::new(&config).map_err(e)?;
+        cpu.add_rows(&self.expected, self.w.rows, &ivs).map_err(e)?;
+        let want = cpu.posterior().map_err(e)?;
+        let mut posterior: Box<dyn PosteriorBackend> = match &backend.kind {
+            BackendKind::CpuSimd => Box::new(cpu),
+            BackendKind::Gpu(ctx) => {
+                let mut gpu = GpuPosterior::new(ctx, &config).map_err(e)?;
+                gpu.add_rows(&self.expected, self.w.rows, &ivs).map_err(e)?;
+                let got = match gpu.posterior() {
+                    Ok(got) => got,
+                    Err(tessera_tensor::TesseraError::Diverged { .. }) => {
+                        return Ok(Prepared::NotApplicable(
+                            "the GPU posterior refuses these data: f32 cannot resolve their scores (see docs/sim.md)",
+                        ));
+                    }
+                    Err(other) => return Err(other.to_string()),
+                };
+                if let Some(i) = got
+                    .marginals
+                    .iter()
+                    .zip(&want.marginals)
+                    .position(|(a, b)| (a - b).abs() > 2e-3)
+                {
+                    return Err(format!(
+                        "marginal {i} is {} but the CPU gives {}",
+                        got.marginals[i], want.marginals[i]
+                    ));
+                }
+                Box::new(gpu)
+            }
+            _ => return Ok(Prepared::NotApplicable("no posterior on this backend")),
+        };
+        posterior.posterior().map_err(e)?;
         let d = self.w.n_vars;
         let row: Vec<f32> = (0..self.w.batch)
             .flat_map(|env| self.expected[env * self.w.rows * d..][..d].to_vec())
             .collect();
         let bytes = config.state_bytes().unwrap_or(0);
+        // The timed row clamps each target, so it is uploaded and processed but dropped:
+        // the statistics stay at the fixture's rows however many iterations run (the
+        // GPU's f32 scores would be refused as rows pile up; a kept row costs the CPU
+        // one (d+1)^2 rank-1 update more per environment).
+        let mut clamped = self.interventions.clone();
+        for (env, &t) in self.scm.targets().iter().enumerate() {
+            clamped[env * d + t as usize] = Intervention::clamp(0.0);
+        }
         Ok(Prepared::Ready(
             Box::new(PosteriorRunner {
                 posterior,
                 row,
-                interventions: self.interventions.clone(),
+                interventions: clamped,
             }),
             bytes,
         ))
@@ -300,7 +328,7 @@ impl SimFixture {
 }
 
 struct PosteriorRunner {
-    posterior: CpuPosterior,
+    posterior: Box<dyn PosteriorBackend>,
     row: Vec<f32>,
     interventions: Vec<Intervention>,
 }

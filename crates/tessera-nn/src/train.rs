@@ -843,7 +843,7 @@ impl<K: NnKernels> Trainer<K> {
     fn check_diverged(&self, mse: Option<f64>) -> Result<()> {
         match mse {
             Some(mse) if !mse.is_finite() => Err(TesseraError::Diverged {
-                what: "training mean squared error",
+                what: "training diverged: the mean squared error (lower the learning rate or rescale the data)",
                 step: self.epoch,
                 value: mse,
             }),

@@ -108,11 +108,9 @@ pub enum TesseraError {
         /// The OS error.
         message: String,
     },
-    /// A computation on finite inputs produced NaN or an infinity (for example
-    /// training that diverged).
-    #[error(
-        "{what} became non-finite ({value}) at step {step}; lower the learning rate or rescale the data"
-    )]
+    /// A computation on finite inputs produced NaN or an infinity (training that
+    /// diverged), or a result its precision cannot resolve (the GPU posterior).
+    #[error("{what}: a non-finite or unresolvable result ({value}) at step {step}")]
     Diverged {
         /// The quantity that became non-finite.
         what: &'static str,
