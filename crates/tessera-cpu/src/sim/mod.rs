@@ -8,9 +8,7 @@ pub use posterior::CpuPosterior;
 use rayon::prelude::*;
 use tessera_tensor::error::Result;
 use tessera_tensor::rng::normals4;
-use tessera_tensor::sim::{
-    Intervention, Interventions, ScmBatch, SimBackend, check_samples, validate_sample,
-};
+use tessera_tensor::sim::{Interventions, ScmBatch, SimBackend, check_samples, validate_sample};
 
 /// Environments with fewer samples than this run on the calling thread.
 const PARALLEL_MIN_VALUES: usize = 1 << 14;
@@ -49,11 +47,7 @@ fn sample_env(
                 z = normals4([(i / 4) as u32, r as u32, env as u32, draw], key);
             }
             let v = order[i] as usize;
-            let iv = match interventions {
-                Interventions::None => Intervention::OBSERVE,
-                Interventions::PerEnv(ivs) => ivs[env * d + v],
-                Interventions::PerRow(ivs) => ivs[(env * rows + r) * d + v],
-            };
+            let iv = interventions.at(env, r, rows, d, v);
             row[v] = if iv.kind == 1 {
                 iv.value
             } else {

@@ -3,7 +3,7 @@
 //! (a set of size s costs O(s^2) on top of its prefix's), environments in parallel.
 
 use rayon::prelude::*;
-use tessera_tensor::error::{Result, TesseraError};
+use tessera_tensor::error::Result;
 use tessera_tensor::sim::posterior::{
     PosteriorBackend, PosteriorConfig, PosteriorSummary, augmented_row, candidate_variable,
     evidence_constant, parent_sets, summarize, target_intervention, validate_rows,
@@ -232,13 +232,7 @@ impl PosteriorBackend for CpuPosterior {
     }
 
     fn log_marginal_likelihoods(&mut self, env: usize) -> Result<Vec<f64>> {
-        if env >= self.config.batch() {
-            return Err(TesseraError::IndexOutOfRange {
-                what: "environment",
-                index: env,
-                bound: self.config.batch(),
-            });
-        }
+        self.config.check_env(env)?;
         let mut out = Vec::new();
         self.score_env(env, &mut out);
         Ok(out)

@@ -407,13 +407,7 @@ impl PosteriorBackend for GpuPosterior {
 
     fn log_marginal_likelihoods(&mut self, env: usize) -> Result<Vec<f64>> {
         let b = self.config.batch();
-        if env >= b {
-            return Err(TesseraError::IndexOutOfRange {
-                what: "environment",
-                index: env,
-                bound: b,
-            });
-        }
+        self.config.check_env(env)?;
         if !self.scores_current {
             self.score(false)?;
         }

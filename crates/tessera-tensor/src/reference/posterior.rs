@@ -129,13 +129,7 @@ impl PosteriorBackend for ReferencePosterior {
     }
 
     fn log_marginal_likelihoods(&mut self, env: usize) -> Result<Vec<f64>> {
-        if env >= self.config.batch() {
-            return Err(crate::TesseraError::IndexOutOfRange {
-                what: "environment",
-                index: env,
-                bound: self.config.batch(),
-            });
-        }
+        self.config.check_env(env)?;
         Ok(self.sets.iter().map(|s| self.log_ml(env, s)).collect())
     }
 }

@@ -38,11 +38,7 @@ impl ReferenceSim {
                         z = normals4_f64([(i / 4) as u32, r as u32, env as u32, draw], key);
                     }
                     let v = order[i] as usize;
-                    let iv = match interventions {
-                        Interventions::None => crate::sim::Intervention::OBSERVE,
-                        Interventions::PerEnv(ivs) => ivs[env * d + v],
-                        Interventions::PerRow(ivs) => ivs[(env * rows + r) * d + v],
-                    };
+                    let iv = interventions.at(env, r, rows, d, v);
                     row[v] = if iv.kind == 1 {
                         f64::from(iv.value)
                     } else {

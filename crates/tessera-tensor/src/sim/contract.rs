@@ -84,6 +84,16 @@ impl Interventions<'_> {
         }
     }
 
+    /// The intervention on variable `v` of row `r` (of `rows`) in environment `env`,
+    /// for `d` variables.
+    pub fn at(&self, env: usize, r: usize, rows: usize, d: usize, v: usize) -> Intervention {
+        match self {
+            Interventions::None => Intervention::OBSERVE,
+            Interventions::PerEnv(ivs) => ivs[env * d + v],
+            Interventions::PerRow(ivs) => ivs[(env * rows + r) * d + v],
+        }
+    }
+
     /// Checks the shape, the kinds and the values (finite, within [`MAX_MAGNITUDE`]).
     pub fn validate(&self, scm: &ScmBatch, rows: usize) -> Result<()> {
         let (b, d) = (scm.batch(), scm.n_vars());

@@ -83,6 +83,19 @@ impl PosteriorConfig {
         per_env.checked_mul(self.batch() as u64)
     }
 
+    /// An error unless `env` is one of the batch's environments.
+    pub fn check_env(&self, env: usize) -> Result<()> {
+        if env < self.batch() {
+            Ok(())
+        } else {
+            Err(TesseraError::IndexOutOfRange {
+                what: "environment",
+                index: env,
+                bound: self.batch(),
+            })
+        }
+    }
+
     /// Checks every field before anything is allocated.
     pub fn validate(&self) -> Result<()> {
         let invalid = |field, value: String, expected: String| {
@@ -252,11 +265,7 @@ pub fn target_intervention(
     d: usize,
     target: usize,
 ) -> Intervention {
-    match interventions {
-        Interventions::None => Intervention::OBSERVE,
-        Interventions::PerEnv(ivs) => ivs[env * d + target],
-        Interventions::PerRow(ivs) => ivs[(env * rows + r) * d + target],
-    }
+    interventions.at(env, r, rows, d, target)
 }
 
 /// The augmented row `[1, x_0, ..., x_{d-1}]` a Gram matrix accumulates for one
