@@ -58,7 +58,16 @@ impl Acquisition {
     /// A fresh batch on `device`. Fails on an invalid config (a state beyond the
     /// config's memory limit included) or when the batch does not fit the device.
     pub fn new(device: &Device, config: &AcquisitionConfig) -> Result<Self> {
-        Self::from_state(device, &AcquisitionState::new(config)?)
+        let inner = match device {
+            Device::Cpu(cpu) => {
+                let mut acq = CpuAcquisition::new(config)?;
+                acq.set_simd(!cpu.is_scalar());
+                Inner::Cpu(acq)
+            }
+            #[cfg(feature = "gpu")]
+            Device::Gpu(ctx) => Inner::Gpu(GpuAcquisition::new(ctx, config)?),
+        };
+        Ok(Self { inner })
     }
 
     /// Resumes from a host state (a checkpoint from [`Acquisition::state`], possibly

@@ -111,12 +111,19 @@ impl GpuAcquisition {
     /// A fresh batch with the spec's defaults, uploaded to the device. Fails on an
     /// invalid config, or when one environment does not fit the device's limits.
     pub fn new(ctx: &GpuContext, config: &AcquisitionConfig) -> Result<Self> {
-        Self::from_state(ctx, &AcquisitionState::new(config)?)
+        // A fresh state holds its invariants by construction: no rescan needed.
+        Self::upload(ctx, &AcquisitionState::new(config)?)
     }
 
-    /// Uploads an existing host state (a checkpoint, or a state built on the CPU).
+    /// Uploads an existing host state (a checkpoint, or a state built on the CPU),
+    /// refused with `InvalidState` naming the field if it breaks an invariant.
     pub fn from_state(ctx: &GpuContext, state: &AcquisitionState) -> Result<Self> {
         state.validate()?;
+        Self::upload(ctx, state)
+    }
+
+    /// Uploads a state whose invariants hold.
+    fn upload(ctx: &GpuContext, state: &AcquisitionState) -> Result<Self> {
         let config = state.config.clone();
         let _span = tracing::info_span!(
             "gpu_acquisition_new",
