@@ -87,3 +87,45 @@ fn on_disk_matches(family: &str, sources: &[(&str, &str)]) {
     built.sort();
     assert_eq!(on_disk, built);
 }
+
+/// Every module, translated by naga to the shading languages wgpu feeds Metal (MSL),
+/// DX12 (HLSL) and Vulkan (SPIR-V): a kernel that validates as WGSL but uses something a
+/// backend cannot express fails here, on Linux, before a Mac or Windows user meets it.
+#[test]
+fn every_module_translates_to_msl_hlsl_and_spirv() {
+    let join = |sources: &[(&str, &str)]| -> String {
+        sources
+            .iter()
+            .map(|(_, s)| *s)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for (name, source) in [
+        ("acquisition", wgsl_module_source()),
+        ("nn", tessera_gpu::nn::wgsl_module_source()),
+        ("sim", tessera_gpu::sim::wgsl_module_source()),
+        ("philox test", join(tessera_gpu::sim::WGSL_TEST_SOURCES)),
+        ("posterior", join(tessera_gpu::sim::WGSL_POSTERIOR_SOURCES)),
+    ] {
+        let module = naga::front::wgsl::parse_str(&source).unwrap();
+        let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
+            .validate(&module)
+            .unwrap();
+        let msl = naga::back::msl::Options {
+            lang_version: (2, 4),
+            ..Default::default()
+        };
+        naga::back::msl::write_string(&module, &info, &msl, &Default::default())
+            .unwrap_or_else(|e| panic!("{name} does not translate to MSL: {e}"));
+        let hlsl = naga::back::hlsl::Options {
+            shader_model: naga::back::hlsl::ShaderModel::V6_0,
+            ..Default::default()
+        };
+        let mut out = String::new();
+        naga::back::hlsl::Writer::new(&mut out, &hlsl, &Default::default())
+            .write(&module, &info, None)
+            .unwrap_or_else(|e| panic!("{name} does not translate to HLSL: {e}"));
+        naga::back::spv::write_vec(&module, &info, &Default::default(), None)
+            .unwrap_or_else(|e| panic!("{name} does not translate to SPIR-V: {e}"));
+    }
+}
