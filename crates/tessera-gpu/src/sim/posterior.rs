@@ -197,7 +197,11 @@ impl GpuPosterior {
         Ok(posterior)
     }
 
-    fn params(&self, rows: usize, mode: u32, groups_x: u32) -> Params {
+    /// The kernels' parameters. Every grid is laid out `groups_x` wide (the device's
+    /// per-dimension limit; a smaller grid has one row), so every pass of a submission
+    /// shares one uniform.
+    fn params(&self, rows: usize, mode: u32) -> Params {
+        let groups_x = self.ctx.limits().max_compute_workgroups_per_dimension;
         let c = &self.config;
         Params {
             batch: c.batch() as u32,
@@ -296,18 +300,11 @@ impl GpuPosterior {
         let b = self.config.batch() as u64;
         let score_grid = self.grid((b * self.sets.len() as u64).div_ceil(64))?;
         let reduce_grid = self.grid(b)?;
-        // Both passes share one uniform, so both use the reduce grid's width for
-        // their index: score with its own width first, then reduce in a second run.
-        self.run(
-            self.params(0, 0, score_grid.0),
-            &[("posterior_score", score_grid)],
-        )?;
+        let mut passes = vec![("posterior_score", score_grid)];
         if reduce {
-            self.run(
-                self.params(0, 0, reduce_grid.0),
-                &[("posterior_reduce", reduce_grid)],
-            )?;
+            passes.push(("posterior_reduce", reduce_grid));
         }
+        self.run(self.params(0, 0), &passes)?;
         self.scores_current = true;
         Ok(())
     }
@@ -358,7 +355,7 @@ impl PosteriorBackend for GpuPosterior {
         let grid = self.grid((b as u64).div_ceil(64))?;
         let _span = tracing::debug_span!("gpu_posterior_add_rows", batch = b, rows).entered();
         self.run(
-            self.params(rows, interventions.mode(), grid.0),
+            self.params(rows, interventions.mode()),
             &[("posterior_add_rows", grid)],
         )?;
         self.scores_current = false;
