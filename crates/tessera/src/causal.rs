@@ -134,6 +134,14 @@ impl ClosedLoop {
                 });
             }
         }
+        if !(config.learning_rate > 0.0 && config.learning_rate <= 1.0) {
+            return Err(TesseraError::InvalidConfig {
+                field: "learning_rate",
+                value: config.learning_rate.to_string(),
+                expected: "a value in (0, 1]".into(),
+            });
+        }
+        tessera_tensor::acquisition::validate_exploration_weight(config.exploration_weight)?;
         let acq_config =
             AcquisitionConfig::batched(scm.n_vars(), config.capacity, scm.targets().to_vec());
         let mut acquisition = Acquisition::new(device, &acq_config)?;
@@ -211,11 +219,19 @@ impl ClosedLoop {
         }
         let ivs = Interventions::PerEnv(&ivs);
         let row = self.sim.sample(self.step, 1, &ivs)?;
-        self.posterior.add_rows(&row, 1, &ivs)?;
-        self.summary = self.posterior.posterior()?;
         let targets: Vec<f32> = (0..b)
             .map(|e| row[e * d + self.scm.targets()[e] as usize])
             .collect();
+        // Checked before anything changes, so a refused step leaves the posterior and
+        // the acquisition state as they were.
+        let samples = Samples {
+            values: &row,
+            intervened: &intervened,
+            targets: &targets,
+        };
+        samples.validate(self.acquisition.config())?;
+        self.posterior.add_rows(&row, 1, &ivs)?;
+        self.summary = self.posterior.posterior()?;
         for (best, &y) in self.best.iter_mut().zip(&targets) {
             *best = best.max(y);
         }
@@ -223,11 +239,7 @@ impl ClosedLoop {
             .set_posterior(&self.summary.marginals, &self.summary.entropy_bits)?;
         let observed = mechanism_features(&self.summary.marginals);
         self.acquisition.step(&StepInput {
-            samples: Samples {
-                values: &row,
-                intervened: &intervened,
-                targets: &targets,
-            },
+            samples,
             observed: &observed,
             learning_rate: self.config.learning_rate,
             exploration_weight: self.config.exploration_weight,

@@ -273,6 +273,17 @@ fn closed_loop_bad_input_is_typed() {
         ..LoopConfig::default()
     };
     assert!(ClosedLoop::on(&device, &scm, &too_many).is_err());
+    let bad_rate = LoopConfig {
+        learning_rate: 0.0,
+        ..LoopConfig::default()
+    };
+    assert!(matches!(
+        ClosedLoop::on(&device, &scm, &bad_rate),
+        Err(TesseraError::InvalidConfig {
+            field: "learning_rate",
+            ..
+        })
+    ));
     let mut run = ClosedLoop::on(&device, &scm, &LoopConfig::default()).unwrap();
     assert!(matches!(
         run.step_with_values(&[0.0; 3]),
