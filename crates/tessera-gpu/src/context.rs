@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tessera_tensor::error::{Result, TesseraError};
 
+use crate::counters::{Counters, LaunchCounters};
 use crate::kernels::KernelSet;
 
 /// A wgpu device and queue with what tessera caches on them. Cheap to clone: clones
@@ -27,6 +28,7 @@ pub(crate) struct Inner {
     pub nn: OnceLock<Result<KernelSet>>,
     pub sim: OnceLock<Result<KernelSet>>,
     pub posterior: OnceLock<Result<KernelSet>>,
+    pub counters: Counters,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -176,6 +178,7 @@ impl GpuContext {
                 nn: OnceLock::new(),
                 sim: OnceLock::new(),
                 posterior: OnceLock::new(),
+                counters: Counters::default(),
             }),
         }
     }
@@ -232,8 +235,68 @@ impl GpuContext {
         Ok(())
     }
 
-    /// Blocks until the queue is idle.
+    /// The launch counters of this context (every clone shares them).
+    pub fn counters(&self) -> LaunchCounters {
+        self.inner.counters.snapshot()
+    }
+
+    /// Submits one command buffer, counted.
+    pub(crate) fn submit(&self, commands: wgpu::CommandBuffer) {
+        Counters::add(&self.inner.counters.submissions, 1);
+        self.inner.queue.submit([commands]);
+    }
+
+    /// Writes `data` into `buffer` at `offset` through the queue, counted.
+    pub(crate) fn write_buffer(&self, buffer: &wgpu::Buffer, offset: u64, data: &[u8]) {
+        Counters::add(&self.inner.counters.bytes_uploaded, data.len() as u64);
+        self.inner.queue.write_buffer(buffer, offset, data);
+    }
+
+    /// A buffer created with `contents`, counted as uploaded bytes.
+    pub(crate) fn buffer_init(
+        &self,
+        label: &str,
+        contents: &[u8],
+        usage: wgpu::BufferUsages,
+    ) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        Counters::add(&self.inner.counters.bytes_uploaded, contents.len() as u64);
+        self.inner
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage,
+            })
+    }
+
+    /// A bind group, counted.
+    pub(crate) fn create_bind_group(
+        &self,
+        desc: &wgpu::BindGroupDescriptor<'_>,
+    ) -> wgpu::BindGroup {
+        Counters::add(&self.inner.counters.bind_groups, 1);
+        self.inner.device.create_bind_group(desc)
+    }
+
+    /// Counts a compute pass begun.
+    pub(crate) fn count_pass(&self) {
+        Counters::add(&self.inner.counters.passes, 1);
+    }
+
+    /// Counts a dispatch recorded.
+    pub(crate) fn count_dispatch(&self) {
+        Counters::add(&self.inner.counters.dispatches, 1);
+    }
+
+    /// Counts bytes copied back to the host.
+    pub(crate) fn count_read_back(&self, bytes: u64) {
+        Counters::add(&self.inner.counters.bytes_read_back, bytes);
+    }
+
+    /// Blocks until the queue is idle (counted as a host sync).
     pub fn wait_idle(&self) -> Result<()> {
+        Counters::add(&self.inner.counters.host_syncs, 1);
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())

@@ -2,6 +2,7 @@
 
 pub mod acquisition;
 mod context;
+mod counters;
 mod kernels;
 pub mod nn;
 mod readback;
@@ -11,6 +12,7 @@ mod timer;
 
 pub use acquisition::GpuAcquisition;
 pub use context::GpuContext;
+pub use counters::LaunchCounters;
 pub use nn::{GpuNn, GpuTensor};
 pub use sim::{GpuPosterior, GpuSim};
 pub use wgpu;

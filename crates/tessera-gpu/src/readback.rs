@@ -32,7 +32,8 @@ pub(crate) fn read_buffers<T: Pod>(
         encoder.copy_buffer_to_buffer(buffer, 0, &staging, offset, *bytes);
         offset += bytes;
     }
-    ctx.inner.queue.submit([encoder.finish()]);
+    ctx.submit(encoder.finish());
+    ctx.count_read_back(total);
     let (tx, rx) = std::sync::mpsc::channel();
     staging.map_async(wgpu::MapMode::Read, .., move |r| {
         let _ = tx.send(r);

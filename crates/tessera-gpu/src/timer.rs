@@ -63,7 +63,7 @@ impl KernelTimer {
         }
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         encoder.resolve_query_set(&self.query_set, 0..2 * used, &self.resolve, 0);
-        ctx.queue().submit([encoder.finish()]);
+        ctx.submit(encoder.finish());
         let ticks: Vec<u64> = read_buffers(ctx, &[(&self.resolve, used as u64 * 16)])?;
         let period = ctx.queue().get_timestamp_period() as f64;
         Ok(ticks

@@ -11,7 +11,6 @@ use tessera_tensor::acquisition::{
     validate_posterior,
 };
 use tessera_tensor::error::{Result, TesseraError};
-use wgpu::util::DeviceExt;
 
 use crate::kernels::KernelSet;
 use pipelines::{Kernel, pipelines};
@@ -169,11 +168,11 @@ impl GpuAcquisition {
 
         let device = ctx.device();
         let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let params_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("tessera acquisition params"),
-            contents: bytemuck::bytes_of(&params),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        });
+        let params_buffer = ctx.buffer_init(
+            "tessera acquisition params",
+            bytemuck::bytes_of(&params),
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        );
         let mut shards = Vec::new();
         let mut first_env = 0;
         while first_env < config.batch() {
@@ -240,18 +239,17 @@ impl GpuAcquisition {
             bytemuck::cast_slice(&s.scores[range(binding::SCORES)]),
             &[0u8; 16],
         ];
-        let device = ctx.device();
         let buffers: Vec<wgpu::Buffer> = contents
             .iter()
             .enumerate()
             .map(|(b, bytes)| {
-                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("tessera acquisition state"),
-                    contents: if b == 0 { &[0u8; 16] } else { bytes },
-                    usage: wgpu::BufferUsages::STORAGE
+                ctx.buffer_init(
+                    "tessera acquisition state",
+                    if b == 0 { &[0u8; 16] } else { bytes },
+                    wgpu::BufferUsages::STORAGE
                         | wgpu::BufferUsages::COPY_SRC
                         | wgpu::BufferUsages::COPY_DST,
-                })
+                )
             })
             .collect();
         let bind_group = Self::bind_group(ctx, pipelines, params_buffer, &buffers);
@@ -285,7 +283,7 @@ impl GpuAcquisition {
                 }),
         )
         .collect();
-        ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+        ctx.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("tessera acquisition"),
             layout: &pipelines.layout,
             entries: &entries,
@@ -336,7 +334,7 @@ impl GpuAcquisition {
         for shard in &self.shards {
             let data =
                 &self.staging[shard.first_env * per_env..(shard.first_env + shard.envs) * per_env];
-            self.ctx.queue().write_buffer(
+            self.ctx.write_buffer(
                 &shard.buffers[binding::INPUTS],
                 0,
                 bytemuck::cast_slice(data),
@@ -388,7 +386,6 @@ impl GpuAcquisition {
         .entered();
         let pipelines = pipelines(&self.ctx)?;
         self.ctx
-            .queue()
             .write_buffer(&self.params_buffer, 0, bytemuck::bytes_of(&self.params));
         let mut encoder =
             self.ctx
@@ -401,13 +398,15 @@ impl GpuAcquisition {
                 label: Some(kernel.entry_point()),
                 timestamp_writes: self.timer.as_ref().and_then(KernelTimer::next_writes),
             });
+            self.ctx.count_pass();
             pass.set_pipeline(pipelines.get(kernel.entry_point()));
             for (shard, workgroups) in work {
                 pass.set_bind_group(0, &shard.bind_group, &[]);
+                self.ctx.count_dispatch();
                 pass.dispatch_workgroups(workgroups as u32, 1, 1);
             }
         }
-        self.ctx.queue().submit([encoder.finish()]);
+        self.ctx.submit(encoder.finish());
         Ok(())
     }
 

@@ -13,7 +13,6 @@ use tessera_tensor::nn::{
     Activation, AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams,
     SarpropParams, SgdParams, check_lens,
 };
-use wgpu::util::DeviceExt;
 
 pub use pipelines::{SOURCES as WGSL_SOURCES, module_source as wgsl_module_source};
 
@@ -158,7 +157,7 @@ impl GpuNn {
     fn submit(&self, pending: &mut Pending) {
         if let Some(encoder) = pending.encoder.take() {
             let _span = tracing::debug_span!("nn_submit", ops = pending.slot).entered();
-            self.ctx.queue().submit([encoder.finish()]);
+            self.ctx.submit(encoder.finish());
         }
         pending.slot = 0;
     }
@@ -210,7 +209,6 @@ impl GpuNn {
         let offset = pending.slot * self.slot_stride;
         pending.slot += 1;
         self.ctx
-            .queue()
             .write_buffer(&self.ring, offset, bytemuck::bytes_of(&params));
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
@@ -227,14 +225,11 @@ impl GpuNn {
                 resource: buffer.as_entire_binding(),
             });
         }
-        let bind_group = self
-            .ctx
-            .device()
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(entry),
-                layout: &pipelines.layout,
-                entries: &entries,
-            });
+        let bind_group = self.ctx.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &pipelines.layout,
+            entries: &entries,
+        });
         let _span = tracing::trace_span!("nn_dispatch", kernel = entry, x, y).entered();
         let Pending { encoder, timer, .. } = &mut *pending;
         let encoder = encoder.get_or_insert_with(|| {
@@ -246,6 +241,8 @@ impl GpuNn {
             label: Some(entry),
             timestamp_writes: timer.as_ref().and_then(KernelTimer::next_writes),
         });
+        self.ctx.count_pass();
+        self.ctx.count_dispatch();
         pass.set_pipeline(pipelines.get(entry));
         pass.set_bind_group(0, &bind_group, &[offset as u32]);
         pass.dispatch_workgroups(x, y, 1);
@@ -300,16 +297,13 @@ impl NnKernels for GpuNn {
         } else {
             bytemuck::cast_slice(data)
         };
-        let buffer = self
-            .ctx
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("tessera tensor"),
-                contents,
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST,
-            });
+        let buffer = self.ctx.buffer_init(
+            "tessera tensor",
+            contents,
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        );
         Ok(GpuTensor {
             buffer,
             len: data.len(),
@@ -334,7 +328,6 @@ impl NnKernels for GpuNn {
         // Recorded work that reads `t` must see its old contents.
         self.flush()?;
         self.ctx
-            .queue()
             .write_buffer(&t.buffer, 0, bytemuck::cast_slice(data));
         Ok(())
     }

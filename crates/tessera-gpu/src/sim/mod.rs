@@ -7,7 +7,6 @@ mod posterior;
 use bytemuck::{Pod, Zeroable};
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::sim::{Interventions, ScmBatch, SimBackend, check_samples, validate_sample};
-use wgpu::util::DeviceExt;
 
 use crate::GpuContext;
 use crate::kernels::{KernelSet, KernelSetSpec};
@@ -114,13 +113,8 @@ impl GpuSim {
             });
         }
         let device = ctx.device();
-        let upload = |label, contents: &[u8]| {
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage: wgpu::BufferUsages::STORAGE,
-            })
-        };
+        let upload =
+            |label, contents: &[u8]| ctx.buffer_init(label, contents, wgpu::BufferUsages::STORAGE);
         let models = [
             upload("tessera sim order", bytemuck::cast_slice(scm.order())),
             upload("tessera sim weights", bytemuck::cast_slice(scm.weights())),
@@ -194,13 +188,11 @@ impl GpuSim {
                     resource: b.as_entire_binding(),
                 })
                 .collect();
-            self.bind_group = Some(self.ctx.device().create_bind_group(
-                &wgpu::BindGroupDescriptor {
-                    label: Some("tessera sim"),
-                    layout,
-                    entries: &entries,
-                },
-            ));
+            self.bind_group = Some(self.ctx.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("tessera sim"),
+                layout,
+                entries: &entries,
+            }));
         }
         Ok(self.bind_group.as_ref().expect("just built"))
     }
@@ -254,10 +246,10 @@ impl SimBackend for GpuSim {
             groups_x: x,
         };
         let _span = tracing::debug_span!("gpu_sim_sample", batch = b, rows, x, y).entered();
-        let queue = self.ctx.queue();
-        queue.write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
+        self.ctx
+            .write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
         if !ivs.is_empty() {
-            queue.write_buffer(&self.interventions.buffer, 0, ivs);
+            self.ctx.write_buffer(&self.interventions.buffer, 0, ivs);
         }
         let pipeline = pipelines::pipelines(&self.ctx)?.get("sample").clone();
         let bind_group = self.bind_group()?.clone();
@@ -270,11 +262,13 @@ impl SimBackend for GpuSim {
                 label: Some("tessera sim sample"),
                 timestamp_writes: None,
             });
+            self.ctx.count_pass();
+            self.ctx.count_dispatch();
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(x, y, 1);
         }
-        self.ctx.queue().submit([encoder.finish()]);
+        self.ctx.submit(encoder.finish());
         let out: Vec<f32> = read_buffers(&self.ctx, &[(&self.samples.buffer, sample_bytes)])?;
         check_samples(&out)?;
         Ok(out)
@@ -302,16 +296,16 @@ pub fn philox_blocks(ctx: &GpuContext, inputs: &[([u32; 4], [u32; 2])]) -> Resul
         .collect();
     let device = ctx.device();
     let count = [inputs.len() as u32, 0, 0, 0];
-    let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("philox count"),
-        contents: bytemuck::cast_slice(&count),
-        usage: wgpu::BufferUsages::UNIFORM,
-    });
-    let input = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("philox in"),
-        contents: bytemuck::cast_slice(&words),
-        usage: wgpu::BufferUsages::STORAGE,
-    });
+    let uniform = ctx.buffer_init(
+        "philox count",
+        bytemuck::cast_slice(&count),
+        wgpu::BufferUsages::UNIFORM,
+    );
+    let input = ctx.buffer_init(
+        "philox in",
+        bytemuck::cast_slice(&words),
+        wgpu::BufferUsages::STORAGE,
+    );
     let out_bytes = (inputs.len() * 16) as u64;
     let output = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("philox out"),
@@ -319,7 +313,7 @@ pub fn philox_blocks(ctx: &GpuContext, inputs: &[([u32; 4], [u32; 2])]) -> Resul
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     });
-    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+    let bind_group = ctx.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some("philox test"),
         layout: &set.layout,
         entries: &[
@@ -340,11 +334,13 @@ pub fn philox_blocks(ctx: &GpuContext, inputs: &[([u32; 4], [u32; 2])]) -> Resul
     let mut encoder = device.create_command_encoder(&Default::default());
     {
         let mut pass = encoder.begin_compute_pass(&Default::default());
+        ctx.count_pass();
+        ctx.count_dispatch();
         pass.set_pipeline(set.get("philox_blocks"));
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups((inputs.len() as u32).div_ceil(64), 1, 1);
     }
-    ctx.queue().submit([encoder.finish()]);
+    ctx.submit(encoder.finish());
     let flat: Vec<u32> = read_buffers(ctx, &[(&output, out_bytes)])?;
     Ok(flat
         .chunks_exact(4)

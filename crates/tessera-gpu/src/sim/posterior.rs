@@ -9,7 +9,6 @@ use tessera_tensor::sim::posterior::{
     target_intervention, validate_rows,
 };
 use tessera_tensor::sim::{Interventions, MAX_PARENTS, NO_PARENT};
-use wgpu::util::DeviceExt;
 
 use super::Growable;
 use crate::GpuContext;
@@ -143,13 +142,7 @@ impl GpuPosterior {
             })
             .collect();
         let device = ctx.device();
-        let init = |label, contents: &[u8], usage| {
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage,
-            })
-        };
+        let init = |label, contents: &[u8], usage| ctx.buffer_init(label, contents, usage);
         let zeroed = |label, bytes: usize, usage| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -239,13 +232,11 @@ impl GpuPosterior {
                     resource: b.as_entire_binding(),
                 })
                 .collect();
-            self.bind_group = Some(self.ctx.device().create_bind_group(
-                &wgpu::BindGroupDescriptor {
-                    label: Some("tessera posterior"),
-                    layout: &pipelines(&self.ctx)?.layout,
-                    entries: &entries,
-                },
-            ));
+            self.bind_group = Some(self.ctx.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("tessera posterior"),
+                layout: &pipelines(&self.ctx)?.layout,
+                entries: &entries,
+            }));
         }
         Ok(self.bind_group.clone().expect("just built"))
     }
@@ -272,7 +263,6 @@ impl GpuPosterior {
     fn run(&mut self, params: Params, passes: &[(&str, (u32, u32))]) -> Result<()> {
         self.ctx.check()?;
         self.ctx
-            .queue()
             .write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
         let bind_group = self.bind_group()?;
         let set = pipelines(&self.ctx)?;
@@ -285,13 +275,15 @@ impl GpuPosterior {
                 label: Some("tessera posterior"),
                 timestamp_writes: None,
             });
+            self.ctx.count_pass();
             pass.set_bind_group(0, &bind_group, &[]);
             for (entry, (x, y)) in passes {
+                self.ctx.count_dispatch();
                 pass.set_pipeline(set.get(entry));
                 pass.dispatch_workgroups(*x, *y, 1);
             }
         }
-        self.ctx.queue().submit([encoder.finish()]);
+        self.ctx.submit(encoder.finish());
         Ok(())
     }
 
@@ -347,10 +339,10 @@ impl PosteriorBackend for GpuPosterior {
                 .filter(|&r| target_intervention(interventions, env, r, rows, d, target).kind != 1)
                 .count() as u64;
         }
-        let queue = self.ctx.queue();
-        queue.write_buffer(&self.samples.buffer, 0, sample_bytes);
+        self.ctx.write_buffer(&self.samples.buffer, 0, sample_bytes);
         if !iv_bytes.is_empty() {
-            queue.write_buffer(&self.interventions.buffer, 0, iv_bytes);
+            self.ctx
+                .write_buffer(&self.interventions.buffer, 0, iv_bytes);
         }
         let grid = self.grid((b as u64).div_ceil(64))?;
         let _span = tracing::debug_span!("gpu_posterior_add_rows", batch = b, rows).entered();
