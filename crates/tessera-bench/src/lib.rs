@@ -215,6 +215,10 @@ pub fn run_workloads(
                 budget,
             )?;
             let kernel_ns = runner.kernel_time_ns(if opts.quick { 8 } else { 32 })?;
+            let launches = match &b.kind {
+                BackendKind::Gpu(ctx) => Some(launches_per_iteration(ctx, runner.as_mut())?),
+                _ => None,
+            };
             let m = Measurement {
                 workload: w.id(),
                 group: w.group().into(),
@@ -227,6 +231,7 @@ pub fn run_workloads(
                 kernel_ns,
                 state_bytes: bytes,
                 note: runner.note(),
+                launches,
             };
             measured.insert(key(b), m.clone());
             report.results.push(m);
@@ -253,6 +258,32 @@ pub fn run_workloads(
         report,
         files,
         regressions,
+    })
+}
+
+/// What one iteration of `runner` launches on `ctx`: the counters over four iterations
+/// and the sync after them, divided by four (so a sync's wait counts as a quarter).
+fn launches_per_iteration(
+    ctx: &tessera_gpu::GpuContext,
+    runner: &mut dyn workload::Runner,
+) -> Result<report::Launches, BenchError> {
+    const ITERS: f64 = 4.0;
+    runner.sync()?;
+    let before = ctx.counters();
+    for _ in 0..ITERS as usize {
+        runner.run_once()?;
+    }
+    runner.sync()?;
+    let c = ctx.counters().since(&before);
+    let per = |v: u64| v as f64 / ITERS;
+    Ok(report::Launches {
+        submissions: per(c.submissions),
+        passes: per(c.passes),
+        dispatches: per(c.dispatches),
+        bind_groups: per(c.bind_groups),
+        bytes_uploaded: per(c.bytes_uploaded),
+        bytes_read_back: per(c.bytes_read_back),
+        host_syncs: per(c.host_syncs),
     })
 }
 

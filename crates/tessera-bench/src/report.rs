@@ -37,6 +37,28 @@ pub struct Measurement {
     /// A remark, e.g. the MSE a training workload reached before timing.
     #[serde(default)]
     pub note: Option<String>,
+    /// GPU backends: what one iteration launched, from the context's counters.
+    #[serde(default)]
+    pub launches: Option<Launches>,
+}
+
+/// One iteration's launches on a GPU (`tessera_gpu::LaunchCounters`, per iteration).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Launches {
+    /// Command buffers submitted.
+    pub submissions: f64,
+    /// Compute passes begun.
+    pub passes: f64,
+    /// Dispatches recorded.
+    pub dispatches: f64,
+    /// Bind groups created.
+    pub bind_groups: f64,
+    /// Bytes uploaded.
+    pub bytes_uploaded: f64,
+    /// Bytes read back.
+    pub bytes_read_back: f64,
+    /// Host waits for the device.
+    pub host_syncs: f64,
 }
 
 /// One-off costs of a backend, kept apart from steady-state timings.
@@ -303,6 +325,39 @@ impl Report {
             );
             for (b, bytes) in memory {
                 let _ = writeln!(md, "| {b} | {} |", fmt_bytes(bytes));
+            }
+        }
+        let launched: Vec<&Measurement> = self
+            .results
+            .iter()
+            .filter(|m| m.launches.is_some())
+            .collect();
+        if !launched.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n## Launches per iteration on the GPU (from the context's counters)\n\n\
+                 | workload | backend | submissions | passes | dispatches | new bind groups | uploaded | read back | host syncs |\n\
+                 |---|---|---|---|---|---|---|---|---|"
+            );
+            let mut seen = std::collections::HashSet::new();
+            for m in launched {
+                if !seen.insert((&m.workload, &m.backend)) {
+                    continue;
+                }
+                let l = m.launches.expect("filtered");
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    m.label,
+                    m.backend,
+                    l.submissions,
+                    l.passes,
+                    l.dispatches,
+                    l.bind_groups,
+                    fmt_bytes(l.bytes_uploaded as u64),
+                    fmt_bytes(l.bytes_read_back as u64),
+                    l.host_syncs
+                );
             }
         }
         if !self.skipped.is_empty() {
