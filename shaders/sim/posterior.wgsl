@@ -1,5 +1,7 @@
 // The exact parent-set posterior on the device (contract:
-// `tessera_tensor::sim::PosteriorBackend`), in f32 from centred statistics.
+// `tessera_tensor::sim::PosteriorBackend`) from centred statistics, in `real`: f64 where
+// the device has SHADER_F64, else f32. The host prepends the precision's prelude
+// (`alias real`, `REAL_EPS`, `ln_real`): `posterior_f32.wgsl` or `posterior_f64.wgsl`.
 //
 // Per environment the device keeps the row count n, the means m and the centred
 // scatter C (Welford updates, so no sum of squares of large values cancels). With
@@ -25,9 +27,9 @@ struct PostParams {
     sparsity: f32,
 }
 
-// The score of a set f32 cannot resolve (see posterior_score); no real score is this
-// large, so the reduction's maximum flags it.
-const POST_UNRESOLVED: f32 = 3.0e38;
+// The score of a set the precision cannot resolve (see posterior_score); no real score
+// is this large, so the reduction's maximum flags it.
+const POST_UNRESOLVED: real = 3.0e38;
 
 struct PostIntervention {
     kind: u32,
@@ -41,9 +43,9 @@ struct PostIntervention {
 // [n_sets, 4]: the set's size, then its candidates (set order).
 @group(0) @binding(4) var<storage, read> post_sets: array<u32>;
 // [B, 1 + n_vars + n_vars^2]: n, means, centred scatter.
-@group(0) @binding(5) var<storage, read_write> post_stats: array<f32>;
+@group(0) @binding(5) var<storage, read_write> post_stats: array<real>;
 // [B, n_sets]: scores without the per-environment constant.
-@group(0) @binding(6) var<storage, read_write> post_scores: array<f32>;
+@group(0) @binding(6) var<storage, read_write> post_scores: array<real>;
 // [B, n_vars + 3]: marginals, entropy in bits, MAP set index (exact in f32), the
 // largest score (POST_UNRESOLVED when some set could not be resolved).
 @group(0) @binding(7) var<storage, read_write> post_summary: array<f32>;
@@ -99,13 +101,13 @@ fn posterior_add_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoc
 }
 
 // Sample value `i` of the row at `row`, with a shift on the goal taken off.
-fn post_shifted(row: u32, i: u32, goal: u32, kind: u32, value: f32) -> f32 {
-    let x = post_samples[row + i];
-    return select(x, x - value, i == goal && kind == 2u);
+fn post_shifted(row: u32, i: u32, goal: u32, kind: u32, value: f32) -> real {
+    let x = real(post_samples[row + i]);
+    return select(x, x - real(value), i == goal && kind == 2u);
 }
 
 // A = C + k m m' at (i, j), variable indices (`goal` is the target: WGSL reserves `target`).
-fn post_a(base: u32, d: u32, k: f32, i: u32, j: u32) -> f32 {
+fn post_a(base: u32, d: u32, k: real, i: u32, j: u32) -> real {
     let mi = post_stats[base + 1u + i];
     let mj = post_stats[base + 1u + j];
     return post_stats[base + 1u + d + i * d + j] + k * mi * mj;
@@ -128,22 +130,23 @@ fn posterior_score(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     let goal = post_targets[env];
     let base = env * (1u + d + d * d);
     let n = post_stats[base];
-    let k = n * post.lambda / (n + post.lambda);
+    let lambda = real(post.lambda);
+    let k = n * lambda / (n + lambda);
     let size = post_sets[4u * set_index];
     var vars = vec3<u32>(0u);
     for (var s = 0u; s < size; s++) {
         vars[s] = post_variable(post_sets[4u * set_index + 1u + s], goal);
     }
     // Cholesky of A_SS + lambda I (row-major 3x3) and v = L^-1 A_Sy.
-    var l: array<f32, 9>;
-    var v = vec3<f32>(0.0);
-    var sum_ln_diag = 0.0;
-    var vtv = 0.0;
+    var l: array<real, 9>;
+    var v = vec3<real>(0.0);
+    var sum_ln_diag: real = 0.0;
+    var vtv: real = 0.0;
     for (var i = 0u; i < size; i++) {
         for (var j = 0u; j <= i; j++) {
             var x = post_a(base, d, k, vars[i], vars[j]);
             if (i == j) {
-                x = x + post.lambda;
+                x = x + lambda;
             }
             for (var q = 0u; q < j; q++) {
                 x = x - l[i * 3u + q] * l[j * 3u + q];
@@ -151,7 +154,7 @@ fn posterior_score(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
             if (i == j) {
                 let diag = sqrt(max(x, 1e-30));
                 l[i * 3u + i] = diag;
-                sum_ln_diag += log(diag);
+                sum_ln_diag += ln_real(diag);
             } else {
                 l[i * 3u + j] = x / l[j * 3u + j];
             }
@@ -163,27 +166,27 @@ fn posterior_score(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
         v[i] = r / l[i * 3u + i];
         vtv += v[i] * v[i];
     }
-    let an = post.a0 + 0.5 * n;
+    let an = real(post.a0) + 0.5 * n;
     let ayy = post_a(base, d, k, goal, goal);
     let resid = max(ayy - vtv, 0.0);
-    let bn = post.b0 + 0.5 * resid;
-    let p = f32(size);
-    // f32 resolves b_n only to about eps (1 + sqrt n) A_yy (rounding in the statistics
-    // and the elimination), so a_n ln b_n only to a_n that / b_n. Where that exceeds
-    // 0.05 nats the score is not trustworthy: it is replaced by POST_UNRESOLVED, which
-    // the host reports as an error.
-    let risk = an * 1.2e-7 * (1.0 + sqrt(n)) * ayy / max(bn, 1e-30);
-    var score = 0.5 * p * log(post.lambda) - sum_ln_diag - an * log(bn) - post.sparsity * p;
+    let bn = real(post.b0) + 0.5 * resid;
+    let p = real(size);
+    // The precision resolves b_n only to about eps (1 + sqrt n) A_yy (rounding in the
+    // statistics and the elimination), so a_n ln b_n only to a_n that / b_n. Where that
+    // exceeds 0.05 nats the score is not trustworthy: it is replaced by POST_UNRESOLVED,
+    // which the host reports as an error.
+    let risk = an * REAL_EPS * (1.0 + sqrt(n)) * ayy / max(bn, 1e-30);
+    var score = 0.5 * p * ln_real(lambda) - sum_ln_diag - an * ln_real(bn) - real(post.sparsity) * p;
     if (!(risk <= 0.05)) {
         score = POST_UNRESOLVED;
     }
     post_scores[index] = score;
 }
 
-var<workgroup> post_max: array<f32, 64>;
+var<workgroup> post_max: array<real, 64>;
 var<workgroup> post_arg: array<u32, 64>;
-var<workgroup> post_sum: array<f32, 64>;
-var<workgroup> post_ent: array<f32, 64>;
+var<workgroup> post_sum: array<real, 64>;
+var<workgroup> post_ent: array<real, 64>;
 
 // The rank of a set of candidates (ascending) among the sets in set order: by size,
 // then lexicographically over m candidates.
@@ -220,7 +223,7 @@ fn posterior_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
         return;
     }
     let scores = env * post.n_sets;
-    var best = -3.0e38;
+    var best: real = -3.0e38;
     var arg = 0u;
     for (var s = lid; s < post.n_sets; s += 64u) {
         let x = post_scores[scores + s];
@@ -245,9 +248,10 @@ fn posterior_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     }
     let top = post_max[0];
     workgroupBarrier();
-    var sum = 0.0;
+    // Differences from the top are taken at full precision; their exponentials in f32.
+    var sum: real = 0.0;
     for (var s = lid; s < post.n_sets; s += 64u) {
-        sum += exp(post_scores[scores + s] - top);
+        sum += real(exp(f32(post_scores[scores + s] - top)));
     }
     post_sum[lid] = sum;
     workgroupBarrier();
@@ -258,11 +262,11 @@ fn posterior_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
         workgroupBarrier();
     }
     let total = post_sum[0];
-    let ln_total = log(total);
-    var ent = 0.0;
+    let ln_total = ln_real(total);
+    var ent: real = 0.0;
     for (var s = lid; s < post.n_sets; s += 64u) {
         let rel = post_scores[scores + s] - top;
-        let w = exp(rel) / total;
+        let w = real(exp(f32(rel))) / total;
         ent += w * (ln_total - rel);
     }
     post_ent[lid] = ent;
@@ -279,15 +283,15 @@ fn posterior_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     let out = env * (d + 3u);
     // Marginal of candidate c: the weight of every set holding it, enumerated by rank.
     for (var c = lid; c < m; c += 64u) {
-        var mass = 0.0;
+        var mass: real = 0.0;
         if (post.max_parents >= 1u) {
-            mass += exp(post_scores[scores + post_rank(1u, c, 0u, 0u, m)] - top);
+            mass += real(exp(f32(post_scores[scores + post_rank(1u, c, 0u, 0u, m)] - top)));
         }
         if (post.max_parents >= 2u) {
             for (var o = 0u; o < m; o++) {
                 if (o != c) {
                     let r = post_rank(2u, min(o, c), max(o, c), 0u, m);
-                    mass += exp(post_scores[scores + r] - top);
+                    mass += real(exp(f32(post_scores[scores + r] - top)));
                 }
             }
         }
@@ -298,18 +302,18 @@ fn posterior_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
                         let lo = min(c, o1);
                         let hi = max(c, o2);
                         let mid = c + o1 + o2 - lo - hi;
-                        mass += exp(post_scores[scores + post_rank(3u, lo, mid, hi, m)] - top);
+                        mass += real(exp(f32(post_scores[scores + post_rank(3u, lo, mid, hi, m)] - top)));
                     }
                 }
             }
         }
-        post_summary[out + post_variable(c, goal)] = min(mass / total, 1.0);
+        post_summary[out + post_variable(c, goal)] = f32(min(mass / total, 1.0));
     }
     if (lid == 0u) {
         post_summary[out + goal] = 0.0;
-        post_summary[out + d] = max(post_ent[0] / 0.6931471805599453, 0.0);
+        post_summary[out + d] = f32(max(post_ent[0] / 0.6931471805599453, 0.0));
         // Set indices stay below 2^24, so they are exact as f32.
         post_summary[out + d + 1u] = f32(post_arg[0]);
-        post_summary[out + d + 2u] = top;
+        post_summary[out + d + 2u] = f32(top);
     }
 }

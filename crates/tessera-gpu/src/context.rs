@@ -28,6 +28,7 @@ pub(crate) struct Inner {
     pub nn: OnceLock<Result<KernelSet>>,
     pub sim: OnceLock<Result<KernelSet>>,
     pub posterior: OnceLock<Result<KernelSet>>,
+    pub posterior_f64: OnceLock<Result<KernelSet>>,
     pub counters: Counters,
 }
 
@@ -128,9 +129,10 @@ impl GpuContext {
         limits: wgpu::Limits,
     ) -> Result<Self> {
         let info = adapter.get_info();
-        // Timestamp queries let benchmarks time kernels on the device; ask for them
-        // where the adapter has them.
-        let required_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        // Timestamp queries let benchmarks time kernels, f64 makes the GPU posterior
+        // exact: ask for each where the adapter has it.
+        let required_features =
+            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F64);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("tessera"),
@@ -178,6 +180,7 @@ impl GpuContext {
                 nn: OnceLock::new(),
                 sim: OnceLock::new(),
                 posterior: OnceLock::new(),
+                posterior_f64: OnceLock::new(),
                 counters: Counters::default(),
             }),
         }

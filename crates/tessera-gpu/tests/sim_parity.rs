@@ -57,11 +57,13 @@ mod posterior {
     tessera_tensor::posterior_parity_suite!(gpu());
 }
 
-/// Data that f32 cannot score (a target almost determined by its parents, thousands of
-/// rows) is refused with an error, never returned as a wrong posterior; where the GPU
-/// answers, it agrees with the f64 reference.
+/// On a device with f64 the GPU posterior agrees with the f64 reference at every size;
+/// on one without, data that f32 cannot score (a target almost determined by its
+/// parents, thousands of rows) is refused with an error, never returned as a wrong
+/// posterior, and where it answers it agrees. Calls of 2000 rows also exercise the
+/// split into dispatches of at most 512 rows.
 #[test]
-fn the_gpu_posterior_refuses_what_f32_cannot_resolve() {
+fn the_gpu_posterior_is_exact_with_f64_and_refuses_what_f32_cannot_resolve() {
     use tessera_gpu::GpuPosterior;
     use tessera_tensor::TesseraError;
     use tessera_tensor::reference::{ReferencePosterior, ReferenceSim};
@@ -71,6 +73,10 @@ fn the_gpu_posterior_refuses_what_f32_cannot_resolve() {
     let Some(ctx) = testing::shared_context() else {
         return;
     };
+    let f64 = ctx
+        .device()
+        .features()
+        .contains(tessera_gpu::wgpu::Features::SHADER_F64);
     let scm = ScmBatch::generate(&ScmConfig::new(16, 6, 8)).unwrap();
     let mut refused = 0;
     for rows in [100, 500, 2000, 10_000] {
@@ -88,15 +94,16 @@ fn the_gpu_posterior_refuses_what_f32_cannot_resolve() {
         let want = reference.posterior().unwrap();
         match gpu.posterior() {
             Ok(got) => {
+                let tol = if f64 { 1e-5 } else { 2e-3 };
                 for (g, w) in got.marginals.iter().zip(&want.marginals) {
-                    assert!((g - w).abs() <= 2e-3, "{rows} rows: {g} vs {w}");
+                    assert!((g - w).abs() <= tol, "{rows} rows: {g} vs {w}");
                 }
+                assert_eq!(got.map_sets, want.map_sets, "{rows} rows");
             }
-            Err(TesseraError::Diverged { .. }) => refused += 1,
+            Err(TesseraError::Diverged { .. }) if !f64 => refused += 1,
             Err(other) => panic!("{rows} rows: unexpected error {other}"),
         }
     }
-    // This model's targets are nearly determined by their parents: f32 cannot follow
-    // at 10 000 rows.
-    assert!(refused >= 1, "the GPU answered every case");
+    // Without f64, this model's targets are too tightly fitted for f32 at 10 000 rows.
+    assert!(f64 || refused >= 1, "the f32 GPU answered every case");
 }

@@ -39,10 +39,44 @@ fn sim_modules_validate() {
         .collect::<Vec<_>>()
         .join("\n");
     validate("philox test module", &test_module);
+    let join = |sources: &[(&str, &str)]| -> String {
+        sources
+            .iter()
+            .map(|(_, s)| *s)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     validate(
         "posterior module",
-        tessera_gpu::sim::WGSL_POSTERIOR_SOURCES[0].1,
+        &join(tessera_gpu::sim::WGSL_POSTERIOR_SOURCES),
     );
+    // The f64 variant, for devices with SHADER_F64.
+    let f64_source = join(tessera_gpu::sim::WGSL_POSTERIOR_F64_SOURCES);
+    let module = naga::front::wgsl::parse_str(&f64_source).unwrap_or_else(|e| {
+        panic!(
+            "posterior f64 does not parse:\n{}",
+            e.emit_to_string(&f64_source)
+        )
+    });
+    let info = Validator::new(ValidationFlags::all(), Capabilities::FLOAT64)
+        .validate(&module)
+        .unwrap_or_else(|e| {
+            panic!(
+                "posterior f64 does not validate:\n{}",
+                e.emit_to_string(&f64_source)
+            )
+        });
+    // DX12 and Vulkan have f64; Metal does not, and never builds this module.
+    let hlsl = naga::back::hlsl::Options {
+        shader_model: naga::back::hlsl::ShaderModel::V6_0,
+        ..Default::default()
+    };
+    let mut out = String::new();
+    naga::back::hlsl::Writer::new(&mut out, &hlsl, &Default::default())
+        .write(&module, &info, None)
+        .unwrap_or_else(|e| panic!("posterior f64 does not translate to HLSL: {e}"));
+    naga::back::spv::write_vec(&module, &info, &Default::default(), None)
+        .unwrap_or_else(|e| panic!("posterior f64 does not translate to SPIR-V: {e}"));
 }
 
 #[test]
@@ -72,6 +106,7 @@ fn every_shader_on_disk_is_built_into_a_module() {
     let mut sim: Vec<(&str, &str)> = tessera_gpu::sim::WGSL_SOURCES.to_vec();
     sim.extend(&tessera_gpu::sim::WGSL_TEST_SOURCES[1..]);
     sim.extend(tessera_gpu::sim::WGSL_POSTERIOR_SOURCES);
+    sim.extend(&tessera_gpu::sim::WGSL_POSTERIOR_F64_SOURCES[..1]);
     on_disk_matches("sim", &sim);
 }
 

@@ -15,7 +15,9 @@ use crate::readback::read_buffers;
 pub use pipelines::{
     SOURCES as WGSL_SOURCES, TEST_SOURCES as WGSL_TEST_SOURCES, module_source as wgsl_module_source,
 };
-pub use posterior::{GpuPosterior, SOURCES as WGSL_POSTERIOR_SOURCES};
+pub use posterior::{
+    F64_SOURCES as WGSL_POSTERIOR_F64_SOURCES, GpuPosterior, SOURCES as WGSL_POSTERIOR_SOURCES,
+};
 
 /// Invocations per workgroup of the sampling kernel.
 const WORKGROUP: u32 = 64;

@@ -15,19 +15,43 @@ use crate::GpuContext;
 use crate::kernels::{KernelSet, KernelSetSpec};
 use crate::readback::read_buffers;
 
-/// The posterior module's source.
-pub const SOURCES: &[(&str, &str)] = &[(
-    "posterior.wgsl",
-    include_str!("../../shaders/sim/posterior.wgsl"),
-)];
+/// The posterior module in f32: the prelude, then the body.
+pub const SOURCES: &[(&str, &str)] = &[
+    (
+        "posterior_f32.wgsl",
+        include_str!("../../shaders/sim/posterior_f32.wgsl"),
+    ),
+    (
+        "posterior.wgsl",
+        include_str!("../../shaders/sim/posterior.wgsl"),
+    ),
+];
 
-/// `POST_UNRESOLVED` in the shader: the score of a set f32 cannot resolve.
+/// The posterior module in f64 (devices with `SHADER_F64`).
+pub const F64_SOURCES: &[(&str, &str)] = &[
+    (
+        "posterior_f64.wgsl",
+        include_str!("../../shaders/sim/posterior_f64.wgsl"),
+    ),
+    (
+        "posterior.wgsl",
+        include_str!("../../shaders/sim/posterior.wgsl"),
+    ),
+];
+
+/// Rows one `posterior_add_rows` dispatch takes. Measured on lavapipe: a single
+/// invocation looping over 2000 rows returned wrong statistics (1000 were exact, and
+/// 2000 as four calls of 500 exact to 1e-10 nats); the cause was not found, so longer
+/// calls are split.
+const MAX_ROWS_PER_DISPATCH: usize = 512;
+
+/// `POST_UNRESOLVED` in the shader: the score of a set the precision cannot resolve.
 const UNRESOLVED: f32 = 3.0e38;
 
-/// The error for data whose scores f32 cannot resolve to 0.05 nats.
+/// The error for data whose scores the device's precision cannot resolve to 0.05 nats.
 fn unresolved() -> TesseraError {
     TesseraError::Diverged {
-        what: "GPU posterior: the data fit the target too tightly, or hold too many rows, for f32 scores good to 0.05 nats; use CpuPosterior (f64)",
+        what: "GPU posterior: the data fit the target too tightly, or hold too many rows, for f32 scores good to 0.05 nats (this device has no f64); use CpuPosterior (f64)",
         step: 0,
         value: f64::INFINITY,
     }
@@ -53,30 +77,42 @@ struct Params {
     sparsity: f32,
 }
 
-fn pipelines(ctx: &GpuContext) -> Result<&KernelSet> {
-    ctx.inner
-        .posterior
-        .get_or_init(|| {
-            KernelSet::build(
-                ctx,
-                KernelSetSpec {
-                    label: "tessera posterior",
-                    source: SOURCES[0].1.to_owned(),
-                    dynamic_uniform: false,
-                    storage_read_only: &[true, true, true, true, false, false, false],
-                    entry_points: &ENTRY_POINTS,
-                    workgroup_invocations: 64,
-                },
-            )
-        })
-        .as_ref()
-        .map_err(Clone::clone)
+/// The posterior's kernels in f64 where the device has `SHADER_F64`, else in f32,
+/// compiled on first use and cached in the context.
+fn pipelines(ctx: &GpuContext, f64: bool) -> Result<&KernelSet> {
+    let (cell, sources, label) = if f64 {
+        (
+            &ctx.inner.posterior_f64,
+            F64_SOURCES,
+            "tessera posterior f64",
+        )
+    } else {
+        (&ctx.inner.posterior, SOURCES, "tessera posterior")
+    };
+    cell.get_or_init(|| {
+        KernelSet::build(
+            ctx,
+            KernelSetSpec {
+                label,
+                source: super::pipelines::join(sources),
+                dynamic_uniform: false,
+                storage_read_only: &[true, true, true, true, false, false, false],
+                entry_points: &ENTRY_POINTS,
+                workgroup_invocations: 64,
+            },
+        )
+    })
+    .as_ref()
+    .map_err(Clone::clone)
 }
 
-/// The wgpu implementation of [`PosteriorBackend`], in f32 (see `docs/sim.md` for the
-/// precision this gives).
+/// The wgpu implementation of [`PosteriorBackend`]: in f64 on devices with
+/// `SHADER_F64` (Vulkan and DX12 GPUs), in f32 elsewhere (Metal), where it refuses data
+/// f32 cannot score (see `docs/sim.md`).
 pub struct GpuPosterior {
     ctx: GpuContext,
+    /// Whether the statistics and scores are f64.
+    f64: bool,
     config: PosteriorConfig,
     sets: Vec<Vec<usize>>,
     /// Rows kept per environment (exact, counted on the host).
@@ -104,22 +140,25 @@ impl std::fmt::Debug for GpuPosterior {
 }
 
 impl GpuPosterior {
-    /// An empty posterior on `ctx`'s device. Fails with `DeviceLimit` when the scores
-    /// of every set (`B x sets x 4` bytes) do not fit one storage binding.
+    /// An empty posterior on `ctx`'s device, in f64 where the device has
+    /// `SHADER_F64`. Fails with `DeviceLimit` when the scores of every set
+    /// (`B x sets x 4 or 8` bytes) do not fit one storage binding.
     pub fn new(ctx: &GpuContext, config: &PosteriorConfig) -> Result<Self> {
         config.validate()?;
-        pipelines(ctx)?;
+        let f64 = ctx.device().features().contains(wgpu::Features::SHADER_F64);
+        pipelines(ctx, f64)?;
+        let real = if f64 { 8 } else { 4 };
         let (b, d) = (config.batch(), config.n_vars);
         let sets = parent_sets(d - 1, config.max_parents);
         let limit = ctx.max_binding_bytes();
         for (what, bytes) in [
             (
-                "bytes of the per-set scores (B x parent sets x 4)",
-                (b * sets.len() * 4) as u64,
+                "bytes of the per-set scores (B x parent sets x 4 or 8)",
+                (b * sets.len() * real) as u64,
             ),
             (
-                "bytes of the statistics (B x (1 + d + d^2) x 4)",
-                (b * (1 + d + d * d) * 4) as u64,
+                "bytes of the statistics (B x (1 + d + d^2) x 4 or 8)",
+                (b * (1 + d + d * d) * real) as u64,
             ),
         ] {
             if bytes > limit {
@@ -172,16 +211,17 @@ impl GpuPosterior {
             ),
             stats: zeroed(
                 "tessera posterior stats",
-                b * (1 + d + d * d) * 4,
+                b * (1 + d + d * d) * real,
                 readable | wgpu::BufferUsages::COPY_DST,
             ),
-            scores: zeroed("tessera posterior scores", b * sets.len() * 4, readable),
+            scores: zeroed("tessera posterior scores", b * sets.len() * real, readable),
             summary: zeroed("tessera posterior summary", b * (d + 3) * 4, readable),
             samples: Growable::new(device, "tessera posterior samples", writable),
             interventions: Growable::new(device, "tessera posterior interventions", writable),
             bind_group: None,
             scores_current: false,
             rows: vec![0; b],
+            f64,
             sets,
             config: config.clone(),
             ctx: ctx.clone(),
@@ -234,7 +274,7 @@ impl GpuPosterior {
                 .collect();
             self.bind_group = Some(self.ctx.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("tessera posterior"),
-                layout: &pipelines(&self.ctx)?.layout,
+                layout: &pipelines(&self.ctx, self.f64)?.layout,
                 entries: &entries,
             }));
         }
@@ -265,7 +305,7 @@ impl GpuPosterior {
         self.ctx
             .write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
         let bind_group = self.bind_group()?;
-        let set = pipelines(&self.ctx)?;
+        let set = pipelines(&self.ctx, self.f64)?;
         let mut encoder = self
             .ctx
             .device()
@@ -314,6 +354,49 @@ impl PosteriorBackend for GpuPosterior {
         interventions: &Interventions<'_>,
     ) -> Result<()> {
         validate_rows(&self.config, samples, rows, interventions)?;
+        if rows <= MAX_ROWS_PER_DISPATCH {
+            return self.add_chunk(samples, rows, interventions);
+        }
+        // Longer calls go in chunks of rows, repacked environment-major.
+        let (b, d) = (self.config.batch(), self.config.n_vars);
+        for first in (0..rows).step_by(MAX_ROWS_PER_DISPATCH) {
+            let n = MAX_ROWS_PER_DISPATCH.min(rows - first);
+            let rows_of = |data: &[f32]| -> Vec<f32> {
+                (0..b)
+                    .flat_map(|env| data[(env * rows + first) * d..][..n * d].iter().copied())
+                    .collect()
+            };
+            let chunk = rows_of(samples);
+            match interventions {
+                Interventions::PerRow(ivs) => {
+                    let ivs: Vec<_> = (0..b)
+                        .flat_map(|env| ivs[(env * rows + first) * d..][..n * d].iter().copied())
+                        .collect();
+                    self.add_chunk(&chunk, n, &Interventions::PerRow(&ivs))?;
+                }
+                other => self.add_chunk(&chunk, n, other)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn posterior(&mut self) -> Result<PosteriorSummary> {
+        self.summarize()
+    }
+
+    fn log_marginal_likelihoods(&mut self, env: usize) -> Result<Vec<f64>> {
+        self.scores_of(env)
+    }
+}
+
+impl GpuPosterior {
+    /// One dispatch of `posterior_add_rows` over `rows` validated rows.
+    fn add_chunk(
+        &mut self,
+        samples: &[f32],
+        rows: usize,
+        interventions: &Interventions<'_>,
+    ) -> Result<()> {
         let sample_bytes: &[u8] = bytemuck::cast_slice(samples);
         let iv_bytes: &[u8] = bytemuck::cast_slice(interventions.as_slice());
         let limit = self.ctx.max_binding_bytes();
@@ -354,7 +437,7 @@ impl PosteriorBackend for GpuPosterior {
         Ok(())
     }
 
-    fn posterior(&mut self) -> Result<PosteriorSummary> {
+    fn summarize(&mut self) -> Result<PosteriorSummary> {
         let _span = tracing::debug_span!("gpu_posterior", batch = self.config.batch()).entered();
         self.score(true)?;
         let (b, d) = (self.config.batch(), self.config.n_vars);
@@ -394,26 +477,32 @@ impl PosteriorBackend for GpuPosterior {
         Ok(summary)
     }
 
-    fn log_marginal_likelihoods(&mut self, env: usize) -> Result<Vec<f64>> {
+    fn scores_of(&mut self, env: usize) -> Result<Vec<f64>> {
         let b = self.config.batch();
         self.config.check_env(env)?;
         if !self.scores_current {
             self.score(false)?;
         }
         let n_sets = self.sets.len();
-        let all: Vec<f32> = read_buffers(&self.ctx, &[(&self.scores, (b * n_sets * 4) as u64)])?;
+        let all: Vec<f64> = if self.f64 {
+            read_buffers(&self.ctx, &[(&self.scores, (b * n_sets * 8) as u64)])?
+        } else {
+            let f32s: Vec<f32> =
+                read_buffers(&self.ctx, &[(&self.scores, (b * n_sets * 4) as u64)])?;
+            f32s.into_iter().map(f64::from).collect()
+        };
         let c = &self.config;
         let n = self.rows[env] as f64;
         // What every set of the environment shares, added back in f64.
         let shared = evidence_constant(c, n) + 0.5 * c.lambda.ln() - 0.5 * (n + c.lambda).ln();
         let scores = &all[env * n_sets..][..n_sets];
-        if scores.iter().any(|&s| s >= UNRESOLVED) {
+        if scores.iter().any(|&s| s >= f64::from(UNRESOLVED)) {
             return Err(unresolved());
         }
         Ok(scores
             .iter()
             .zip(&self.sets)
-            .map(|(&s, set)| f64::from(s) + shared + c.sparsity * set.len() as f64)
+            .map(|(&s, set)| s + shared + c.sparsity * set.len() as f64)
             .collect())
     }
 }
