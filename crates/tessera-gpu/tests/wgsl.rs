@@ -50,33 +50,13 @@ fn sim_modules_validate() {
         "posterior module",
         &join(tessera_gpu::sim::WGSL_POSTERIOR_SOURCES),
     );
-    // The f64 variant, for devices with SHADER_F64.
-    let f64_source = join(tessera_gpu::sim::WGSL_POSTERIOR_F64_SOURCES);
-    let module = naga::front::wgsl::parse_str(&f64_source).unwrap_or_else(|e| {
-        panic!(
-            "posterior f64 does not parse:\n{}",
-            e.emit_to_string(&f64_source)
-        )
-    });
-    let info = Validator::new(ValidationFlags::all(), Capabilities::FLOAT64)
-        .validate(&module)
-        .unwrap_or_else(|e| {
-            panic!(
-                "posterior f64 does not validate:\n{}",
-                e.emit_to_string(&f64_source)
-            )
-        });
-    // DX12 and Vulkan have f64; Metal does not, and never builds this module.
-    let hlsl = naga::back::hlsl::Options {
-        shader_model: naga::back::hlsl::ShaderModel::V6_0,
-        ..Default::default()
-    };
-    let mut out = String::new();
-    naga::back::hlsl::Writer::new(&mut out, &hlsl, &Default::default())
-        .write(&module, &info, None)
-        .unwrap_or_else(|e| panic!("posterior f64 does not translate to HLSL: {e}"));
-    naga::back::spv::write_vec(&module, &info, &Default::default(), None)
-        .unwrap_or_else(|e| panic!("posterior f64 does not translate to SPIR-V: {e}"));
+    // The f64 variant (devices with SHADER_F64) validates with naga's FLOAT64.
+    translate(
+        "posterior f64",
+        &join(tessera_gpu::sim::WGSL_POSTERIOR_F64_SOURCES),
+        Capabilities::FLOAT64,
+        false,
+    );
 }
 
 #[test]
@@ -142,25 +122,34 @@ fn every_module_translates_to_msl_hlsl_and_spirv() {
         ("philox test", join(tessera_gpu::sim::WGSL_TEST_SOURCES)),
         ("posterior", join(tessera_gpu::sim::WGSL_POSTERIOR_SOURCES)),
     ] {
-        let module = naga::front::wgsl::parse_str(&source).unwrap();
-        let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
-            .validate(&module)
-            .unwrap();
-        let msl = naga::back::msl::Options {
+        translate(name, &source, Capabilities::empty(), true);
+    }
+}
+
+/// Validates `source` with `capabilities` and translates it to HLSL and SPIR-V (and
+/// MSL with `msl`), panicking with the module's name on the first failure.
+fn translate(name: &str, source: &str, capabilities: Capabilities, msl: bool) {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name} does not parse:\n{}", e.emit_to_string(source)));
+    let info = Validator::new(ValidationFlags::all(), capabilities)
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name} does not validate:\n{}", e.emit_to_string(source)));
+    if msl {
+        let options = naga::back::msl::Options {
             lang_version: (2, 4),
             ..Default::default()
         };
-        naga::back::msl::write_string(&module, &info, &msl, &Default::default())
+        naga::back::msl::write_string(&module, &info, &options, &Default::default())
             .unwrap_or_else(|e| panic!("{name} does not translate to MSL: {e}"));
-        let hlsl = naga::back::hlsl::Options {
-            shader_model: naga::back::hlsl::ShaderModel::V6_0,
-            ..Default::default()
-        };
-        let mut out = String::new();
-        naga::back::hlsl::Writer::new(&mut out, &hlsl, &Default::default())
-            .write(&module, &info, None)
-            .unwrap_or_else(|e| panic!("{name} does not translate to HLSL: {e}"));
-        naga::back::spv::write_vec(&module, &info, &Default::default(), None)
-            .unwrap_or_else(|e| panic!("{name} does not translate to SPIR-V: {e}"));
     }
+    let hlsl = naga::back::hlsl::Options {
+        shader_model: naga::back::hlsl::ShaderModel::V6_0,
+        ..Default::default()
+    };
+    let mut out = String::new();
+    naga::back::hlsl::Writer::new(&mut out, &hlsl, &Default::default())
+        .write(&module, &info, None)
+        .unwrap_or_else(|e| panic!("{name} does not translate to HLSL: {e}"));
+    naga::back::spv::write_vec(&module, &info, &Default::default(), None)
+        .unwrap_or_else(|e| panic!("{name} does not translate to SPIR-V: {e}"));
 }
