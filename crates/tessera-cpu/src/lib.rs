@@ -20,10 +20,12 @@ pub mod acquisition;
 mod dispatch;
 pub mod nn;
 pub mod sim;
+pub mod voi;
 
 pub use acquisition::CpuAcquisition;
 pub use nn::CpuNn;
 pub use sim::{CpuPosterior, CpuSim};
+pub use voi::CpuVoi;
 
 /// The README's example, compiled and run by `cargo test`.
 #[cfg(doctest)]

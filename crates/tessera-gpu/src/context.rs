@@ -29,6 +29,7 @@ pub(crate) struct Inner {
     pub sim: OnceLock<Result<KernelSet>>,
     pub posterior: OnceLock<Result<KernelSet>>,
     pub posterior_f64: OnceLock<Result<KernelSet>>,
+    pub voi: OnceLock<Result<KernelSet>>,
     pub counters: Counters,
 }
 
@@ -181,6 +182,7 @@ impl GpuContext {
                 sim: OnceLock::new(),
                 posterior: OnceLock::new(),
                 posterior_f64: OnceLock::new(),
+                voi: OnceLock::new(),
                 counters: Counters::default(),
             }),
         }

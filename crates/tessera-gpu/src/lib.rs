@@ -9,10 +9,12 @@ mod readback;
 pub mod sim;
 pub mod testing;
 mod timer;
+pub mod voi;
 
 pub use acquisition::GpuAcquisition;
 pub use context::GpuContext;
 pub use counters::LaunchCounters;
 pub use nn::{GpuNn, GpuTensor};
 pub use sim::{GpuPosterior, GpuSim};
+pub use voi::GpuVoi;
 pub use wgpu;

@@ -31,6 +31,11 @@ fn nn_module_validates() {
 }
 
 #[test]
+fn voi_module_validates() {
+    validate("voi module", &tessera_gpu::voi::wgsl_module_source());
+}
+
+#[test]
 fn sim_modules_validate() {
     validate("sim module", &tessera_gpu::sim::wgsl_module_source());
     let test_module: String = tessera_gpu::sim::WGSL_TEST_SOURCES
@@ -88,6 +93,7 @@ fn every_shader_on_disk_is_built_into_a_module() {
     sim.extend(tessera_gpu::sim::WGSL_POSTERIOR_SOURCES);
     sim.extend(&tessera_gpu::sim::WGSL_POSTERIOR_F64_SOURCES[..1]);
     on_disk_matches("sim", &sim);
+    on_disk_matches("voi", tessera_gpu::voi::WGSL_SOURCES);
 }
 
 fn on_disk_matches(family: &str, sources: &[(&str, &str)]) {
@@ -121,6 +127,7 @@ fn every_module_translates_to_msl_hlsl_and_spirv() {
         ("sim", tessera_gpu::sim::wgsl_module_source()),
         ("philox test", join(tessera_gpu::sim::WGSL_TEST_SOURCES)),
         ("posterior", join(tessera_gpu::sim::WGSL_POSTERIOR_SOURCES)),
+        ("voi", tessera_gpu::voi::wgsl_module_source()),
     ] {
         translate(name, &source, Capabilities::empty(), true);
     }

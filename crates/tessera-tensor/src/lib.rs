@@ -7,5 +7,6 @@ pub mod nn;
 pub mod reference;
 pub mod rng;
 pub mod sim;
+pub mod voi;
 
 pub use error::{Result, TesseraError};
