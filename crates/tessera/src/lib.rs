@@ -43,8 +43,8 @@
 //! ```
 //!
 //! ## Cargo features
-//! `gpu` (the wgpu backend), `acquisition`, `nn` and `sim` (the families), all on by
-//! default.
+//! `gpu` (the wgpu backend), `acquisition`, `nn`, `sim` and `voi` (the families), all
+//! on by default.
 //! Without `gpu`, wgpu is not compiled and every [`Device`] is the CPU.
 
 #[cfg(feature = "acquisition")]
@@ -56,6 +56,8 @@ mod device;
 pub mod nn;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "voi")]
+pub mod voi;
 
 #[cfg(feature = "acquisition")]
 pub use acquisition::Acquisition;

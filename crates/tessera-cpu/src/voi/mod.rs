@@ -73,9 +73,7 @@ impl<'a> Rows<'a> {
 
 /// Sums of net-benefit rows `[rows, d]` against `reference`.
 #[inline(always)]
-fn net_benefit_rows<T: Copy + Into<f64>>(
-    (nb, d, reference): (&[T], usize, usize),
-) -> DecisionSums {
+fn net_benefit_rows<T: Copy + Into<f64>>((nb, d, reference): (&[T], usize, usize)) -> DecisionSums {
     let mut s = DecisionSums::zero(d, reference);
     let mut sum_max = 0.0;
     for row in nb.chunks_exact(d) {
@@ -152,13 +150,11 @@ fn cost_effect_rows<T: Copy + Into<f64>>(
                 best[l] = if better { j as u64 } else { best[l] };
             }
         }
-        for l in 0..LANES {
-            acc.max[l] += best_v[l];
-        }
+        acc.max.iter_mut().zip(&best_v).for_each(|(m, v)| *m += v);
         for (j, opt) in acc.optimal.iter_mut().enumerate() {
-            for l in 0..LANES {
-                opt[l] += (best[l] == j as u64) as u64;
-            }
+            opt.iter_mut()
+                .zip(&best)
+                .for_each(|(o, &b)| *o += (b == j as u64) as u64);
         }
     }
     let rows = (costs.len() / d) as u64;
@@ -187,8 +183,12 @@ impl CpuVoi {
     fn net_benefit_chunk(&self, t: &Table<'_>, start: usize, end: usize, r: usize) -> DecisionSums {
         let d = t.cols();
         match Rows::of(t, start, end) {
-            Rows::F64(v) => self.arch.dispatch(Kernel(net_benefit_rows::<f64>, (v, d, r))),
-            Rows::F32(v) => self.arch.dispatch(Kernel(net_benefit_rows::<f32>, (v, d, r))),
+            Rows::F64(v) => self
+                .arch
+                .dispatch(Kernel(net_benefit_rows::<f64>, (v, d, r))),
+            Rows::F32(v) => self
+                .arch
+                .dispatch(Kernel(net_benefit_rows::<f32>, (v, d, r))),
         }
     }
 
@@ -236,7 +236,13 @@ fn chunks(rows: usize) -> impl IndexedParallelIterator<Item = (usize, usize)> {
 }
 
 /// `C[m×n] = A[m×k]·B[k×n]`, row-major, through matrixmultiply's f64 kernel.
-fn gemm(m: usize, k: usize, n: usize, a: (&[f64], isize, isize), b: (&[f64], isize, isize)) -> Vec<f64> {
+fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: (&[f64], isize, isize),
+    b: (&[f64], isize, isize),
+) -> Vec<f64> {
     let mut c = vec![0.0; m * n];
     if m * n * k == 0 {
         return c;
@@ -272,8 +278,8 @@ impl VoiBackend for CpuVoi {
     ) -> Result<Vec<DecisionSums>> {
         validate_decision(decision, reference)?;
         let rows = decision.rows();
-        let _span = tracing::debug_span!("cpu_voi_decision", rows, combos = decision.combos())
-            .entered();
+        let _span =
+            tracing::debug_span!("cpu_voi_decision", rows, combos = decision.combos()).entered();
         Ok(match decision {
             Decision::NetBenefit(t) => chunks(rows)
                 .map(|(a, b)| vec![self.net_benefit_chunk(t, a, b, reference[0] as usize)])
@@ -311,12 +317,7 @@ impl VoiBackend for CpuVoi {
             }
         }
         self.design = Some((x, p));
-        Ok(Gram {
-            p,
-            m,
-            rows: n,
-            ztz,
-        })
+        Ok(Gram { p, m, rows: n, ztz })
     }
 
     fn fitted_decision_sums(
@@ -329,7 +330,12 @@ impl VoiBackend for CpuVoi {
         let (x, p) = self.design.as_ref().ok_or_else(no_design)?;
         let p = *p;
         validate_fitted(coefs, sets, p, layout, reference)?;
-        let (m, d, grid, n) = (layout.columns(), layout.strategies(), layout.grid(), x.len() / p);
+        let (m, d, grid, n) = (
+            layout.columns(),
+            layout.strategies(),
+            layout.grid(),
+            x.len() / p,
+        );
         let _span = tracing::debug_span!("cpu_voi_fitted", rows = n, p, sets, grid).entered();
         let this = &*self;
         Ok(chunks(n)

@@ -309,7 +309,10 @@ impl VoiBackend for GpuVoi {
                 let kmax = wtp.iter().fold(0.0f64, |m, k| m.max(k.abs()));
                 let bound = kmax * effects.max_abs() + costs.max_abs();
                 if bound > F32_LIMIT {
-                    return Err(too_large("willingness-to-pay x effects - costs (GPU, f32)", bound));
+                    return Err(too_large(
+                        "willingness-to-pay x effects - costs (GPU, f32)",
+                        bound,
+                    ));
                 }
                 let w: Vec<f32> = wtp.iter().map(|&k| k as f32).collect();
                 (1, to_f32(costs), to_f32(effects), w)
@@ -321,7 +324,11 @@ impl VoiBackend for GpuVoi {
         Self::upload(&self.ctx, &mut self.a, bytemuck::cast_slice(&a));
         Self::upload(&self.ctx, &mut self.b, bytemuck::cast_slice(&b));
         Self::upload(&self.ctx, &mut self.wtp, bytemuck::cast_slice(&wtp));
-        Self::upload(&self.ctx, &mut self.reference, bytemuck::cast_slice(reference));
+        Self::upload(
+            &self.ctx,
+            &mut self.reference,
+            bytemuck::cast_slice(reference),
+        );
         let params = Params {
             rows: n as u32,
             strategies: d as u32,
@@ -333,8 +340,21 @@ impl VoiBackend for GpuVoi {
             m: 0,
         };
         let floats = combos * blocks as usize * (1 + 2 * d);
-        let partials = self.run("decision_sums", params, None, (blocks, saturate(combos), 1), floats)?;
-        Ok(Self::combine(&partials, combos, blocks as usize, d, n, reference))
+        let partials = self.run(
+            "decision_sums",
+            params,
+            None,
+            (blocks, saturate(combos), 1),
+            floats,
+        )?;
+        Ok(Self::combine(
+            &partials,
+            combos,
+            blocks as usize,
+            d,
+            n,
+            reference,
+        ))
     }
 
     fn load_design(&mut self, x: Vec<f64>, p: usize, y: &Table<'_>) -> Result<Gram> {
@@ -343,7 +363,10 @@ impl VoiBackend for GpuVoi {
         let q = p + m;
         let big = x.iter().fold(y.max_abs(), |a, v| a.max(v.abs()));
         if big > 1e15 {
-            return Err(too_large("design and responses (GPU, f32 cross-products)", big));
+            return Err(too_large(
+                "design and responses (GPU, f32 cross-products)",
+                big,
+            ));
         }
         self.check_bytes("bytes of the design [X | Y]", (n * q * 4) as u64)?;
         check_rows(n)?;
@@ -353,7 +376,10 @@ impl VoiBackend for GpuVoi {
             z.extend(x[i * p..(i + 1) * p].iter().map(|&v| v as f32));
             z.extend((0..m).map(|k| y.get(i, k) as f32));
         }
-        let chunk = GRAM_CHUNK.max(n.div_ceil(u16::MAX as usize).next_multiple_of(TILE as usize));
+        let chunk = GRAM_CHUNK.max(
+            n.div_ceil(u16::MAX as usize)
+                .next_multiple_of(TILE as usize),
+        );
         let chunks = n.div_ceil(chunk);
         let tiles = q.div_ceil(TILE as usize) as u32;
         let z_buffer = self.ctx.buffer_init(
@@ -391,12 +417,7 @@ impl VoiBackend for GpuVoi {
         );
         self.design = Some((x_buffer, n, p));
         self.design_max = x.iter().fold(0.0, |a, v| a.max(v.abs()));
-        Ok(Gram {
-            p,
-            m,
-            rows: n,
-            ztz,
-        })
+        Ok(Gram { p, m, rows: n, ztz })
     }
 
     fn fitted_decision_sums(
@@ -421,21 +442,26 @@ impl VoiBackend for GpuVoi {
         };
         let kmax = match layout {
             FittedLayout::NetBenefit { .. } => 1.0,
-            FittedLayout::CostEffect { wtp, .. } => {
-                wtp.iter().fold(1.0f64, |m, k| m.max(k.abs()))
-            }
+            FittedLayout::CostEffect { wtp, .. } => wtp.iter().fold(1.0f64, |m, k| m.max(k.abs())),
         };
         let cmax = coefs.iter().fold(0.0f64, |m, c| m.max(c.abs()));
         let bound = cmax * self.design_max * p as f64 * (kmax + 1.0);
         if bound > F32_LIMIT {
-            return Err(too_large("fitted values |X| |beta| p (1 + |k|) (GPU, f32)", bound));
+            return Err(too_large(
+                "fitted values |X| |beta| p (1 + |k|) (GPU, f32)",
+                bound,
+            ));
         }
         let c: Vec<f32> = coefs.iter().map(|&v| v as f32).collect();
         let _span = tracing::debug_span!("gpu_voi_fitted", rows = n, p, sets, grid).entered();
         let (blocks, per_thread) = Self::blocks(n);
         Self::upload(&self.ctx, &mut self.b, bytemuck::cast_slice(&c));
         Self::upload(&self.ctx, &mut self.wtp, bytemuck::cast_slice(&wtp));
-        Self::upload(&self.ctx, &mut self.reference, bytemuck::cast_slice(reference));
+        Self::upload(
+            &self.ctx,
+            &mut self.reference,
+            bytemuck::cast_slice(reference),
+        );
         let params = Params {
             rows: n as u32,
             strategies: d as u32,
@@ -455,6 +481,13 @@ impl VoiBackend for GpuVoi {
             (blocks, saturate(combos), 1),
             floats,
         )?;
-        Ok(Self::combine(&partials, combos, blocks as usize, d, n, reference))
+        Ok(Self::combine(
+            &partials,
+            combos,
+            blocks as usize,
+            d,
+            n,
+            reference,
+        ))
     }
 }

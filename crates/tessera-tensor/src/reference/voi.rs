@@ -114,12 +114,7 @@ impl VoiBackend for ReferenceVoi {
             }
         }
         self.design = Some((x, p));
-        Ok(Gram {
-            p,
-            m,
-            rows: n,
-            ztz,
-        })
+        Ok(Gram { p, m, rows: n, ztz })
     }
 
     fn fitted_decision_sums(
@@ -153,4 +148,3 @@ impl VoiBackend for ReferenceVoi {
         Ok(out)
     }
 }
-

@@ -74,7 +74,11 @@ fn compare(
     tol: Tolerance,
 ) -> std::result::Result<(), String> {
     if got.len() != want.len() {
-        return Err(format!("{what}: {} reductions, expected {}", got.len(), want.len()));
+        return Err(format!(
+            "{what}: {} reductions, expected {}",
+            got.len(),
+            want.len()
+        ));
     }
     let bound = tol.sum * scale.max(1e-300);
     for (c, (g, w)) in got.iter().zip(want).enumerate() {
@@ -175,7 +179,8 @@ fn run_case<F: VoiFactory>(f: &F, c: &Case) -> std::result::Result<(), String> {
     let scale: f64 = nb.iter().map(|v| (v - c.offset).abs() * 2.0).sum::<f64>() + 1.0;
     compare(
         "net benefit",
-        &be.decision_sums(&decision, &reference).map_err(|e| e.to_string())?,
+        &be.decision_sums(&decision, &reference)
+            .map_err(|e| e.to_string())?,
         &re.decision_sums(&decision, &reference).unwrap(),
         scale,
         tol,
@@ -196,7 +201,8 @@ fn run_case<F: VoiFactory>(f: &F, c: &Case) -> std::result::Result<(), String> {
         + 1.0;
     compare(
         "costs and effects",
-        &be.decision_sums(&decision, &reference).map_err(|e| e.to_string())?,
+        &be.decision_sums(&decision, &reference)
+            .map_err(|e| e.to_string())?,
         &re.decision_sums(&decision, &reference).unwrap(),
         scale,
         tol,
@@ -206,7 +212,9 @@ fn run_case<F: VoiFactory>(f: &F, c: &Case) -> std::result::Result<(), String> {
     let x = values(&mut rng, n * p, 1.0, 0.0);
     let y = values(&mut rng, n * 2, 3.0, 1.0);
     let yt = Table::new("y", &y, n, 2).unwrap();
-    let g = be.load_design(x.clone(), p, &yt).map_err(|e| e.to_string())?;
+    let g = be
+        .load_design(x.clone(), p, &yt)
+        .map_err(|e| e.to_string())?;
     let w = re.load_design(x.clone(), p, &yt).unwrap();
     let gram_scale = (n as f64) * 20.0;
     for (i, (a, b)) in g.ztz.iter().zip(&w.ztz).enumerate() {
@@ -323,8 +331,8 @@ pub fn worked_tables<F: VoiFactory>(f: &F) {
         let t = Table::new("nb", nb, nb.len() / d, d).unwrap();
         for r in 0..d as u32 {
             let mut be = f.create().unwrap();
-            let got = be.decision_sums(&Decision::NetBenefit(t), &[r]).unwrap()[0]
-                .value_of_information();
+            let got =
+                be.decision_sums(&Decision::NetBenefit(t), &[r]).unwrap()[0].value_of_information();
             let bound = if tol.sum < 1e-9 { 1e-12 } else { 1e-6 } * want.abs();
             assert!(
                 (got - want).abs() <= bound,

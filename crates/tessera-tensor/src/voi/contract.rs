@@ -93,11 +93,13 @@ impl<'a> Table<'a> {
         cols: usize,
     ) -> Result<Self> {
         let values = values.into();
-        let expected = rows.checked_mul(cols).ok_or(TesseraError::InvalidArgument {
-            what: "rows x columns",
-            value: rows as f64 * cols as f64,
-            expected: "a table that fits in memory",
-        })?;
+        let expected = rows
+            .checked_mul(cols)
+            .ok_or(TesseraError::InvalidArgument {
+                what: "rows x columns",
+                value: rows as f64 * cols as f64,
+                expected: "a table that fits in memory",
+            })?;
         if values.len() != expected {
             return Err(TesseraError::ShapeMismatch {
                 what,
@@ -260,7 +262,11 @@ impl DecisionSums {
     /// `mean_i max_d NB − max_d mean_i NB`, clamped at 0.
     pub fn value_of_information(&self) -> f64 {
         let n = self.rows.max(1) as f64;
-        let best_mean = self.sum_inc.iter().fold(f64::NEG_INFINITY, |m, &s| m.max(s)) / n;
+        let best_mean = self
+            .sum_inc
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &s| m.max(s))
+            / n;
         (self.sum_max / n - best_mean).max(0.0)
     }
 
@@ -528,12 +534,7 @@ pub fn validate_fitted(
         value: sets as f64,
         expected: "at least one set",
     })?;
-    Table::new(
-        "metamodel coefficients",
-        coefs,
-        sets,
-        p * layout.columns(),
-    )?;
+    Table::new("metamodel coefficients", coefs, sets, p * layout.columns())?;
     check_reference(reference, combos, layout.strategies())
 }
 

@@ -15,9 +15,10 @@
 //!
 //! The estimators (`tessera::voi`) combine the sums in f64 on the host.
 
+pub mod analytic;
 mod contract;
 
 pub use contract::{
-    Decision, DecisionSums, FittedLayout, Gram, MAX_DESIGN_COLUMNS, MAX_STRATEGIES, Table,
-    Values, VoiBackend, check_reference, no_design, validate_decision, validate_design, validate_fitted,
+    Decision, DecisionSums, FittedLayout, Gram, MAX_DESIGN_COLUMNS, MAX_STRATEGIES, Table, Values,
+    VoiBackend, check_reference, no_design, validate_decision, validate_design, validate_fitted,
 };

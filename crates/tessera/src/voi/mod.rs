@@ -1,0 +1,726 @@
+//! Value of information for decision analysts: EVPI, EVPPI, EVSI, structural EVPI,
+//! acceptability curves and population scaling, over the draws of a probabilistic
+//! sensitivity analysis, on any [`Device`]. Semantics and precision: `docs/voi.md`.
+//!
+//! ```
+//! use tessera::Device;
+//! use tessera::voi::{EvppiOptions, Outcomes, Table, Voi};
+//!
+//! // Three draws of two strategies' net benefits.
+//! let nb = [10.0, 12.0, 11.0, 9.0, 13.0, 14.0];
+//! let mut voi = Voi::on(&Device::cpu())?;
+//! let evpi = voi.evpi(&Outcomes::NetBenefit(Table::new("nb", &nb[..], 3, 2)?))?;
+//! assert!((evpi[0].evpi - 2.0 / 3.0).abs() < 1e-12);
+//!
+//! // EVPPI of the first of two parameters, where the incremental benefit is t1 + t2.
+//! let n = 2000;
+//! let params: Vec<f64> = (0..2 * n).map(|i| ((i * 7919) % 1000) as f64 / 1000.0 - 0.5).collect();
+//! let nb: Vec<f64> = (0..n).flat_map(|i| [0.0, params[2 * i] + params[2 * i + 1]]).collect();
+//! let outcomes = Outcomes::NetBenefit(Table::new("nb", &nb, n, 2)?);
+//! let params = Table::new("params", &params, n, 2)?;
+//! let evppi = voi.evppi(&outcomes, &params, &[&[0]], &EvppiOptions::default())?;
+//! assert!(evppi[0].values[0] > 0.0 && evppi[0].values[0] <= evppi[0].evpi[0]);
+//! # Ok::<(), tessera::TesseraError>(())
+//! ```
+
+mod metamodel;
+
+use tessera_cpu::CpuVoi;
+#[cfg(feature = "gpu")]
+use tessera_gpu::GpuVoi;
+use tessera_tensor::error::{Result, TesseraError};
+use tessera_tensor::rng::Rng;
+use tessera_tensor::voi::FittedLayout;
+
+pub use metamodel::Metamodel;
+pub use tessera_tensor::voi::analytic::{self, Discounting, population_factor};
+pub use tessera_tensor::voi::{
+    Decision, DecisionSums, Gram, MAX_STRATEGIES, Table, Values, VoiBackend,
+};
+
+use crate::{Backend, Device};
+
+/// Rows the reference strategy of a reduction is chosen from.
+const PILOT_ROWS: usize = 4096;
+
+/// Draws per metamodel term below which EVPPI warns of overfitting.
+const DRAWS_PER_TERM: usize = 10;
+
+/// The outcomes of a probabilistic sensitivity analysis.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcomes<'a> {
+    /// Net benefits `[N, D]` (one willingness-to-pay value, already applied).
+    NetBenefit(Table<'a>),
+    /// Costs and effects `[N, D]`, analysed at every value of a willingness-to-pay
+    /// grid (net benefit `k·effect − cost`).
+    CostEffect {
+        /// Costs per draw and strategy.
+        costs: Table<'a>,
+        /// Effects per draw and strategy.
+        effects: Table<'a>,
+        /// Willingness-to-pay values.
+        wtp: &'a [f64],
+    },
+}
+
+impl<'a> Outcomes<'a> {
+    fn decision(&self) -> Decision<'a> {
+        match *self {
+            Outcomes::NetBenefit(t) => Decision::NetBenefit(t),
+            Outcomes::CostEffect {
+                costs,
+                effects,
+                wtp,
+            } => Decision::CostEffect {
+                costs,
+                effects,
+                wtp,
+            },
+        }
+    }
+
+    /// Draws.
+    pub fn rows(&self) -> usize {
+        self.decision().rows()
+    }
+
+    /// Strategies.
+    pub fn strategies(&self) -> usize {
+        self.decision().strategies()
+    }
+
+    /// Results per call: 1, or the grid's length.
+    pub fn grid(&self) -> usize {
+        self.decision().combos()
+    }
+
+    fn layout(&self) -> FittedLayout<'a> {
+        match *self {
+            Outcomes::NetBenefit(t) => FittedLayout::NetBenefit {
+                strategies: t.cols(),
+            },
+            Outcomes::CostEffect { costs, wtp, .. } => FittedLayout::CostEffect {
+                strategies: costs.cols(),
+                wtp,
+            },
+        }
+    }
+
+    /// The regression responses `[N, m]` in the layout's column order (increments
+    /// over strategy 0), centred, and their means.
+    fn responses(&self) -> (Vec<f64>, Vec<f64>) {
+        let (n, d) = (self.rows(), self.strategies());
+        let m = self.layout().columns();
+        let mut y = vec![0.0; n * m];
+        for i in 0..n {
+            let row = &mut y[i * m..(i + 1) * m];
+            match self {
+                Outcomes::NetBenefit(t) => {
+                    (1..d).for_each(|j| row[j - 1] = t.get(i, j) - t.get(i, 0));
+                }
+                Outcomes::CostEffect { costs, effects, .. } => {
+                    for j in 1..d {
+                        row[j - 1] = effects.get(i, j) - effects.get(i, 0);
+                        row[d - 2 + j] = costs.get(i, j) - costs.get(i, 0);
+                    }
+                }
+            }
+        }
+        let mean = centre_columns(&mut y, n, m);
+        (y, mean)
+    }
+}
+
+/// Subtracts each column's mean (two passes, so large means do not cancel) and
+/// returns the means.
+fn centre_columns(y: &mut [f64], n: usize, m: usize) -> Vec<f64> {
+    let mut mean = vec![0.0; m];
+    for row in y.chunks_exact(m) {
+        mean.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+    }
+    mean.iter_mut().for_each(|s| *s /= n as f64);
+    for row in y.chunks_exact_mut(m) {
+        row.iter_mut().zip(&mean).for_each(|(v, s)| *v -= s);
+    }
+    mean
+}
+
+/// The value of perfect information at one willingness-to-pay value, with what the
+/// same pass gives: the optimal strategy and the acceptability of each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evpi {
+    /// `mean_i max_d NB − max_d mean_i NB`, ≥ 0, per person.
+    pub evpi: f64,
+    /// The strategy with the largest expected net benefit (lowest index on ties).
+    pub best: usize,
+    /// Each strategy's expected net benefit minus the best's (≤ 0).
+    pub mean_vs_best: Vec<f64>,
+    /// The probability that each strategy is optimal (the acceptability curve's
+    /// points).
+    pub probability_optimal: Vec<f64>,
+}
+
+impl From<&DecisionSums> for Evpi {
+    fn from(s: &DecisionSums) -> Self {
+        let best = s.best();
+        let mean = s.mean_inc();
+        Self {
+            evpi: s.value_of_information(),
+            best,
+            mean_vs_best: mean.iter().map(|m| m - mean[best]).collect(),
+            probability_optimal: s.probability_optimal(),
+        }
+    }
+}
+
+/// The cost-effectiveness acceptability curve and frontier over a grid, from
+/// [`Voi::evpi`]'s results.
+pub fn acceptability_frontier(points: &[Evpi]) -> Vec<(usize, f64)> {
+    points
+        .iter()
+        .map(|p| (p.best, p.probability_optimal[p.best]))
+        .collect()
+}
+
+/// What EVPPI and EVSI are computed with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvppiOptions {
+    /// The regression metamodel.
+    pub metamodel: Metamodel,
+    /// Draws from the metamodel's posterior for standard errors (0: none). All
+    /// draws run in one batched reduction.
+    pub posterior_draws: usize,
+    /// Seed of the posterior draws.
+    pub seed: u64,
+}
+
+impl Default for EvppiOptions {
+    fn default() -> Self {
+        Self {
+            metamodel: Metamodel::Auto,
+            posterior_draws: 0,
+            seed: 0x766f_6900,
+        }
+    }
+}
+
+/// Something about an EVPPI result its user should know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VoiWarning {
+    /// EVPPI came out above EVPI at grid value `index` (impossible in exact
+    /// arithmetic: a sign of an overfitted metamodel or too few draws).
+    ExceedsEvpi {
+        /// Grid index.
+        index: usize,
+        /// The EVPPI estimate.
+        evppi: f64,
+        /// The EVPI.
+        evpi: f64,
+    },
+    /// The metamodel has fewer than 10 draws per term: its fitted values follow the
+    /// noise and EVPPI is biased upward.
+    ManyTerms {
+        /// Metamodel terms.
+        terms: usize,
+        /// Draws.
+        draws: usize,
+    },
+}
+
+/// EVPPI of one parameter group (or EVSI of one study) over the grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evppi {
+    /// The group's parameter columns.
+    pub group: Vec<usize>,
+    /// The metamodel used (`Auto` resolved).
+    pub metamodel: Metamodel,
+    /// Terms of the metamodel (0 for Strong-Oakley).
+    pub terms: usize,
+    /// Effective degrees of freedom of the fit of each response column (the
+    /// layout's increments over strategy 0; empty for Strong-Oakley).
+    pub effective_df: Vec<f64>,
+    /// EVPPI per grid value, per person.
+    pub values: Vec<f64>,
+    /// EVPI per grid value, the upper bound.
+    pub evpi: Vec<f64>,
+    /// Standard errors from the metamodel's posterior, when draws were asked for.
+    pub standard_errors: Option<Vec<f64>>,
+    /// Warnings about the estimate.
+    pub warnings: Vec<VoiWarning>,
+}
+
+impl Evppi {
+    /// Whether `0 ≤ EVPPI ≤ EVPI` at every grid value.
+    pub fn within_bounds(&self) -> bool {
+        !self
+            .warnings
+            .iter()
+            .any(|w| matches!(w, VoiWarning::ExceedsEvpi { .. }))
+    }
+}
+
+/// Expected net benefit of sampling over candidate sample sizes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enbs {
+    /// `population · EVSI(n) − cost(n)` per sample size.
+    pub values: Vec<f64>,
+    /// Index of the largest.
+    pub optimal: usize,
+}
+
+/// ENBS from per-person EVSI at each sample size, a population factor
+/// ([`population_factor`]) and the study's cost at each size.
+pub fn enbs(evsi: &[f64], population: f64, costs: &[f64]) -> Result<Enbs> {
+    if evsi.is_empty() || evsi.len() != costs.len() {
+        return Err(TesseraError::ShapeMismatch {
+            what: "study costs (one per sample size)",
+            got: costs.len(),
+            expected: evsi.len().max(1),
+        });
+    }
+    if !(population.is_finite() && population >= 0.0) {
+        return Err(TesseraError::InvalidArgument {
+            what: "population factor",
+            value: population,
+            expected: "a finite value >= 0",
+        });
+    }
+    if let Some(i) = evsi.iter().chain(costs).position(|v| !v.is_finite()) {
+        return Err(TesseraError::NonFinite {
+            what: "EVSI or study costs",
+            index: i,
+            value: f32::NAN,
+        });
+    }
+    let values: Vec<f64> = evsi
+        .iter()
+        .zip(costs)
+        .map(|(e, c)| population * e - c)
+        .collect();
+    let optimal = (0..values.len())
+        .reduce(|a, b| if values[b] > values[a] { b } else { a })
+        .unwrap_or(0);
+    Ok(Enbs { values, optimal })
+}
+
+/// One group's estimate before its checks.
+struct Estimate {
+    values: Vec<f64>,
+    terms: usize,
+    effective_df: Vec<f64>,
+    standard_errors: Option<Vec<f64>>,
+}
+
+// One per analysis: the size gap between backends costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Inner {
+    Cpu(CpuVoi),
+    #[cfg(feature = "gpu")]
+    Gpu(GpuVoi),
+}
+
+/// The value-of-information estimators on one device: reductions over the draws on
+/// the device, the small solves in f64 on the host.
+pub struct Voi {
+    inner: Inner,
+}
+
+impl std::fmt::Debug for Voi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Voi")
+            .field("backend", &self.backend())
+            .finish()
+    }
+}
+
+/// The reference strategy of each reduction: the best in expectation over a strided
+/// subsample, so an f32 backend sums increments near the optimum, not raw values.
+fn pilot_reference(decision: &Decision<'_>) -> Vec<u32> {
+    let (n, d) = (decision.rows(), decision.strategies());
+    let step = n.div_ceil(PILOT_ROWS).max(1);
+    (0..decision.combos())
+        .map(|c| {
+            let mut mean = vec![0.0; d];
+            for i in (0..n).step_by(step) {
+                mean.iter_mut()
+                    .enumerate()
+                    .for_each(|(j, m)| *m += decision.net_benefit(i, j, c));
+            }
+            argmax(&mean) as u32
+        })
+        .collect()
+}
+
+fn argmax(v: &[f64]) -> usize {
+    (0..v.len())
+        .reduce(|a, b| if v[b] > v[a] { b } else { a })
+        .unwrap_or(0)
+}
+
+/// Checks a parameter group against a table of `cols` parameters.
+fn check_group(group: &[usize], cols: usize) -> Result<()> {
+    if group.is_empty() {
+        return Err(TesseraError::InvalidArgument {
+            what: "parameter group size",
+            value: 0.0,
+            expected: "at least one parameter",
+        });
+    }
+    for (i, &c) in group.iter().enumerate() {
+        if c >= cols {
+            return Err(TesseraError::IndexOutOfRange {
+                what: "parameter column of a group",
+                index: c,
+                bound: cols,
+            });
+        }
+        if group[..i].contains(&c) {
+            return Err(TesseraError::InvalidArgument {
+                what: "parameter group (a column named twice)",
+                value: c as f64,
+                expected: "distinct columns",
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Voi {
+    /// The estimators on `device`.
+    pub fn on(device: &Device) -> Result<Self> {
+        let inner = match device {
+            Device::Cpu(cpu) if cpu.is_scalar() => Inner::Cpu(CpuVoi::scalar()),
+            Device::Cpu(_) => Inner::Cpu(CpuVoi::new()),
+            #[cfg(feature = "gpu")]
+            Device::Gpu(ctx) => Inner::Gpu(GpuVoi::new(ctx)?),
+        };
+        Ok(Self { inner })
+    }
+
+    /// The backend the estimators run on.
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            Inner::Cpu(_) => Backend::Cpu,
+            #[cfg(feature = "gpu")]
+            Inner::Gpu(_) => Backend::Gpu,
+        }
+    }
+
+    /// The reductions' backend, for callers that combine the sums themselves.
+    pub fn backend_mut(&mut self) -> &mut dyn VoiBackend {
+        match &mut self.inner {
+            Inner::Cpu(b) => b,
+            #[cfg(feature = "gpu")]
+            Inner::Gpu(b) => b,
+        }
+    }
+
+    /// EVPI at every grid value (one value for net benefits), with the optimal
+    /// strategy and the acceptability of each, in one pass over the draws.
+    pub fn evpi(&mut self, outcomes: &Outcomes<'_>) -> Result<Vec<Evpi>> {
+        let decision = outcomes.decision();
+        tessera_tensor::voi::validate_decision(&decision, &vec![0; decision.combos()])?;
+        let reference = pilot_reference(&decision);
+        let _span =
+            tracing::info_span!("evpi", rows = decision.rows(), grid = decision.combos()).entered();
+        let sums = self.backend_mut().decision_sums(&decision, &reference)?;
+        Ok(sums.iter().map(Evpi::from).collect())
+    }
+
+    /// Structural EVPI over model structures `s` with weights `p_s` (summing to 1):
+    /// `Σ p_s E[max_d NB | s] − max_d Σ p_s E[NB_d | s]`. Every table has the same
+    /// strategies.
+    pub fn structural_evpi(&mut self, structures: &[(f64, Table<'_>)]) -> Result<f64> {
+        let Some((_, first)) = structures.first() else {
+            return Err(TesseraError::InvalidArgument {
+                what: "model structures",
+                value: 0.0,
+                expected: "at least one structure",
+            });
+        };
+        let d = first.cols();
+        let total: f64 = structures.iter().map(|(w, _)| w).sum();
+        if structures
+            .iter()
+            .any(|(w, _)| !(w.is_finite() && *w >= 0.0))
+            || (total - 1.0).abs() > 1e-9
+        {
+            return Err(TesseraError::InvalidArgument {
+                what: "structure weights",
+                value: total,
+                expected: "finite weights >= 0 summing to 1",
+            });
+        }
+        let mut expected_max = 0.0;
+        let mut expected = vec![0.0; d];
+        for (w, t) in structures {
+            if t.cols() != d {
+                return Err(TesseraError::ShapeMismatch {
+                    what: "strategies of a structure's table",
+                    got: t.cols(),
+                    expected: d,
+                });
+            }
+            let decision = Decision::NetBenefit(*t);
+            tessera_tensor::voi::validate_decision(&decision, &[0])?;
+            let reference = pilot_reference(&decision);
+            let s = &self.backend_mut().decision_sums(&decision, &reference)?[0];
+            // The reference's own mean, in f64 on the host, anchors the increments.
+            let r = s.reference;
+            let anchor = (0..t.rows()).map(|i| t.get(i, r)).sum::<f64>() / t.rows() as f64;
+            let n = s.rows as f64;
+            expected_max += w * (anchor + s.sum_max / n);
+            for (e, inc) in expected.iter_mut().zip(&s.sum_inc) {
+                *e += w * (anchor + inc / n);
+            }
+        }
+        let best = expected.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        Ok((expected_max - best).max(0.0))
+    }
+
+    /// EVPPI of each parameter group (columns of `params`, one row per draw) at
+    /// every grid value. See [`EvppiOptions`] and `docs/voi.md`.
+    pub fn evppi(
+        &mut self,
+        outcomes: &Outcomes<'_>,
+        params: &Table<'_>,
+        groups: &[&[usize]],
+        options: &EvppiOptions,
+    ) -> Result<Vec<Evppi>> {
+        if params.rows() != outcomes.rows() {
+            return Err(TesseraError::ShapeMismatch {
+                what: "parameter rows (one per draw)",
+                got: params.rows(),
+                expected: outcomes.rows(),
+            });
+        }
+        for group in groups {
+            check_group(group, params.cols())?;
+            if let Metamodel::StrongOakley { blocks } = options.metamodel {
+                if group.len() != 1 {
+                    return Err(TesseraError::InvalidConfig {
+                        field: "metamodel",
+                        value: format!("Strong-Oakley for {} parameters", group.len()),
+                        expected: "one parameter per group (use Gam or Polynomial)".into(),
+                    });
+                }
+                if blocks.is_some_and(|b| b == 0 || b > params.rows()) {
+                    return Err(TesseraError::InvalidConfig {
+                        field: "Strong-Oakley blocks",
+                        value: format!("{blocks:?}"),
+                        expected: format!("1..={} (the draws)", params.rows()),
+                    });
+                }
+            }
+        }
+        if options.posterior_draws > 4096 {
+            return Err(TesseraError::InvalidConfig {
+                field: "posterior draws",
+                value: options.posterior_draws.to_string(),
+                expected: "0..=4096".into(),
+            });
+        }
+        let evpi: Vec<f64> = self.evpi(outcomes)?.iter().map(|e| e.evpi).collect();
+        let (y, y_mean) = outcomes.responses();
+        let m = outcomes.layout().columns();
+        let n = outcomes.rows();
+        let yt = Table::new("responses", &y, n, m)?;
+        groups
+            .iter()
+            .map(|group| {
+                let _span = tracing::info_span!("evppi", params = group.len()).entered();
+                let metamodel = options.metamodel.resolve(group.len());
+                let Estimate {
+                    values,
+                    terms,
+                    effective_df,
+                    standard_errors,
+                } = match metamodel {
+                    Metamodel::StrongOakley { blocks } => Estimate {
+                        values: strong_oakley(outcomes, &y, &y_mean, params, group[0], blocks),
+                        terms: 0,
+                        effective_df: Vec::new(),
+                        standard_errors: None,
+                    },
+                    _ => self.regression_evppi(
+                        outcomes, &yt, &y_mean, params, group, metamodel, options,
+                    )?,
+                };
+                let mut warnings = Vec::new();
+                if terms > 0 && n < DRAWS_PER_TERM * terms {
+                    warnings.push(VoiWarning::ManyTerms { terms, draws: n });
+                }
+                for (index, (&v, &e)) in values.iter().zip(&evpi).enumerate() {
+                    if v > e + 1e-6 * e.abs().max(1e-12) {
+                        warnings.push(VoiWarning::ExceedsEvpi {
+                            index,
+                            evppi: v,
+                            evpi: e,
+                        });
+                    }
+                }
+                Ok(Evppi {
+                    group: group.to_vec(),
+                    metamodel,
+                    terms,
+                    effective_df,
+                    values,
+                    evpi: evpi.clone(),
+                    standard_errors,
+                    warnings,
+                })
+            })
+            .collect()
+    }
+
+    /// EVSI by the regression method (Strong et al. 2015): each study is a table of
+    /// summary statistics of its simulated data, one row per draw, regressed on as
+    /// EVPPI regresses on parameters.
+    pub fn evsi(
+        &mut self,
+        outcomes: &Outcomes<'_>,
+        studies: &[Table<'_>],
+        options: &EvppiOptions,
+    ) -> Result<Vec<Evppi>> {
+        studies
+            .iter()
+            .map(|s| {
+                let group: Vec<usize> = (0..s.cols()).collect();
+                let mut r = self.evppi(outcomes, s, &[&group], options)?;
+                Ok(r.remove(0))
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn regression_evppi(
+        &mut self,
+        outcomes: &Outcomes<'_>,
+        y: &Table<'_>,
+        y_mean: &[f64],
+        params: &Table<'_>,
+        group: &[usize],
+        metamodel: Metamodel,
+        options: &EvppiOptions,
+    ) -> Result<Estimate> {
+        let n = outcomes.rows();
+        let mut basis = metamodel::basis(metamodel, params, group)?;
+        let p = basis.p;
+        if p > n {
+            return Err(TesseraError::InvalidArgument {
+                what: "metamodel terms (more than draws)",
+                value: p as f64,
+                expected: "at most one term per draw",
+            });
+        }
+        let x = std::mem::take(&mut basis.x);
+        let gram = self.backend_mut().load_design(x, p, y)?;
+        let fit = metamodel::fit(&gram, &basis, y_mean);
+        let layout = outcomes.layout();
+        let (m, grid) = (layout.columns(), layout.grid());
+        // Set 0 is the fit; sets 1.. are posterior draws.
+        let sets = 1 + options.posterior_draws;
+        let mut coefs = Vec::with_capacity(sets * p * m);
+        coefs.extend_from_slice(&fit.coefs);
+        let mut rng = Rng::new(options.seed);
+        for _ in 1..sets {
+            let mut draw = fit.coefs.clone();
+            for (k, factor) in fit.posterior_factor.iter().enumerate() {
+                let z: Vec<f64> = (0..p).map(|_| rng.normal() as f64).collect();
+                for j in 0..p {
+                    let shift: f64 = (0..p).map(|c| factor[(j, c)] * z[c]).sum();
+                    draw[j * m + k] += shift;
+                }
+            }
+            coefs.extend_from_slice(&draw);
+        }
+        // The exact mean fitted value picks each reduction's reference strategy.
+        let reference: Vec<u32> = (0..sets)
+            .flat_map(|s| {
+                let beta = &coefs[s * p * m..(s + 1) * p * m];
+                let mean: Vec<f64> = (0..m)
+                    .map(|c| (0..p).map(|j| basis.col_mean[j] * beta[j * m + c]).sum())
+                    .collect();
+                (0..grid)
+                    .map(|k| {
+                        let nb: Vec<f64> = (0..layout.strategies())
+                            .map(|d| layout.net_benefit(&mean, d, k))
+                            .collect();
+                        argmax(&nb) as u32
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let sums = self
+            .backend_mut()
+            .fitted_decision_sums(&coefs, sets, &layout, &reference)?;
+        let values: Vec<f64> = sums[..grid]
+            .iter()
+            .map(DecisionSums::value_of_information)
+            .collect();
+        let se = (sets > 2).then(|| {
+            (0..grid)
+                .map(|k| {
+                    let draws: Vec<f64> = (1..sets)
+                        .map(|s| sums[s * grid + k].value_of_information())
+                        .collect();
+                    let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+                    let var = draws.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+                        / (draws.len() - 1) as f64;
+                    var.sqrt()
+                })
+                .collect()
+        });
+        Ok(Estimate {
+            values,
+            terms: p,
+            effective_df: fit.edf,
+            standard_errors: se,
+        })
+    }
+}
+
+/// Strong & Oakley's estimator: the draws sorted by the parameter, cut into blocks
+/// whose means of the responses stand for the conditional expectations. On the host
+/// in f64 (it is bound by the sort).
+fn strong_oakley(
+    outcomes: &Outcomes<'_>,
+    y: &[f64],
+    y_mean: &[f64],
+    params: &Table<'_>,
+    column: usize,
+    blocks: Option<usize>,
+) -> Vec<f64> {
+    let n = outcomes.rows();
+    let layout = outcomes.layout();
+    let (m, d, grid) = (layout.columns(), layout.strategies(), layout.grid());
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| params.get(a, column).total_cmp(&params.get(b, column)));
+    let blocks = blocks
+        .unwrap_or_else(|| (n as f64).sqrt().round() as usize)
+        .clamp(1, n);
+    // Block means of the centred responses (the overall mean is added back).
+    let means: Vec<(f64, Vec<f64>)> = (0..blocks)
+        .map(|b| {
+            let (lo, hi) = (b * n / blocks, (b + 1) * n / blocks);
+            let mut mean = y_mean.to_vec();
+            for &i in &order[lo..hi] {
+                mean.iter_mut()
+                    .zip(&y[i * m..(i + 1) * m])
+                    .for_each(|(s, v)| *s += v / (hi - lo) as f64);
+            }
+            ((hi - lo) as f64 / n as f64, mean)
+        })
+        .collect();
+    (0..grid)
+        .map(|k| {
+            let best_of = |f: &[f64]| {
+                (0..d)
+                    .map(|j| layout.net_benefit(f, j, k))
+                    .fold(f64::NEG_INFINITY, f64::max)
+            };
+            let conditional: f64 = means.iter().map(|(w, f)| w * best_of(f)).sum();
+            (conditional - best_of(y_mean)).max(0.0)
+        })
+        .collect()
+}
