@@ -13,6 +13,7 @@ pub mod report;
 pub mod sim;
 pub mod svg;
 pub mod timing;
+pub mod voi;
 pub mod workload;
 
 use std::collections::HashMap;
@@ -124,6 +125,13 @@ pub fn run(opts: &Options) -> Result<Outcome, BenchError> {
     if opts.wants("sim") {
         workloads.extend(
             sim::workloads(opts.quick)
+                .into_iter()
+                .map(|w| Box::new(w) as Box<dyn Workload>),
+        );
+    }
+    if opts.wants("voi") {
+        workloads.extend(
+            voi::workloads(opts.quick)
                 .into_iter()
                 .map(|w| Box::new(w) as Box<dyn Workload>),
         );

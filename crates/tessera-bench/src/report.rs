@@ -148,6 +148,18 @@ pub const GROUPS: &[(&str, &str)] = &[
     ),
     ("loop-batch", "Closed loop step vs batch (20 variables)"),
     ("loop-vars", "Closed loop step vs variables (B = 1024)"),
+    (
+        "voi-evpi",
+        "EVPI of a net-benefit table, f64 input (D = 4 strategies)",
+    ),
+    (
+        "voi-grid",
+        "EVPI and acceptability at 101 willingness-to-pay values from costs and effects (D = 4)",
+    ),
+    (
+        "voi-evppi",
+        "EVPPI of a parameter group, fit and decision pass (D = 4)",
+    ),
 ];
 
 fn fmt_rate(x: f64, unit: &str) -> String {

@@ -5,8 +5,8 @@ use pulp::Arch;
 use rayon::prelude::*;
 use tessera_tensor::error::Result;
 use tessera_tensor::voi::{
-    Decision, DecisionSums, FittedLayout, Gram, Table, Values, VoiBackend, no_design,
-    validate_decision, validate_design, validate_fitted,
+    Decision, DecisionSums, FittedLayout, Gram, MAX_STRATEGIES, Table, Values, VoiBackend,
+    no_design, validate_decision, validate_design, validate_fitted,
 };
 
 use crate::dispatch::Kernel;
@@ -126,8 +126,9 @@ fn cost_effect_rows<T: Copy + Into<f64>>(
         inc: vec![[0.0; LANES]; d],
         optimal: vec![[0; LANES]; d],
     };
-    let mut c = [0.0f64; tessera_tensor::voi::MAX_STRATEGIES];
-    let mut e = [0.0f64; tessera_tensor::voi::MAX_STRATEGIES];
+    let mut c = [0.0f64; MAX_STRATEGIES];
+    let mut e = [0.0f64; MAX_STRATEGIES];
+    let mut v = [[0.0f64; LANES]; MAX_STRATEGIES];
     for (crow, erow) in costs.chunks_exact(d).zip(effects.chunks_exact(d)) {
         for j in 0..d {
             c[j] = crow[j].into();
@@ -137,24 +138,27 @@ fn cost_effect_rows<T: Copy + Into<f64>>(
         for l in 0..LANES {
             base[l] = k[l] * e[refs[l]] - c[refs[l]];
         }
-        let mut best_v = [f64::NEG_INFINITY; LANES];
-        let mut best = [0u64; LANES];
+        // Branch-free over the lanes: increments, their maximum, then the first
+        // strategy reaching it (the lowest index on ties).
+        let mut best = [f64::NEG_INFINITY; LANES];
         for j in 0..d {
             let (cj, ej) = (c[j], e[j]);
-            let inc = &mut acc.inc[j];
+            let (vj, inc) = (&mut v[j], &mut acc.inc[j]);
             for l in 0..LANES {
-                let v = k[l] * ej - cj - base[l];
-                inc[l] += v;
-                let better = v > best_v[l];
-                best_v[l] = if better { v } else { best_v[l] };
-                best[l] = if better { j as u64 } else { best[l] };
+                let x = k[l] * ej - cj - base[l];
+                vj[l] = x;
+                inc[l] += x;
+                best[l] = best[l].max(x);
             }
         }
-        acc.max.iter_mut().zip(&best_v).for_each(|(m, v)| *m += v);
-        for (j, opt) in acc.optimal.iter_mut().enumerate() {
-            opt.iter_mut()
-                .zip(&best)
-                .for_each(|(o, &b)| *o += (b == j as u64) as u64);
+        acc.max.iter_mut().zip(&best).for_each(|(m, b)| *m += b);
+        let mut taken = [false; LANES];
+        for (vj, opt) in v[..d].iter().zip(acc.optimal.iter_mut()) {
+            for l in 0..LANES {
+                let hit = vj[l] == best[l] && !taken[l];
+                opt[l] += hit as u64;
+                taken[l] |= hit;
+            }
         }
     }
     let rows = (costs.len() / d) as u64;
@@ -235,39 +239,48 @@ fn chunks(rows: usize) -> impl IndexedParallelIterator<Item = (usize, usize)> {
         .map(move |c| (c * CHUNK_ROWS, ((c + 1) * CHUNK_ROWS).min(rows)))
 }
 
-/// `C[m×n] = A[m×k]·B[k×n]`, row-major, through matrixmultiply's f64 kernel.
-fn gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: (&[f64], isize, isize),
-    b: (&[f64], isize, isize),
-) -> Vec<f64> {
-    let mut c = vec![0.0; m * n];
-    if m * n * k == 0 {
-        return c;
+/// `Σ_i a_i b_i` with eight independent partial sums, so it vectorises.
+#[inline(always)]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
     }
-    // SAFETY: the strides describe `a` (m×k) and `b` (k×n) within their slices, and `c`
-    // is an m×n row-major buffer of its own.
-    unsafe {
-        matrixmultiply::dgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.0.as_ptr(),
-            a.1,
-            a.2,
-            b.0.as_ptr(),
-            b.1,
-            b.2,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
+    acc.iter().sum::<f64>() + tail
+}
+
+/// The upper triangle of `ZᵀZ` of one chunk, from its columns (`[q][rows]`).
+#[inline(always)]
+fn gram_chunk((columns, q): (&[Vec<f64>], usize)) -> Vec<f64> {
+    let mut out = vec![0.0; q * q];
+    for a in 0..q {
+        for b in a..q {
+            out[a * q + b] = dot(&columns[a], &columns[b]);
+        }
     }
-    c
+    out
+}
+
+/// `X_chunk · β` (`[rows, p]` by `[p, m]`), row-major.
+#[inline(always)]
+fn fitted_rows((x, beta, p, m): (&[f64], &[f64], usize, usize)) -> Vec<f64> {
+    let mut f = vec![0.0; x.len() / p * m];
+    for (xr, fr) in x.chunks_exact(p).zip(f.chunks_exact_mut(m)) {
+        for (j, &xj) in xr.iter().enumerate() {
+            let br = &beta[j * m..(j + 1) * m];
+            fr.iter_mut().zip(br).for_each(|(acc, b)| *acc += xj * b);
+        }
+    }
+    f
 }
 
 impl VoiBackend for CpuVoi {
@@ -298,22 +311,30 @@ impl VoiBackend for CpuVoi {
         validate_design(&x, p, y)?;
         let (n, m) = (y.rows(), y.cols());
         let _span = tracing::debug_span!("cpu_voi_gram", rows = n, p, m).entered();
-        let yv: Vec<f64> = (0..n * m).map(|i| y.values().get(i)).collect();
-        let (pi, mi) = (p as isize, m as isize);
-        // Xᵀ is X read with swapped strides.
-        let xtx = gemm(p, n, p, (&x, 1, pi), (&x, pi, 1));
-        let xty = gemm(p, n, m, (&x, 1, pi), (&yv, mi, 1));
-        let yty = gemm(m, n, m, (&yv, 1, mi), (&yv, mi, 1));
         let q = p + m;
-        let mut ztz = vec![0.0; q * q];
-        for i in 0..q {
-            for j in 0..q {
-                ztz[i * q + j] = match (i < p, j < p) {
-                    (true, true) => xtx[i * p + j],
-                    (true, false) => xty[i * m + j - p],
-                    (false, true) => xty[j * m + i - p],
-                    (false, false) => yty[(i - p) * m + j - p],
-                };
+        let upper = chunks(n)
+            .map(|(a, b)| {
+                // The chunk's columns, contiguous, so every product is a dot.
+                let columns: Vec<Vec<f64>> = (0..q)
+                    .map(|c| {
+                        (a..b)
+                            .map(|i| if c < p { x[i * p + c] } else { y.get(i, c - p) })
+                            .collect()
+                    })
+                    .collect();
+                self.arch.dispatch(Kernel(gram_chunk, (&columns[..], q)))
+            })
+            .reduce(
+                || vec![0.0; q * q],
+                |mut s, t| {
+                    s.iter_mut().zip(&t).for_each(|(a, b)| *a += b);
+                    s
+                },
+            );
+        let mut ztz = upper;
+        for a in 0..q {
+            for b in 0..a {
+                ztz[a * q + b] = ztz[b * q + a];
             }
         }
         self.design = Some((x, p));
@@ -345,7 +366,7 @@ impl VoiBackend for CpuVoi {
                 let mut out = Vec::with_capacity(sets * grid);
                 for s in 0..sets {
                     let beta = &coefs[s * p * m..(s + 1) * p * m];
-                    let f = gemm(rows, p, m, (xs, p as isize, 1), (beta, m as isize, 1));
+                    let f = this.arch.dispatch(Kernel(fitted_rows, (xs, beta, p, m)));
                     let refs = &reference[s * grid..(s + 1) * grid];
                     match layout {
                         FittedLayout::NetBenefit { .. } => {

@@ -42,6 +42,18 @@ impl Values<'_> {
     }
 
     fn first_non_finite(&self) -> Option<(usize, f64)> {
+        // A branch-free pass per chunk vectorises; the index is looked for only on failure.
+        let all_finite = match self {
+            Values::F64(v) => v
+                .chunks(64)
+                .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite())),
+            Values::F32(v) => v
+                .chunks(64)
+                .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite())),
+        };
+        if all_finite {
+            return None;
+        }
         let found = match self {
             Values::F64(v) => v.iter().position(|x| !x.is_finite()),
             Values::F32(v) => v.iter().position(|x| !x.is_finite()),
