@@ -57,7 +57,7 @@ pub struct Cli {
 pub enum Command {
     /// Expected value of perfect information (and the acceptability of each strategy).
     Evpi {
-        /// Outcomes CSV: net benefits, or cost_<s>/effect_<s> columns with --wtp.
+        /// Outcomes CSV: net benefits, or `cost_<s>`/`effect_<s>` columns with `--wtp`.
         outcomes: String,
         /// Willingness-to-pay values: a list (20000,30000) or a range (start:stop:step).
         #[arg(long)]
