@@ -257,6 +257,46 @@ impl GpuVoi {
         (blocks as u32, per_thread as u32)
     }
 
+    /// Uploads the references, runs `decision_sums` with `params` (its rows, strategies,
+    /// mode and layout set; `a` in binding 1, else the table buffer) over one
+    /// reduction per reference, and adds the partials in f64.
+    fn decision_pass(
+        &mut self,
+        mut params: Params,
+        a: Option<wgpu::Buffer>,
+        reference: &[u32],
+    ) -> Result<Vec<DecisionSums>> {
+        let (n, d, combos) = (
+            params.rows as usize,
+            params.strategies as usize,
+            reference.len(),
+        );
+        let (blocks, per_thread) = Self::blocks(n);
+        params.rows_per_thread = per_thread;
+        params.groups_x = blocks;
+        Self::upload(
+            &self.ctx,
+            &mut self.reference,
+            bytemuck::cast_slice(reference),
+        );
+        let floats = combos * blocks as usize * (1 + 2 * d);
+        let partials = self.run(
+            "decision_sums",
+            params,
+            a.as_ref(),
+            (blocks, saturate(combos), 1),
+            floats,
+        )?;
+        Ok(Self::combine(
+            &partials,
+            combos,
+            blocks as usize,
+            d,
+            n,
+            reference,
+        ))
+    }
+
     /// Adds the partials of `combos` reductions over `blocks` blocks in f64.
     fn combine(
         partials: &[f32],
@@ -320,41 +360,17 @@ impl VoiBackend for GpuVoi {
         };
         self.check_bytes("bytes of the net benefits or costs", (a.len() * 4) as u64)?;
         let _span = tracing::debug_span!("gpu_voi_decision", rows = n, combos).entered();
-        let (blocks, per_thread) = Self::blocks(n);
         Self::upload(&self.ctx, &mut self.a, bytemuck::cast_slice(&a));
         Self::upload(&self.ctx, &mut self.b, bytemuck::cast_slice(&b));
         Self::upload(&self.ctx, &mut self.wtp, bytemuck::cast_slice(&wtp));
-        Self::upload(
-            &self.ctx,
-            &mut self.reference,
-            bytemuck::cast_slice(reference),
-        );
         let params = Params {
             rows: n as u32,
             strategies: d as u32,
             mode,
-            rows_per_thread: per_thread,
-            groups_x: blocks,
             grid: 1,
-            p: 0,
-            m: 0,
+            ..Params::zeroed()
         };
-        let floats = combos * blocks as usize * (1 + 2 * d);
-        let partials = self.run(
-            "decision_sums",
-            params,
-            None,
-            (blocks, saturate(combos), 1),
-            floats,
-        )?;
-        Ok(Self::combine(
-            &partials,
-            combos,
-            blocks as usize,
-            d,
-            n,
-            reference,
-        ))
+        self.decision_pass(params, None, reference)
     }
 
     fn load_design(&mut self, x: Vec<f64>, p: usize, y: &Table<'_>) -> Result<Gram> {
@@ -433,7 +449,6 @@ impl VoiBackend for GpuVoi {
         };
         validate_fitted(coefs, sets, p, layout, reference)?;
         let (d, m, grid) = (layout.strategies(), layout.columns(), layout.grid());
-        let combos = sets * grid;
         let (mode, wtp) = match layout {
             FittedLayout::NetBenefit { .. } => (2, Vec::new()),
             FittedLayout::CostEffect { wtp, .. } => {
@@ -454,40 +469,18 @@ impl VoiBackend for GpuVoi {
         }
         let c: Vec<f32> = coefs.iter().map(|&v| v as f32).collect();
         let _span = tracing::debug_span!("gpu_voi_fitted", rows = n, p, sets, grid).entered();
-        let (blocks, per_thread) = Self::blocks(n);
         Self::upload(&self.ctx, &mut self.b, bytemuck::cast_slice(&c));
         Self::upload(&self.ctx, &mut self.wtp, bytemuck::cast_slice(&wtp));
-        Self::upload(
-            &self.ctx,
-            &mut self.reference,
-            bytemuck::cast_slice(reference),
-        );
         let params = Params {
             rows: n as u32,
             strategies: d as u32,
             mode,
-            rows_per_thread: per_thread,
-            groups_x: blocks,
             grid: grid as u32,
             p: p as u32,
             m: m as u32,
+            ..Params::zeroed()
         };
-        let floats = combos * blocks as usize * (1 + 2 * d);
         let design = self.design.as_ref().map(|(b, _, _)| b.clone());
-        let partials = self.run(
-            "decision_sums",
-            params,
-            design.as_ref(),
-            (blocks, saturate(combos), 1),
-            floats,
-        )?;
-        Ok(Self::combine(
-            &partials,
-            combos,
-            blocks as usize,
-            d,
-            n,
-            reference,
-        ))
+        self.decision_pass(params, design, reference)
     }
 }
