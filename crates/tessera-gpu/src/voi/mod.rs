@@ -377,7 +377,8 @@ impl VoiBackend for GpuVoi {
         validate_design(&x, p, y)?;
         let (n, m) = (y.rows(), y.cols());
         let q = p + m;
-        let big = x.iter().fold(y.max_abs(), |a, v| a.max(v.abs()));
+        let x_max = x.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        let big = x_max.max(y.max_abs());
         if big > 1e15 {
             return Err(too_large(
                 "design and responses (GPU, f32 cross-products)",
@@ -432,7 +433,7 @@ impl VoiBackend for GpuVoi {
             wgpu::BufferUsages::STORAGE,
         );
         self.design = Some((x_buffer, n, p));
-        self.design_max = x.iter().fold(0.0, |a, v| a.max(v.abs()));
+        self.design_max = x_max;
         Ok(Gram { p, m, rows: n, ztz })
     }
 

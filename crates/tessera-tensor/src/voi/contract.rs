@@ -289,8 +289,8 @@ impl DecisionSums {
     }
 }
 
-/// Index of the largest value, the lowest on ties.
-pub(crate) fn argmax(values: &[f64]) -> usize {
+/// Index of the largest value, the lowest on ties (0 for an empty slice).
+pub fn argmax(values: &[f64]) -> usize {
     let mut best = 0;
     for (i, &v) in values.iter().enumerate() {
         if v > values[best] {

@@ -20,5 +20,6 @@ mod contract;
 
 pub use contract::{
     Decision, DecisionSums, FittedLayout, Gram, MAX_DESIGN_COLUMNS, MAX_STRATEGIES, Table, Values,
-    VoiBackend, check_reference, no_design, validate_decision, validate_design, validate_fitted,
+    VoiBackend, argmax, check_reference, no_design, validate_decision, validate_design,
+    validate_fitted,
 };

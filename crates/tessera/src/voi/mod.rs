@@ -36,7 +36,7 @@ use tessera_cpu::CpuVoi;
 use tessera_gpu::GpuVoi;
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::rng::Rng;
-use tessera_tensor::voi::FittedLayout;
+use tessera_tensor::voi::{FittedLayout, argmax};
 
 pub use metamodel::Metamodel;
 pub use tessera_tensor::voi::analytic::{self, Discounting, population_factor};
@@ -303,9 +303,7 @@ pub fn enbs(evsi: &[f64], population: f64, costs: &[f64]) -> Result<Enbs> {
         .zip(costs)
         .map(|(e, c)| population * e - c)
         .collect();
-    let optimal = (0..values.len())
-        .reduce(|a, b| if values[b] > values[a] { b } else { a })
-        .unwrap_or(0);
+    let optimal = argmax(&values);
     Ok(Enbs { values, optimal })
 }
 
@@ -355,12 +353,6 @@ fn pilot_reference(decision: &Decision<'_>) -> Vec<u32> {
             argmax(&mean) as u32
         })
         .collect()
-}
-
-fn argmax(v: &[f64]) -> usize {
-    (0..v.len())
-        .reduce(|a, b| if v[b] > v[a] { b } else { a })
-        .unwrap_or(0)
 }
 
 /// Checks a parameter group against a table of `cols` parameters.
