@@ -21,8 +21,9 @@ use std::path::Path;
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::nn::{Activation, RpropParams};
 
+use crate::cascade::{CascadeNetwork, CascadeParams, HiddenNeuron, MAX_CANDIDATES};
 use crate::data::TrainData;
-use crate::limits::{MAX_FILE_BYTES, MAX_LAYER_WIDTH, MAX_LAYERS, MAX_PARAMETERS};
+use crate::limits::{MAX_EPOCHS, MAX_FILE_BYTES, MAX_LAYER_WIDTH, MAX_LAYERS, MAX_PARAMETERS};
 use crate::network::{Layer, Network};
 
 /// The training settings a `.net` file carries besides the network, as FANN 2.2 saves
@@ -308,6 +309,9 @@ impl<'a, const N: usize> Tuples<'a, N> {
 /// The lines of a `.net` file that describe the network, kept as text until the layer
 /// sizes say how much they must hold.
 struct NetLines<'a> {
+    network_type: Option<(usize, &'a str)>,
+    /// `cascade_*` settings: line, key and value.
+    cascade: Vec<(usize, &'a str, &'a str)>,
     num_layers: Option<(usize, &'a str)>,
     sizes: Option<(usize, &'a str)>,
     neurons: Option<(usize, &'a str)>,
@@ -328,12 +332,8 @@ fn require(at: At<'_>, value: &str, expected: &str, message: &str) -> Result<()>
     }
 }
 
-/// Parses a FANN `.net` text. `file` names the source in errors.
-///
-/// Accepts the layered, fully connected, unscaled networks FANN 2.2 writes
-/// (`FANN_FLO_2.1`), up to [`MAX_LAYERS`] layers of [`MAX_LAYER_WIDTH`] neurons and
-/// [`MAX_PARAMETERS`] connections.
-pub fn parse_net(text: &str, file: &str) -> Result<(Network, FannSettings)> {
+/// The header, the training settings and the network lines of a `.net` text.
+fn parse_fields<'a>(text: &'a str, file: &str) -> Result<(FannSettings, NetLines<'a>)> {
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
     let first = lines.next().map_or("", |(_, l)| l);
     if first.trim() != "FANN_FLO_2.1" {
@@ -348,6 +348,8 @@ pub fn parse_net(text: &str, file: &str) -> Result<(Network, FannSettings)> {
     }
     let mut settings = FannSettings::default();
     let mut net = NetLines {
+        network_type: None,
+        cascade: Vec::new(),
         num_layers: None,
         sizes: None,
         neurons: None,
@@ -393,12 +395,7 @@ pub fn parse_net(text: &str, file: &str) -> Result<(Network, FannSettings)> {
             continue;
         }
         match key {
-            "network_type" => require(
-                at,
-                value,
-                "0",
-                "only layered networks (network_type=0) are supported, not shortcut ones",
-            )?,
+            "network_type" => net.network_type = Some((line, value)),
             "connection_rate" => require(
                 at,
                 value,
@@ -415,12 +412,64 @@ pub fn parse_net(text: &str, file: &str) -> Result<(Network, FannSettings)> {
             "layer_sizes" => net.sizes = Some((line, value)),
             "neurons" => net.neurons = Some((line, value)),
             "connections" => net.connections = Some((line, value)),
-            // Cascade settings and any other key: not used by layered training.
+            _ if key.starts_with("cascade_") => net.cascade.push((line, key, value)),
+            // Any other key: not used by tessera.
             _ => {}
         }
     }
+    Ok((settings, net))
+}
+
+/// Checks the `network_type` line: `expected` (0 layered, 1 shortcut), FANN's default
+/// 0 when the line is absent.
+fn require_type(file: &str, net: &NetLines<'_>, expected: &str, message: &str) -> Result<()> {
+    match net.network_type {
+        Some((line, value)) => require(At { file, line }, value, expected, message),
+        None if expected == "0" => Ok(()),
+        None => Err(format_err(
+            file,
+            1,
+            format!("{message}, found no `network_type`"),
+        )),
+    }
+}
+
+/// Parses a FANN `.net` text. `file` names the source in errors.
+///
+/// Accepts the layered, fully connected, unscaled networks FANN 2.2 writes
+/// (`FANN_FLO_2.1`), up to [`MAX_LAYERS`] layers of [`MAX_LAYER_WIDTH`] neurons and
+/// [`MAX_PARAMETERS`] connections. Shortcut networks (`network_type=1`) are read by
+/// [`parse_cascade_net`].
+pub fn parse_net(text: &str, file: &str) -> Result<(Network, FannSettings)> {
+    let (settings, net) = parse_fields(text, file)?;
+    require_type(
+        file,
+        &net,
+        "0",
+        "a layered network (network_type=0) was expected; read shortcut ones with parse_cascade_net",
+    )?;
     let network = build_network(file, &net)?;
     Ok((network, settings))
+}
+
+/// Parses a FANN `.net` text holding a shortcut network (`network_type=1`, what
+/// libfann's cascade training writes) and its cascade settings. The same bounds and
+/// checks as [`parse_net`] apply; the output neurons must share one activation and
+/// steepness, and the cascade lists (activations, steepnesses) their counts.
+pub fn parse_cascade_net(
+    text: &str,
+    file: &str,
+) -> Result<(CascadeNetwork, FannSettings, CascadeParams)> {
+    let (settings, net) = parse_fields(text, file)?;
+    require_type(
+        file,
+        &net,
+        "1",
+        "a shortcut network (network_type=1) was expected; read layered ones with parse_net",
+    )?;
+    let params = cascade_params(file, &net)?;
+    let network = build_shortcut(file, &net)?;
+    Ok((network, settings, params))
 }
 
 /// Layer sizes as FANN writes them (each counting its bias neuron), checked.
@@ -473,19 +522,25 @@ fn unconnected_neuron(at: At<'_>, n_in: &str, act: &str, steep: &str) -> Result<
     Ok(())
 }
 
-/// Builds the network from the `layer_sizes`, `neurons` and `connections` lines.
-fn build_network(file: &str, net: &NetLines<'_>) -> Result<Network> {
-    let (size_line, sizes) = layer_sizes(file, net)?;
+/// The `neurons` and `connections` lines of a network needing `connections`
+/// connections (checked against [`MAX_PARAMETERS`] and the bytes present before
+/// anything is allocated), with the `inputs` unconnected neurons of the input layer
+/// (its bias included) already read. Returns the two lines' tuples and the `neurons`
+/// line number.
+fn network_lines<'a>(
+    file: &'a str,
+    net: &NetLines<'a>,
+    size_line: usize,
+    connections: u64,
+    inputs: usize,
+) -> Result<(Tuples<'a, 3>, Tuples<'a, 2>, usize)> {
     let (neuron_line, neuron_text) = net
         .neurons
         .ok_or_else(|| format_err(file, size_line, "no `neurons` line"))?;
     let (conn_line, conn_text) = net
         .connections
         .ok_or_else(|| format_err(file, neuron_line, "no `connections` line"))?;
-    // Sizes are bounded above, so these sums cannot overflow; the connection count is
-    // still checked against MAX_PARAMETERS before anything is sized by it.
-    let connections: usize = sizes.windows(2).map(|w| w[0] * (w[1] - 1)).sum();
-    if connections > MAX_PARAMETERS {
+    if connections > MAX_PARAMETERS as u64 {
         return Err(format_err(
             file,
             size_line,
@@ -496,7 +551,7 @@ fn build_network(file: &str, net: &NetLines<'_>) -> Result<Network> {
     }
     // The shortest tuple is `(0,0)`: a line too short to hold every connection is
     // rejected before a weight is allocated.
-    if conn_text.len() / 5 < connections {
+    if (conn_text.len() / 5) < connections as usize {
         return Err(format_err(
             file,
             conn_line,
@@ -515,14 +570,25 @@ fn build_network(file: &str, net: &NetLines<'_>) -> Result<Network> {
         line: conn_line,
     };
     let mut neurons = Tuples::<3>::new(neuron_at, neuron_text);
-    let mut conns = Tuples::<2>::new(conn_at, conn_text);
-    let fewer =
-        |what: &str| neuron_at.err(format!("fewer neurons than layer_sizes needs ({what})"));
-    // The input layer's neurons (and its bias neuron) have no inputs.
-    for _ in 0..sizes[0] {
-        let [n_in, act, steep] = neurons.next()?.ok_or_else(|| fewer("input layer"))?;
+    for _ in 0..inputs {
+        let [n_in, act, steep] = neurons
+            .next()?
+            .ok_or_else(|| neuron_at.err("fewer neurons than layer_sizes needs (input layer)"))?;
         unconnected_neuron(neuron_at, n_in, act, steep)?;
     }
+    Ok((neurons, Tuples::<2>::new(conn_at, conn_text), neuron_line))
+}
+
+/// Builds the network from the `layer_sizes`, `neurons` and `connections` lines.
+fn build_network(file: &str, net: &NetLines<'_>) -> Result<Network> {
+    let (size_line, sizes) = layer_sizes(file, net)?;
+    // Sizes are bounded above, so this sum cannot overflow.
+    let connections: usize = sizes.windows(2).map(|w| w[0] * (w[1] - 1)).sum();
+    let (mut neurons, mut conns, neuron_line) =
+        network_lines(file, net, size_line, connections as u64, sizes[0])?;
+    let (neuron_at, conn_at) = (neurons.at, conns.at);
+    let fewer =
+        |what: &str| neuron_at.err(format!("fewer neurons than layer_sizes needs ({what})"));
     let mut layers = Vec::with_capacity(sizes.len() - 1);
     let mut prev_first = 0;
     let mut first_neuron = sizes[0];
@@ -606,6 +672,407 @@ fn build_network(file: &str, net: &NetLines<'_>) -> Result<Network> {
     Ok(network)
 }
 
+/// The `cascade_*` settings of a `.net` file, FANN's defaults where absent.
+fn cascade_params(file: &str, net: &NetLines<'_>) -> Result<CascadeParams> {
+    let mut p = CascadeParams::default();
+    let mut counts = (None, None);
+    let mut lists = (None, None);
+    for &(line, key, value) in &net.cascade {
+        let at = At { file, line };
+        let int = |max: u64| at.integer(value, key, max).map(|v| v as usize);
+        let epochs = MAX_EPOCHS as u64;
+        match key {
+            "cascade_output_change_fraction" => p.output_change_fraction = at.finite(value, key)?,
+            "cascade_candidate_change_fraction" => {
+                p.candidate_change_fraction = at.finite(value, key)?
+            }
+            "cascade_output_stagnation_epochs" => p.output_stagnation_epochs = int(epochs)?,
+            "cascade_candidate_stagnation_epochs" => p.candidate_stagnation_epochs = int(epochs)?,
+            "cascade_max_out_epochs" => p.max_out_epochs = int(epochs)?,
+            "cascade_min_out_epochs" => p.min_out_epochs = int(epochs)?,
+            "cascade_max_cand_epochs" => p.max_cand_epochs = int(epochs)?,
+            "cascade_min_cand_epochs" => p.min_cand_epochs = int(epochs)?,
+            "cascade_num_candidate_groups" => p.candidate_groups = int(MAX_CANDIDATES as u64)?,
+            "cascade_candidate_limit" => p.candidate_limit = at.finite(value, key)?,
+            "cascade_weight_multiplier" => p.weight_multiplier = at.finite(value, key)?,
+            "cascade_activation_functions_count" => counts.0 = Some(int(MAX_CANDIDATES as u64)?),
+            "cascade_activation_steepnesses_count" => counts.1 = Some(int(MAX_CANDIDATES as u64)?),
+            "cascade_activation_functions" => lists.0 = Some((line, value)),
+            "cascade_activation_steepnesses" => lists.1 = Some((line, value)),
+            _ => {}
+        }
+    }
+    if let Some((line, text)) = lists.0 {
+        let at = At { file, line };
+        let ids: Vec<&str> = text.split_whitespace().take(MAX_CANDIDATES + 1).collect();
+        p.activations = ids
+            .iter()
+            .map(|tok| {
+                let id = at.integer(tok, "cascade activation id", 17)? as u32;
+                Activation::from_fann_id(id).map_err(|e| at.err(e.to_string()))
+            })
+            .collect::<Result<_>>()?;
+    }
+    if let Some((line, text)) = lists.1 {
+        let at = At { file, line };
+        p.steepnesses = text
+            .split_whitespace()
+            .take(MAX_CANDIDATES + 1)
+            .map(|tok| at.finite(tok, "cascade steepness"))
+            .collect::<Result<_>>()?;
+    }
+    for (count, got, what) in [
+        (
+            counts.0,
+            p.activations.len(),
+            "cascade_activation_functions",
+        ),
+        (
+            counts.1,
+            p.steepnesses.len(),
+            "cascade_activation_steepnesses",
+        ),
+    ] {
+        if let Some(count) = count.filter(|&c| c != got) {
+            return Err(format_err(
+                file,
+                net.cascade.first().map_or(1, |c| c.0),
+                format!("{what}_count={count} but {what} lists {got} values"),
+            ));
+        }
+    }
+    p.validate().map_err(|e| {
+        format_err(
+            file,
+            net.cascade.first().map_or(1, |c| c.0),
+            format!("cascade settings: {e}"),
+        )
+    })?;
+    Ok(p)
+}
+
+/// Builds a shortcut network from the `layer_sizes`, `neurons` and `connections`
+/// lines: the input layer counts its bias neuron, the other layers have none.
+fn build_shortcut(file: &str, net: &NetLines<'_>) -> Result<CascadeNetwork> {
+    let (size_line, text) = net
+        .sizes
+        .ok_or_else(|| format_err(file, 1, "no `layer_sizes` line"))?;
+    let at = At {
+        file,
+        line: size_line,
+    };
+    let mut sizes = Vec::new();
+    for tok in text.split_whitespace() {
+        if sizes.len() == MAX_LAYERS + 1 {
+            return Err(at.err(format!("more than {} layers", MAX_LAYERS + 1)));
+        }
+        let size = at.integer(tok, "layer size", (MAX_LAYER_WIDTH + 1) as u64)? as usize;
+        let least = if sizes.is_empty() { 2 } else { 1 };
+        if size < least {
+            return Err(at.err(format!(
+                "layer size {size}: the input layer needs an input and its bias neuron, other layers a neuron"
+            )));
+        }
+        sizes.push(size);
+    }
+    if sizes.len() < 2 {
+        return Err(at.err("expected at least 2 layers (inputs and outputs)"));
+    }
+    if let Some((nl_line, nl)) = net.num_layers {
+        let at = At {
+            file,
+            line: nl_line,
+        };
+        let n = at.integer(nl, "num_layers", (MAX_LAYERS + 1) as u64)?;
+        if n as usize != sizes.len() {
+            return Err(at.err(format!(
+                "num_layers={n} but layer_sizes lists {} layers",
+                sizes.len()
+            )));
+        }
+    }
+    let n_in = sizes[0] - 1;
+    let hidden_sizes = &sizes[1..sizes.len() - 1];
+    let n_out = sizes[sizes.len() - 1];
+    let hidden_total: usize = hidden_sizes.iter().sum();
+    if hidden_total > MAX_LAYERS.min(MAX_LAYER_WIDTH) {
+        return Err(at.err(format!(
+            "{hidden_total} hidden neurons, more than tessera's maximum of {}",
+            MAX_LAYERS.min(MAX_LAYER_WIDTH)
+        )));
+    }
+    // Fan-ins: each hidden layer reads everything before it, the outputs everything.
+    let mut fan_ins = Vec::with_capacity(hidden_total + 1);
+    let mut before = n_in + 1;
+    for &h in hidden_sizes {
+        fan_ins.extend(std::iter::repeat_n(before, h));
+        before += h;
+    }
+    // Sizes are bounded, so these products fit in a u64.
+    let connections = fan_ins.iter().map(|&f| f as u64).sum::<u64>() + (before * n_out) as u64;
+    let (mut neurons, mut conns, neuron_line) =
+        network_lines(file, net, size_line, connections, sizes[0])?;
+    let (neuron_at, conn_at) = (neurons.at, conns.at);
+    let fewer =
+        |what: &str| neuron_at.err(format!("fewer neurons than layer_sizes needs ({what})"));
+    // Every connected neuron: its declared fan-in, activation and steepness.
+    let mut specs = Vec::with_capacity(fan_ins.len() + n_out);
+    for (k, &fan_in) in fan_ins
+        .iter()
+        .chain(std::iter::repeat_n(&before, n_out))
+        .enumerate()
+    {
+        let [n, act, steep] = neurons
+            .next()?
+            .ok_or_else(|| fewer("a hidden or output neuron"))?;
+        let got = neuron_at.integer(n, "neuron input count", u32::MAX.into())?;
+        if got != fan_in as u64 {
+            return Err(neuron_at.err(format!(
+                "connected neuron {k} has {n} inputs, expected {fan_in} (every neuron of the earlier layers and the bias)"
+            )));
+        }
+        let id = neuron_at.integer(act, "activation id", 17)? as u32;
+        let activation = Activation::from_fann_id(id)
+            .map_err(|e| neuron_at.err(format!("connected neuron {k}: {e}")))?;
+        let steepness = neuron_at.finite(steep, "activation steepness")?;
+        specs.push((activation, steepness));
+    }
+    if neurons.next()?.is_some() {
+        return Err(neuron_at.err("more neurons than layer_sizes needs"));
+    }
+    let (out_act, out_steep) = specs[fan_ins.len()];
+    if specs[fan_ins.len()..]
+        .iter()
+        .any(|&s| s != (out_act, out_steep))
+    {
+        return Err(neuron_at.err(
+            "the output neurons differ in activation or steepness; tessera needs one per layer",
+        ));
+    }
+    let mut weights_of = |fan_in: usize| -> Result<Vec<f32>> {
+        let mut w = Vec::with_capacity(fan_in);
+        for i in 0..fan_in {
+            let [to, weight] = conns.next()?.ok_or_else(|| {
+                conn_at.err(format!("fewer connections than the layers' {connections}"))
+            })?;
+            if to.parse::<usize>() != Ok(i) {
+                return Err(conn_at.err(format!(
+                    "connection to neuron `{}` where neuron {i} was expected",
+                    head(to)
+                )));
+            }
+            w.push(conn_at.finite(weight, "weight")?);
+        }
+        Ok(w)
+    };
+    let mut hidden = Vec::with_capacity(fan_ins.len());
+    for (&fan_in, &(activation, steepness)) in fan_ins.iter().zip(&specs) {
+        hidden.push(HiddenNeuron {
+            activation,
+            steepness,
+            weights: weights_of(fan_in)?,
+        });
+    }
+    let features = n_in + hidden.len();
+    let mut output = Layer {
+        inputs: features,
+        outputs: n_out,
+        activation: out_act,
+        steepness: out_steep,
+        weights: vec![0.0; features * n_out],
+        bias: vec![0.0; n_out],
+    };
+    for j in 0..n_out {
+        for (i, w) in weights_of(before)?.into_iter().enumerate() {
+            // Neuron i: an input, the bias (n_in), or hidden neuron i - n_in - 1.
+            match i.cmp(&n_in) {
+                std::cmp::Ordering::Less => output.weights[i * n_out + j] = w,
+                std::cmp::Ordering::Equal => output.bias[j] = w,
+                std::cmp::Ordering::Greater => output.weights[(i - 1) * n_out + j] = w,
+            }
+        }
+    }
+    if conns.next()?.is_some() {
+        return Err(conn_at.err(format!("more connections than the layers' {connections}")));
+    }
+    let network = CascadeNetwork {
+        inputs: n_in,
+        hidden,
+        output,
+    };
+    network
+        .validate()
+        .map_err(|e| format_err(file, neuron_line, e.to_string()))?;
+    Ok(network)
+}
+
+/// Reads a FANN `.net` file holding a shortcut network (at most [`MAX_FILE_BYTES`]).
+pub fn read_cascade_net(
+    path: impl AsRef<Path>,
+) -> Result<(CascadeNetwork, FannSettings, CascadeParams)> {
+    let path = path.as_ref();
+    parse_cascade_net(&read_text(path)?, &path.display().to_string())
+}
+
+/// The FANN `.net` text of a shortcut network, with its training and cascade
+/// settings, in FANN 2.2's field order (weights with `%.20e`, as libfann writes
+/// them), which libfann reads back.
+pub fn format_cascade_net(
+    net: &CascadeNetwork,
+    s: &FannSettings,
+    params: &CascadeParams,
+) -> Result<String> {
+    net.validate()?;
+    params.validate()?;
+    let ids = std::iter::once(net.output.activation)
+        .chain(net.hidden.iter().map(|h| h.activation))
+        .chain(params.activations.iter().copied())
+        .map(|a| {
+            a.fann_id().ok_or(TesseraError::InvalidArgument {
+                what: "activation not in FANN",
+                value: a.code() as f64,
+                expected: "FANN 2.2 activations only (ReLU, GELU, SiLU and softmax have no FANN id)",
+            })
+        })
+        .collect::<Result<Vec<u32>>>()?;
+    // Layers: runs of hidden neurons with the same fan-in.
+    let mut layers: Vec<usize> = Vec::new();
+    for (k, h) in net.hidden.iter().enumerate() {
+        if k > 0 && h.weights.len() == net.hidden[k - 1].weights.len() {
+            *layers.last_mut().expect("a layer is open") += 1;
+        } else {
+            layers.push(1);
+        }
+    }
+    let mut t = String::new();
+    write_header(&mut t, layers.len() + 2, 1, s, params);
+    let _ = write!(t, "layer_sizes={} ", net.inputs + 1);
+    for l in &layers {
+        let _ = write!(t, "{l} ");
+    }
+    let _ = write!(t, "{} ", net.outputs());
+    t.push_str(
+        "\nscale_included=0\nneurons (num_inputs, activation_function, activation_steepness)=",
+    );
+    for _ in 0..=net.inputs {
+        t.push_str("(0, 0, 0.00000000000000000000e+00) ");
+    }
+    for (h, id) in net.hidden.iter().zip(&ids[1..]) {
+        let _ = write!(t, "({}, {id}, {:.20e}) ", h.weights.len(), h.steepness);
+    }
+    let fan_in = net.candidate_inputs();
+    for _ in 0..net.outputs() {
+        let _ = write!(t, "({fan_in}, {}, {:.20e}) ", ids[0], net.output.steepness);
+    }
+    t.push_str("\nconnections (connected_to_neuron, weight)=");
+    for h in &net.hidden {
+        for (i, w) in h.weights.iter().enumerate() {
+            let _ = write!(t, "({i}, {w:.20e}) ");
+        }
+    }
+    let (n, o) = (net.inputs, &net.output);
+    for j in 0..o.outputs {
+        for i in 0..fan_in {
+            let w = match i.cmp(&n) {
+                std::cmp::Ordering::Less => o.weights[i * o.outputs + j],
+                std::cmp::Ordering::Equal => o.bias[j],
+                std::cmp::Ordering::Greater => o.weights[(i - 1) * o.outputs + j],
+            };
+            let _ = write!(t, "({i}, {w:.20e}) ");
+        }
+    }
+    t.push('\n');
+    Ok(t)
+}
+
+/// Writes a FANN `.net` file holding a shortcut network.
+pub fn write_cascade_net(
+    path: impl AsRef<Path>,
+    net: &CascadeNetwork,
+    settings: &FannSettings,
+    params: &CascadeParams,
+) -> Result<()> {
+    write_text(path.as_ref(), &format_cascade_net(net, settings, params)?)
+}
+
+/// The settings lines of a `.net` file, FANN 2.2's order, up to `layer_sizes`.
+fn write_header(
+    t: &mut String,
+    num_layers: usize,
+    network_type: u32,
+    s: &FannSettings,
+    c: &CascadeParams,
+) {
+    let _ = writeln!(t, "FANN_FLO_2.1\nnum_layers={num_layers}");
+    let _ = writeln!(
+        t,
+        "learning_rate={}\nconnection_rate=1.000000\nnetwork_type={network_type}",
+        s.learning_rate
+    );
+    let _ = writeln!(
+        t,
+        "learning_momentum={}\ntraining_algorithm={}",
+        s.learning_momentum, s.training_algorithm
+    );
+    let _ = writeln!(
+        t,
+        "train_error_function={}\ntrain_stop_function={}\ncascade_output_change_fraction={}",
+        s.train_error_function, s.train_stop_function, c.output_change_fraction
+    );
+    let _ = writeln!(
+        t,
+        "quickprop_decay={}\nquickprop_mu={}",
+        s.quickprop_decay, s.quickprop_mu
+    );
+    let _ = writeln!(
+        t,
+        "rprop_increase_factor={}\nrprop_decrease_factor={}",
+        s.rprop.increase_factor, s.rprop.decrease_factor
+    );
+    let _ = writeln!(
+        t,
+        "rprop_delta_min={}\nrprop_delta_max={}\nrprop_delta_zero={}",
+        s.rprop.delta_min, s.rprop.delta_max, s.rprop_delta_zero
+    );
+    let _ = writeln!(
+        t,
+        "cascade_output_stagnation_epochs={}\ncascade_candidate_change_fraction={}\n\
+         cascade_candidate_stagnation_epochs={}\ncascade_max_out_epochs={}\ncascade_min_out_epochs={}\n\
+         cascade_max_cand_epochs={}\ncascade_min_cand_epochs={}\ncascade_num_candidate_groups={}",
+        c.output_stagnation_epochs,
+        c.candidate_change_fraction,
+        c.candidate_stagnation_epochs,
+        c.max_out_epochs,
+        c.min_out_epochs,
+        c.max_cand_epochs,
+        c.min_cand_epochs,
+        c.candidate_groups
+    );
+    let _ = writeln!(t, "bit_fail_limit={:.20e}", s.bit_fail_limit);
+    let _ = writeln!(
+        t,
+        "cascade_candidate_limit={:.20e}\ncascade_weight_multiplier={:.20e}",
+        c.candidate_limit, c.weight_multiplier
+    );
+    let _ = write!(
+        t,
+        "cascade_activation_functions_count={}\ncascade_activation_functions=",
+        c.activations.len()
+    );
+    for a in &c.activations {
+        let _ = write!(t, "{} ", a.fann_id().unwrap_or(0));
+    }
+    let _ = write!(
+        t,
+        "\ncascade_activation_steepnesses_count={}\ncascade_activation_steepnesses=",
+        c.steepnesses.len()
+    );
+    for st in &c.steepnesses {
+        let _ = write!(t, "{st:.20e} ");
+    }
+    t.push('\n');
+}
+
 /// Reads a FANN `.net` file (at most [`MAX_FILE_BYTES`]).
 pub fn read_net(path: impl AsRef<Path>) -> Result<(Network, FannSettings)> {
     let path = path.as_ref();
@@ -625,49 +1092,7 @@ pub fn format_net(net: &Network, s: &FannSettings) -> Result<String> {
     }
     let mut t = String::new();
     let sizes: Vec<usize> = net.sizes().iter().map(|s| s + 1).collect();
-    let _ = writeln!(t, "FANN_FLO_2.1\nnum_layers={}", sizes.len());
-    let _ = writeln!(
-        t,
-        "learning_rate={}\nconnection_rate=1.000000\nnetwork_type=0",
-        s.learning_rate
-    );
-    let _ = writeln!(
-        t,
-        "learning_momentum={}\ntraining_algorithm={}",
-        s.learning_momentum, s.training_algorithm
-    );
-    let _ = writeln!(
-        t,
-        "train_error_function={}\ntrain_stop_function={}\ncascade_output_change_fraction=0.010000",
-        s.train_error_function, s.train_stop_function
-    );
-    let _ = writeln!(
-        t,
-        "quickprop_decay={}\nquickprop_mu={}",
-        s.quickprop_decay, s.quickprop_mu
-    );
-    let _ = writeln!(
-        t,
-        "rprop_increase_factor={}\nrprop_decrease_factor={}",
-        s.rprop.increase_factor, s.rprop.decrease_factor
-    );
-    let _ = writeln!(
-        t,
-        "rprop_delta_min={}\nrprop_delta_max={}\nrprop_delta_zero={}",
-        s.rprop.delta_min, s.rprop.delta_max, s.rprop_delta_zero
-    );
-    t.push_str(
-        "cascade_output_stagnation_epochs=12\ncascade_candidate_change_fraction=0.010000\n\
-         cascade_candidate_stagnation_epochs=12\ncascade_max_out_epochs=150\ncascade_min_out_epochs=50\n\
-         cascade_max_cand_epochs=150\ncascade_min_cand_epochs=50\ncascade_num_candidate_groups=2\n",
-    );
-    let _ = writeln!(t, "bit_fail_limit={:.20e}", s.bit_fail_limit);
-    t.push_str(
-        "cascade_candidate_limit=1.00000000000000000000e+03\ncascade_weight_multiplier=4.00000005960464477539e-01\n\
-         cascade_activation_functions_count=10\ncascade_activation_functions=3 5 7 8 10 11 14 15 16 17 \n\
-         cascade_activation_steepnesses_count=4\ncascade_activation_steepnesses=2.50000000000000000000e-01 \
-         5.00000000000000000000e-01 7.50000000000000000000e-01 1.00000000000000000000e+00 \n",
-    );
+    write_header(&mut t, sizes.len(), 0, s, &CascadeParams::default());
     t.push_str("layer_sizes=");
     for s in &sizes {
         let _ = write!(t, "{s} ");

@@ -19,6 +19,7 @@
 //! # Ok::<(), tessera_tensor::TesseraError>(())
 //! ```
 
+pub mod cascade;
 mod data;
 pub mod datasets;
 pub mod fann;

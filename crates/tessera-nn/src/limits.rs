@@ -13,3 +13,5 @@ pub const MAX_DATA_VALUES: usize = 1 << 30;
 /// Bytes of a `.net` or `.data` file that [`read_net`](crate::fann::read_net) and
 /// [`read_data`](crate::fann::read_data) will read: 8 GiB.
 pub const MAX_FILE_BYTES: u64 = 1 << 33;
+/// Epoch counts a cascade setting may hold (`cascade_max_out_epochs` and the like).
+pub const MAX_EPOCHS: usize = 1 << 24;

@@ -47,9 +47,18 @@ impl<K: NnKernels> Model<K> {
     /// Uploads `net` to `kernels`' backend. Fails, with nothing uploaded, on a network
     /// that [`Network::validate`] rejects (empty, mis-shaped or non-finite).
     pub fn new(kernels: K, net: &Network) -> Result<Self> {
+        let layers = Self::upload(&kernels, net)?;
+        Ok(Self {
+            kernels,
+            layers,
+            work: None,
+        })
+    }
+
+    /// `net`'s layers as backend tensors, after [`Network::validate`].
+    pub(crate) fn upload(kernels: &K, net: &Network) -> Result<Vec<DeviceLayer<K>>> {
         net.validate()?;
-        let layers = net
-            .layers
+        net.layers
             .iter()
             .map(|l| {
                 Ok(DeviceLayer {
@@ -58,12 +67,7 @@ impl<K: NnKernels> Model<K> {
                     b: kernels.tensor(&l.bias)?,
                 })
             })
-            .collect::<Result<_>>()?;
-        Ok(Self {
-            kernels,
-            layers,
-            work: None,
-        })
+            .collect()
     }
 
     /// The backend's kernels.
@@ -161,6 +165,11 @@ impl<K: NnKernels> Model<K> {
             });
         }
         Ok(out)
+    }
+
+    /// The output tensor of the last forward pass, if one ran.
+    pub(crate) fn output_tensor(&self) -> Option<&K::Tensor> {
+        self.work.as_ref().map(|w| &w.a[self.layers.len() - 1])
     }
 
     /// Runs the forward pass and returns the output tensor without reading it back.

@@ -13,6 +13,7 @@ use tessera_tensor::rng::Rng;
 use crate::data::TrainData;
 use crate::fann::FannSettings;
 use crate::model::Model;
+use crate::network::Network;
 
 /// A training algorithm.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -495,6 +496,86 @@ struct LayerState<K: NnKernels> {
     sb: [K::Tensor; 2],
 }
 
+/// Optimizer state for every layer of `model`, as `config`'s algorithm starts it
+/// (RPROP's steps at `delta_zero`, everything else 0).
+fn fresh_state<K: NnKernels>(model: &Model<K>, config: &TrainConfig) -> Result<Vec<LayerState<K>>> {
+    let k = &model.kernels;
+    let init_step = match config.algorithm {
+        Algorithm::Rprop { delta_zero, .. } => delta_zero,
+        _ => 0.0,
+    };
+    model
+        .layers
+        .iter()
+        .map(|l| {
+            let (nw, nb) = (l.spec.weights.len(), l.spec.bias.len());
+            Ok(LayerState {
+                gw: k.zeros(nw)?,
+                gb: k.zeros(nb)?,
+                sw: [k.zeros(nw)?, k.tensor(&vec![init_step; nw])?],
+                sb: [k.zeros(nb)?, k.tensor(&vec![init_step; nb])?],
+            })
+        })
+        .collect()
+}
+
+/// One update of `w` by `algorithm` with gradient `g` and state `[s0, s1]`: update
+/// number `updates` (from 1), over `samples` samples with mean squared error `mse`,
+/// of tensor number `tensor` (SARPROP's noise key).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn apply_update<K: NnKernels>(
+    k: &K,
+    algorithm: Algorithm,
+    (updates, samples, mse, tensor): (u32, usize, Option<f64>, u32),
+    w: &mut K::Tensor,
+    g: &K::Tensor,
+    [s0, s1]: [&mut K::Tensor; 2],
+) -> Result<()> {
+    match algorithm {
+        Algorithm::Incremental {
+            learning_rate,
+            momentum,
+        } => k.sgd_update(
+            w,
+            g,
+            s0,
+            SgdParams {
+                learning_rate,
+                momentum,
+                weight_decay: 0.0,
+            },
+        ),
+        Algorithm::Batch { learning_rate } => {
+            let p = SgdParams {
+                learning_rate: learning_rate / samples as f32,
+                momentum: 0.0,
+                weight_decay: 0.0,
+            };
+            k.sgd_update(w, g, s0, p)
+        }
+        Algorithm::Rprop { params, .. } => k.rprop_update(w, g, s0, s1, params),
+        Algorithm::Quickprop {
+            learning_rate,
+            decay,
+            mu,
+        } => {
+            let p = QuickpropParams {
+                epsilon: learning_rate / samples as f32,
+                decay,
+                mu,
+            };
+            k.quickprop_update(w, g, s0, s1, p)
+        }
+        Algorithm::Sarprop { params } => {
+            // FANN's SARPROP epoch counter starts at 0.
+            let p = params.params(updates - 1, mse.unwrap_or(0.0), tensor);
+            k.sarprop_update(w, g, s0, s1, p)
+        }
+        Algorithm::Sgd { params, .. } => k.sgd_update(w, g, s0, params),
+        Algorithm::Adam { params, .. } => k.adam_update(w, g, s0, s1, updates, params),
+    }
+}
+
 /// Trains a [`Model`] on its backend.
 pub struct Trainer<K: NnKernels> {
     model: Model<K>,
@@ -543,24 +624,7 @@ impl<K: NnKernels> Trainer<K> {
             });
         }
         config.validate()?;
-        let k = &model.kernels;
-        let init_step = match config.algorithm {
-            Algorithm::Rprop { delta_zero, .. } => delta_zero,
-            _ => 0.0,
-        };
-        let state = model
-            .layers
-            .iter()
-            .map(|l| {
-                let (nw, nb) = (l.spec.weights.len(), l.spec.bias.len());
-                Ok(LayerState {
-                    gw: k.zeros(nw)?,
-                    gb: k.zeros(nb)?,
-                    sw: [k.zeros(nw)?, k.tensor(&vec![init_step; nw])?],
-                    sb: [k.zeros(nb)?, k.tensor(&vec![init_step; nb])?],
-                })
-            })
-            .collect::<Result<_>>()?;
+        let state = fresh_state(&model, &config)?;
         let rng = Rng::new(config.shuffle_seed.unwrap_or(0));
         Ok(Self {
             model,
@@ -711,54 +775,22 @@ impl<K: NnKernels> Trainer<K> {
             ];
             for (w, g, [s0, s1]) in pairs {
                 tensor += 1;
-                match self.config.algorithm {
-                    Algorithm::Incremental {
-                        learning_rate,
-                        momentum,
-                    } => k.sgd_update(
-                        w,
-                        g,
-                        s0,
-                        SgdParams {
-                            learning_rate,
-                            momentum,
-                            weight_decay: 0.0,
-                        },
-                    )?,
-                    Algorithm::Batch { learning_rate } => {
-                        let p = SgdParams {
-                            learning_rate: learning_rate / samples as f32,
-                            momentum: 0.0,
-                            weight_decay: 0.0,
-                        };
-                        k.sgd_update(w, g, s0, p)?
-                    }
-                    Algorithm::Rprop { params, .. } => k.rprop_update(w, g, s0, s1, params)?,
-                    Algorithm::Quickprop {
-                        learning_rate,
-                        decay,
-                        mu,
-                    } => {
-                        let p = QuickpropParams {
-                            epsilon: learning_rate / samples as f32,
-                            decay,
-                            mu,
-                        };
-                        k.quickprop_update(w, g, s0, s1, p)?
-                    }
-                    Algorithm::Sarprop { params } => {
-                        // FANN's SARPROP epoch counter starts at 0.
-                        let epoch = self.updates - 1;
-                        let p = params.params(epoch, mse.unwrap_or(0.0), tensor);
-                        k.sarprop_update(w, g, s0, s1, p)?
-                    }
-                    Algorithm::Sgd { params, .. } => k.sgd_update(w, g, s0, params)?,
-                    Algorithm::Adam { params, .. } => {
-                        k.adam_update(w, g, s0, s1, self.updates, params)?
-                    }
-                }
+                let at = (self.updates, samples, mse, tensor);
+                apply_update(k, self.config.algorithm, at, w, g, [s0, s1])?;
             }
         }
+        Ok(())
+    }
+
+    /// Replaces the model's network with `net` (uploaded anew) and restarts the
+    /// optimizer's state and epoch count, as FANN's `fann_clear_train_arrays` does.
+    pub(crate) fn reset(&mut self, net: &Network) -> Result<()> {
+        let layers = Model::upload(&self.model.kernels, net)?;
+        self.model.layers = layers;
+        self.model.work = None;
+        self.state = fresh_state(&self.model, &self.config)?;
+        self.updates = 0;
+        self.epoch = 0;
         Ok(())
     }
 

@@ -93,8 +93,11 @@ fn check_hostile(name: &str, text: &str) {
     // few copies of its weights: 24x the input, plus a fixed 64 KiB.
     let budget = 24 * text.len() + 64 * 1024;
     type Parse = fn(&str, &str) -> Result<(), TesseraError>;
-    let parsers: [(&str, Parse); 2] = [
+    let parsers: [(&str, Parse); 3] = [
         ("parse_net", |t, f| parse_net(t, f).map(drop)),
+        ("parse_cascade_net", |t, f| {
+            tessera_nn::fann::parse_cascade_net(t, f).map(drop)
+        }),
         ("parse_data", |t, f| parse_data(t, f).map(drop)),
     ];
     for (parser, parse) in parsers {
@@ -235,10 +238,24 @@ fn seeds() -> Vec<String> {
         vec![1.0, -1.0, 0.0],
     )
     .unwrap();
+    // A shortcut net with a hidden layer of two neurons, then one of one.
+    let mut cascade =
+        tessera_nn::cascade::CascadeNetwork::new(2, 2, Activation::Linear, 1.0, 4).unwrap();
+    for fan_in in [3, 3, 5] {
+        cascade.hidden.push(tessera_nn::cascade::HiddenNeuron {
+            activation: Activation::SigmoidSymmetric,
+            steepness: 0.5,
+            weights: (0..fan_in).map(|i| i as f32 * 0.25 - 0.3).collect(),
+        });
+        cascade.output.inputs += 1;
+        cascade.output.weights.extend([0.5, -0.5]);
+    }
+    let params = tessera_nn::cascade::CascadeParams::default();
     vec![
         PROBE.to_owned(),
         format_net(&net, &FannSettings::default()).unwrap(),
         format_data(&data),
+        tessera_nn::fann::format_cascade_net(&cascade, &FannSettings::default(), &params).unwrap(),
     ]
 }
 
@@ -370,4 +387,6 @@ fn valid_seeds_parse() {
     parse_net(&seeds[0], "probe").unwrap();
     parse_net(&seeds[1], "formatted").unwrap();
     parse_data(&seeds[2], "data").unwrap();
+    let (net, ..) = tessera_nn::fann::parse_cascade_net(&seeds[3], "cascade").unwrap();
+    assert_eq!(net.hidden.len(), 3);
 }

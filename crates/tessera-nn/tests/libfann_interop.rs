@@ -358,3 +358,88 @@ fn libfann_saved_settings_are_read_and_followed() {
     assert_same_trajectory(&fann, &ours, 30, 1e-4);
     std::fs::remove_file(path).ok();
 }
+
+/// Outputs of the `.net` file at `path` run by libfann on `inputs` (rows of 2).
+fn libfann_file_outputs(lib: &Library, path: &Path, inputs: &[f32], n_out: usize) -> Vec<f32> {
+    // SAFETY: FANN 2.2's C API with its documented signatures; the net is checked
+    // for null and destroyed once.
+    unsafe {
+        let load: Symbol<unsafe extern "C" fn(*const c_char) -> Fann> =
+            lib.get(b"fann_create_from_file").unwrap();
+        let destroy: Symbol<unsafe extern "C" fn(Fann)> = lib.get(b"fann_destroy").unwrap();
+        let ann = load(c_path(path).as_ptr());
+        assert!(!ann.is_null(), "libfann rejected {}", path.display());
+        let out = fann_outputs(lib, ann, inputs, n_out);
+        destroy(ann);
+        out
+    }
+}
+
+/// Cascade nets chain their neurons (up to 9 deep here, weights up to 9), so
+/// libfann's f32 activations and tessera's f64 sums drift further apart than in a
+/// two-layer net: 1e-4.
+fn assert_cascade_close(a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= 1e-4, "output {i}: {x} vs {y}");
+    }
+}
+
+fn cascade_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/libfann-2.2-cascade-spirals.net")
+}
+
+/// A shortcut net that libfann 2.2's `fann_cascadetrain_on_data` grew on two-spirals
+/// (9 hidden neurons, saved by `fann_save`) runs in tessera with libfann's outputs,
+/// and the file tessera writes for it runs in libfann with the same outputs.
+#[test]
+fn a_libfann_cascade_net_round_trips() {
+    use tessera_nn::cascade::{CascadeConfig, StopFunction};
+    use tessera_nn::fann::{format_cascade_net, read_cascade_net, write_cascade_net};
+    let (net, settings, params) = read_cascade_net(cascade_fixture()).unwrap();
+    assert_eq!((net.inputs, net.hidden.len(), net.outputs()), (2, 9, 1));
+    assert_eq!(params, tessera_nn::cascade::CascadeParams::default());
+    let data = tessera_nn::datasets::two_spirals();
+    let ours = net.run(data.inputs()).unwrap();
+    // The training settings carry over: RPROP, the bit-fail stop function.
+    let config = CascadeConfig::from_fann(&settings, &params).unwrap();
+    assert_eq!(config.stop, StopFunction::BitFail);
+    assert_eq!(config.train, TrainConfig::from_fann(&settings).unwrap());
+    // tessera's own text of it reads back to the same network.
+    let text = format_cascade_net(&net, &settings, &params).unwrap();
+    let again = tessera_nn::fann::parse_cascade_net(&text, "again").unwrap();
+    assert_eq!(again, (net.clone(), settings, params.clone()));
+    let Some(lib) = libfann() else { return };
+    assert_cascade_close(
+        &ours,
+        &libfann_file_outputs(&lib, &cascade_fixture(), data.inputs(), 1),
+    );
+    let path = temp("cascade.net");
+    write_cascade_net(&path, &net, &settings, &params).unwrap();
+    assert_cascade_close(&ours, &libfann_file_outputs(&lib, &path, data.inputs(), 1));
+    std::fs::remove_file(path).ok();
+}
+
+/// Cascade training continues a net read from a libfann file with the file's
+/// settings, and libfann runs the grown net with tessera's outputs.
+#[test]
+fn cascade_training_continues_a_libfann_net() {
+    use tessera_nn::cascade::{CascadeConfig, CascadeTrainer};
+    use tessera_nn::fann::{read_cascade_net, write_cascade_net};
+    let (net, settings, params) = read_cascade_net(cascade_fixture()).unwrap();
+    let config = CascadeConfig::from_fann(&settings, &params).unwrap();
+    let data = tessera_nn::datasets::two_spirals();
+    let mut trainer = CascadeTrainer::new(CpuNn::new(), net, config).unwrap();
+    let report = trainer.train(&data, 30, 0.0, |_| true).unwrap();
+    assert!(report.reached, "{report:?}");
+    let grown = trainer.into_network();
+    assert!(grown.hidden.len() >= 9);
+    let Some(lib) = libfann() else { return };
+    let path = temp("grown.net");
+    write_cascade_net(&path, &grown, &settings, &params).unwrap();
+    assert_cascade_close(
+        &grown.run(data.inputs()).unwrap(),
+        &libfann_file_outputs(&lib, &path, data.inputs(), 1),
+    );
+    std::fs::remove_file(path).ok();
+}

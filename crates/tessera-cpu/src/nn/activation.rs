@@ -304,6 +304,37 @@ pub(super) fn backward_slice(
     }
 }
 
+/// The derivative of a candidate's `y = f(s sum)` with respect to `sum` (the f32 twin
+/// of `tessera_tensor::nn::cascade::candidate_derivative`; `fann` selects FANN's).
+#[inline(always)]
+pub fn candidate_derivative(a: Activation, s: f32, sum: f32, y: f32, fann: bool) -> f32 {
+    let exact = s * derivative(a, s * sum);
+    if !fann {
+        return exact;
+    }
+    let g = 1.0 + sum.abs();
+    match a {
+        Activation::Elliot => s / (2.0 * g * g),
+        Activation::ElliotSymmetric => s / (g * g),
+        _ => fann_derivative(a, s, y).unwrap_or(exact),
+    }
+}
+
+/// One candidate's activations over its rows: `sums` (clamped to `±limit`) become
+/// `y = f(s sum)`, and `deriv` receives the derivatives with respect to the sums.
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+pub(super) fn candidate_slice(
+    (sums, deriv, (a, s, limit, fann)): (&mut [f32], &mut [f32], (Activation, f32, f32, bool)),
+) {
+    for_const_activation!(a, |c| for (x, d) in sums.iter_mut().zip(deriv.iter_mut()) {
+        let sum = x.clamp(-limit, limit);
+        let y = activate(c, s * sum);
+        *d = candidate_derivative(c, s, sum, y, fann);
+        *x = y;
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! AVX2/FMA or NEON, threaded), element-wise kernels under pulp's SIMD dispatch.
 
 mod activation;
+mod cascade;
 mod gemv;
 mod loss;
 mod update;
@@ -11,12 +12,13 @@ use rayon::prelude::*;
 use tessera_tensor::error::{Result, TesseraError};
 
 use crate::dispatch::Kernel;
+use tessera_tensor::nn::cascade::{CandidateEpoch, CandidateUnit};
 use tessera_tensor::nn::{
     Activation, AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams,
     SarpropParams, SgdParams, check_lens,
 };
 
-pub use activation::{activate, derivative, fann_derivative, tanh};
+pub use activation::{activate, candidate_derivative, derivative, fann_derivative, tanh};
 
 /// Element-wise work below this many elements stays on the calling thread.
 const PARALLEL_MIN_LEN: usize = 1 << 16;
@@ -354,6 +356,51 @@ impl NnKernels for CpuNn {
         let c2 = 1.0 - p.beta2.powi(t as i32);
         let args = (&mut w[..], &g[..], &mut m[..], &mut v[..], [c1, c2], p);
         self.arch.dispatch(Kernel(update::adam, args));
+        Ok(())
+    }
+
+    fn candidate_epoch(
+        &self,
+        epoch: CandidateEpoch,
+        units: &[CandidateUnit],
+        values: &Vec<f32>,
+        residuals: &Vec<f32>,
+        weights_in: &Vec<f32>,
+        weights_out: &Vec<f32>,
+        grad_in: &mut Vec<f32>,
+        grad_out: &mut Vec<f32>,
+        scores: &mut Vec<f32>,
+    ) -> Result<()> {
+        epoch.check(
+            units,
+            [
+                values.len(),
+                residuals.len(),
+                weights_in.len(),
+                weights_out.len(),
+                grad_in.len(),
+                grad_out.len(),
+                scores.len(),
+            ],
+        )?;
+        let _span = tracing::trace_span!(
+            "cpu_candidate_epoch",
+            rows = epoch.rows,
+            candidates = epoch.candidates
+        )
+        .entered();
+        cascade::candidate_epoch(
+            self.arch,
+            epoch,
+            units,
+            values,
+            residuals,
+            weights_in,
+            weights_out,
+            grad_in,
+            grad_out,
+            scores,
+        );
         Ok(())
     }
 }

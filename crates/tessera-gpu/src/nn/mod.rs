@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use bytemuck::{Pod, Zeroable};
 use tessera_tensor::error::{Result, TesseraError};
+use tessera_tensor::nn::cascade::{CandidateEpoch, CandidateUnit};
 use tessera_tensor::nn::{
     Activation, AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams,
     SarpropParams, SgdParams, check_lens,
@@ -90,6 +91,15 @@ impl GpuTensor {
     }
 }
 
+/// Scratch of the candidate pool, kept between epochs: the sums (then activations)
+/// and the input-side error terms, `[rows, candidates]`, and the packed units.
+struct CandidateScratch {
+    sums: GpuTensor,
+    deriv: GpuTensor,
+    units: GpuTensor,
+    packed: Vec<f32>,
+}
+
 struct Pending {
     encoder: Option<wgpu::CommandEncoder>,
     slot: u64,
@@ -104,6 +114,7 @@ pub struct GpuNn {
     slot_stride: u64,
     placeholder: wgpu::Buffer,
     pending: Mutex<Pending>,
+    cascade: Mutex<Option<CandidateScratch>>,
 }
 
 impl std::fmt::Debug for GpuNn {
@@ -138,6 +149,7 @@ impl GpuNn {
                 slot: 0,
                 timer: None,
             }),
+            cascade: Mutex::new(None),
             ctx: ctx.clone(),
         })
     }
@@ -247,6 +259,75 @@ impl GpuNn {
         pass.set_bind_group(0, &bind_group, &[offset as u32]);
         pass.dispatch_workgroups(x, y, 1);
         Ok(())
+    }
+
+    /// Records `C = alpha op(A) op(B) + beta C` on buffers at least as long as the
+    /// shapes need (checked by the caller).
+    fn record_gemm(
+        &self,
+        g: Gemm,
+        a: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        c: &wgpu::Buffer,
+    ) -> Result<()> {
+        let params = Params {
+            m: g.m as u32,
+            n: g.n as u32,
+            k: g.k as u32,
+            trans_a: g.trans_a.into(),
+            trans_b: g.trans_b.into(),
+            alpha: g.alpha,
+            beta: g.beta,
+            ..Params::default()
+        };
+        let tensors = [a, b, c];
+        if g.m == 1 {
+            self.record("gemv", params, &tensors, ((g.n as u32).div_ceil(EW), 1))
+        } else {
+            // 16-byte global loads need every stored row (of A, B and C) to be a
+            // whole number of vec4s.
+            let row_a = if g.trans_a { g.m } else { g.k };
+            let row_b = if g.trans_b { g.k } else { g.n };
+            let vec4 = [row_a, row_b, g.n].iter().all(|d| d.is_multiple_of(4));
+            self.record(
+                if vec4 { "gemm_vec4" } else { "gemm" },
+                params,
+                &tensors,
+                ((g.n as u32).div_ceil(64), (g.m as u32).div_ceil(64)),
+            )
+        }
+    }
+
+    /// The candidate pool's scratch tensors for `len` (rows x candidates) elements and
+    /// its units, reallocated or rewritten only when they change.
+    fn candidate_scratch(
+        &self,
+        len: usize,
+        units: &[CandidateUnit],
+    ) -> Result<std::sync::MutexGuard<'_, Option<CandidateScratch>>> {
+        let packed: Vec<f32> = units
+            .iter()
+            .flat_map(|u| [f32::from_bits(u.activation.code()), u.steepness])
+            .collect();
+        let mut scratch = self.cascade.lock().unwrap_or_else(|p| p.into_inner());
+        let fits = scratch
+            .as_ref()
+            .is_some_and(|s| s.sums.len == len && s.units.len == packed.len());
+        if !fits {
+            *scratch = Some(CandidateScratch {
+                sums: self.zeros(len)?,
+                deriv: self.zeros(len)?,
+                units: self.tensor(&packed)?,
+                packed,
+            });
+        } else if let Some(s) = scratch.as_mut().filter(|s| s.packed != packed) {
+            // Recorded work may still read the old units.
+            self.flush()?;
+            self.ctx
+                .write_buffer(&s.units.buffer, 0, bytemuck::cast_slice(&packed));
+            s.packed = packed;
+        }
+        Ok(scratch)
     }
 
     fn elementwise(
@@ -368,32 +449,7 @@ impl NnKernels for GpuNn {
 
     fn gemm(&self, g: Gemm, a: &GpuTensor, b: &GpuTensor, c: &mut GpuTensor) -> Result<()> {
         g.check(a.len, b.len, c.len)?;
-        let params = Params {
-            m: g.m as u32,
-            n: g.n as u32,
-            k: g.k as u32,
-            trans_a: g.trans_a.into(),
-            trans_b: g.trans_b.into(),
-            alpha: g.alpha,
-            beta: g.beta,
-            ..Params::default()
-        };
-        let tensors = [&a.buffer, &b.buffer, &c.buffer];
-        if g.m == 1 {
-            self.record("gemv", params, &tensors, ((g.n as u32).div_ceil(EW), 1))
-        } else {
-            // 16-byte global loads need every stored row (of A, B and C) to be a
-            // whole number of vec4s.
-            let row_a = if g.trans_a { g.m } else { g.k };
-            let row_b = if g.trans_b { g.k } else { g.n };
-            let vec4 = [row_a, row_b, g.n].iter().all(|d| d.is_multiple_of(4));
-            self.record(
-                if vec4 { "gemm_vec4" } else { "gemm" },
-                params,
-                &tensors,
-                ((g.n as u32).div_ceil(64), (g.m as u32).div_ceil(64)),
-            )
-        }
+        self.record_gemm(g, &a.buffer, &b.buffer, &c.buffer)
     }
 
     fn bias_activation(
@@ -644,5 +700,100 @@ impl NnKernels for GpuNn {
             ..Params::default()
         };
         self.update("adam_update", w, g, [m, v], params)
+    }
+
+    fn candidate_epoch(
+        &self,
+        e: CandidateEpoch,
+        units: &[CandidateUnit],
+        values: &GpuTensor,
+        residuals: &GpuTensor,
+        weights_in: &GpuTensor,
+        weights_out: &GpuTensor,
+        grad_in: &mut GpuTensor,
+        grad_out: &mut GpuTensor,
+        scores: &mut GpuTensor,
+    ) -> Result<()> {
+        e.check(
+            units,
+            [
+                values.len,
+                residuals.len,
+                weights_in.len,
+                weights_out.len,
+                grad_in.len,
+                grad_out.len,
+                scores.len,
+            ],
+        )?;
+        let (rows, ni, no, nc) = (e.rows, e.inputs, e.outputs, e.candidates);
+        if nc == 0 {
+            return Ok(());
+        }
+        let len = rows
+            .checked_mul(nc)
+            .filter(|&l| l <= u32::MAX as usize)
+            .ok_or(TesseraError::DeviceLimit {
+                what: "rows x candidates of one candidate epoch",
+                needed: (rows as u64).saturating_mul(nc as u64),
+                limit: u32::MAX.into(),
+            })?;
+        let _span = tracing::debug_span!("gpu_candidate_epoch", rows, candidates = nc).entered();
+        let scratch = self.candidate_scratch(len.max(1), units)?;
+        let s = scratch.as_ref().expect("scratch allocated");
+        // S = V W_in^T: [rows, candidates].
+        let sums = Gemm {
+            m: rows,
+            n: nc,
+            k: ni,
+            trans_a: false,
+            trans_b: true,
+            alpha: 1.0,
+            beta: 0.0,
+        };
+        self.record_gemm(sums, &values.buffer, &weights_in.buffer, &s.sums.buffer)?;
+        let params = Params {
+            rows: rows as u32,
+            cols: nc as u32,
+            n: no as u32,
+            scale: e.sse,
+            derivative: e.derivative.code(),
+            ..Params::default()
+        };
+        self.elementwise(
+            "candidate_activation",
+            params,
+            &[
+                &s.sums.buffer,
+                &residuals.buffer,
+                &weights_out.buffer,
+                &s.deriv.buffer,
+                &s.units.buffer,
+            ],
+            len,
+        )?;
+        self.record(
+            "candidate_reduce",
+            params,
+            &[
+                &s.sums.buffer,
+                &residuals.buffer,
+                &weights_out.buffer,
+                &grad_out.buffer,
+                &scores.buffer,
+            ],
+            (nc as u32, 1),
+        )?;
+        // grad_in = D^T V: [candidates, inputs]; D is stored [rows, candidates].
+        let grads = Gemm {
+            m: nc,
+            n: ni,
+            k: rows,
+            trans_a: true,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        };
+        self.record_gemm(grads, &s.deriv.buffer, &values.buffer, &grad_in.buffer)
     }
 }

@@ -18,6 +18,10 @@ pub const SOURCES: &[(&str, &str)] = &[
         "optimizer.wgsl",
         include_str!("../../shaders/nn/optimizer.wgsl"),
     ),
+    (
+        "cascade.wgsl",
+        include_str!("../../shaders/nn/cascade.wgsl"),
+    ),
 ];
 
 /// The whole neural module as one WGSL source.
@@ -30,7 +34,7 @@ pub fn module_source() -> String {
 }
 
 /// Entry points of the neural module.
-pub(crate) const ENTRY_POINTS: [&str; 15] = [
+pub(crate) const ENTRY_POINTS: [&str; 17] = [
     "gemm",
     "gemm_vec4",
     "gemv",
@@ -46,6 +50,8 @@ pub(crate) const ENTRY_POINTS: [&str; 15] = [
     "adam_update",
     "quickprop_update",
     "sarprop_update",
+    "candidate_activation",
+    "candidate_reduce",
 ];
 
 /// Storage tensors per kernel (bindings 1..=5).

@@ -1,6 +1,7 @@
 //! The neural kernel contract.
 
 use super::Activation;
+use super::cascade::{CandidateEpoch, CandidateUnit};
 use crate::error::{Result, TesseraError};
 
 /// `C = alpha op(A) op(B) + beta C` with `op(A): [m, k]`, `op(B): [k, n]`, `C: [m, n]`,
@@ -415,6 +416,26 @@ pub trait NnKernels {
         prev_slope: &mut Self::Tensor,
         step: &mut Self::Tensor,
         p: SarpropParams,
+    ) -> Result<()>;
+
+    /// One epoch of a Cascade2 candidate pool: every candidate's score and the
+    /// gradients of its input and output weights (see [`crate::nn::cascade`]), from
+    /// the frozen values `[rows, inputs]` and residuals `[rows, outputs]`. Weights and
+    /// gradients are candidate-major (`[candidates, inputs]`, `[candidates, outputs]`);
+    /// `units` gives each candidate's activation and steepness. Checked with
+    /// [`CandidateEpoch::check`].
+    #[allow(clippy::too_many_arguments)]
+    fn candidate_epoch(
+        &self,
+        epoch: CandidateEpoch,
+        units: &[CandidateUnit],
+        values: &Self::Tensor,
+        residuals: &Self::Tensor,
+        weights_in: &Self::Tensor,
+        weights_out: &Self::Tensor,
+        grad_in: &mut Self::Tensor,
+        grad_out: &mut Self::Tensor,
+        scores: &mut Self::Tensor,
     ) -> Result<()>;
 
     /// One Adam(W) step number `t` (from 1) with moments `m` and `v`.

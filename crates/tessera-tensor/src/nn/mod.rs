@@ -6,6 +6,7 @@
 //! `X W`, `dZ W^T` and `X^T dZ`.
 
 mod activation;
+pub mod cascade;
 mod contract;
 
 pub use activation::{Activation, softmax_row};

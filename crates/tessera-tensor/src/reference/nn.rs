@@ -2,6 +2,9 @@
 //! as plainly as possible.
 
 use crate::error::{Result, TesseraError};
+use crate::nn::cascade::{
+    CandidateEpoch, CandidateUnit, candidate_derivative, clamp_candidate_sum,
+};
 use crate::nn::{
     Activation, AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams,
     SarpropParams, SgdParams, check_lens, fann_derivative, softmax_row,
@@ -398,6 +401,59 @@ impl NnKernels for ReferenceNn {
             v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
             let update = (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
             w[i] -= lr * (update + if p.decoupled { wd * w[i] } else { 0.0 });
+        }
+        Ok(())
+    }
+
+    fn candidate_epoch(
+        &self,
+        e: CandidateEpoch,
+        units: &[CandidateUnit],
+        values: &Vec<f64>,
+        residuals: &Vec<f64>,
+        weights_in: &Vec<f64>,
+        weights_out: &Vec<f64>,
+        grad_in: &mut Vec<f64>,
+        grad_out: &mut Vec<f64>,
+        scores: &mut Vec<f64>,
+    ) -> Result<()> {
+        e.check(
+            units,
+            [
+                values.len(),
+                residuals.len(),
+                weights_in.len(),
+                weights_out.len(),
+                grad_in.len(),
+                grad_out.len(),
+                scores.len(),
+            ],
+        )?;
+        let (ni, no) = (e.inputs, e.outputs);
+        grad_in.iter_mut().for_each(|g| *g = 0.0);
+        grad_out.iter_mut().for_each(|g| *g = 0.0);
+        for (c, unit) in units.iter().enumerate() {
+            let s = unit.steepness as f64;
+            let w_in = &weights_in[c * ni..(c + 1) * ni];
+            let w_out = &weights_out[c * no..(c + 1) * no];
+            let mut score = e.sse as f64;
+            for p in 0..e.rows {
+                let v = &values[p * ni..(p + 1) * ni];
+                let sum = clamp_candidate_sum(v.iter().zip(w_in).map(|(a, b)| a * b).sum(), s);
+                let a = unit.activation.apply(s * sum);
+                let d = candidate_derivative(unit.activation, s, sum, a, e.derivative);
+                let mut error = 0.0;
+                for j in 0..no {
+                    let diff = a * w_out[j] - residuals[p * no + j];
+                    grad_out[c * no + j] += 2.0 * diff * a;
+                    error += diff * w_out[j];
+                    score -= diff * diff;
+                }
+                for i in 0..ni {
+                    grad_in[c * ni + i] += d * error * v[i];
+                }
+            }
+            scores[c] = score;
         }
         Ok(())
     }

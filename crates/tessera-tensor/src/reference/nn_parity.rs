@@ -6,6 +6,10 @@
 use super::ReferenceNn;
 use super::parity::Rng;
 use crate::error::TesseraError;
+use crate::nn::cascade::{
+    CandidateEpoch, CandidateUnit, FANN_CANDIDATE_ACTIVATIONS, FANN_CANDIDATE_STEEPNESSES,
+    clamp_candidate_sum,
+};
 use crate::nn::{
     Activation, AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams,
     SarpropParams, SgdParams,
@@ -466,6 +470,218 @@ pub fn optimizers<K: NnKernels>(k: &K) {
     }
 }
 
+/// The magnitudes the candidate kernel's rounding scales with: `Σ|terms|` of every
+/// score and gradient, in f64 from the same inputs.
+fn candidate_bounds(
+    e: CandidateEpoch,
+    units: &[CandidateUnit],
+    [v, res, w_in, w_out]: [&[f32]; 4],
+) -> [Vec<f64>; 3] {
+    let (ni, no) = (e.inputs, e.outputs);
+    let mut bounds = [
+        vec![0.0; e.candidates * ni],
+        vec![0.0; e.candidates * no],
+        vec![e.sse.abs() as f64; e.candidates],
+    ];
+    for (c, u) in units.iter().enumerate() {
+        let s = u.steepness as f64;
+        for p in 0..e.rows {
+            let row = &v[p * ni..(p + 1) * ni];
+            let dot: f64 = (0..ni)
+                .map(|i| (row[i] as f64 * w_in[c * ni + i] as f64).abs())
+                .sum();
+            let a = u
+                .activation
+                .apply(s * clamp_candidate_sum(dot, s))
+                .abs()
+                .max(1.0);
+            let d = s * 4.0;
+            let mut error = 0.0;
+            for j in 0..no {
+                let o = w_out[c * no + j].abs() as f64;
+                let diff = a * o + res[p * no + j].abs() as f64;
+                bounds[1][c * no + j] += 2.0 * diff * a;
+                bounds[2][c] += diff * diff;
+                error += diff * o;
+            }
+            for i in 0..ni {
+                bounds[0][c * ni + i] += d * error * row[i].abs() as f64 + dot * d * error;
+            }
+        }
+    }
+    bounds
+}
+
+/// The Cascade2 candidate pool: scores and gradients over shapes from one sample
+/// and one candidate to FANN's full pool of 80 on 1000 rows, every FANN candidate
+/// activation at every FANN steepness, both derivative conventions, and sums large
+/// enough to hit FANN's clamp.
+pub fn cascade_candidates<K: NnKernels>(k: &K) {
+    let r = ReferenceNn;
+    let mut rng = Rng::new(43);
+    let pool: Vec<CandidateUnit> = FANN_CANDIDATE_ACTIVATIONS
+        .iter()
+        .chain(&[Activation::Linear])
+        .flat_map(|&activation| {
+            FANN_CANDIDATE_STEEPNESSES
+                .iter()
+                .map(move |&steepness| CandidateUnit {
+                    activation,
+                    steepness,
+                })
+        })
+        .collect();
+    let shapes = [
+        (0, 3, 2, 5, 1.0),
+        (1, 1, 1, 1, 1.0),
+        (7, 3, 1, 8, 2.0),
+        (194, 3, 1, 80, 4.0),
+        (130, 20, 4, 33, 1.0),
+        (1000, 17, 3, 80, 2.0),
+        (65, 5, 2, 44, 300.0),
+    ];
+    for (rows, inputs, outputs, candidates, scale) in shapes {
+        for derivative in [Derivative::Fann, Derivative::Exact] {
+            let units: Vec<CandidateUnit> = (0..candidates).map(|c| pool[c % pool.len()]).collect();
+            let mut v = random(&mut rng, rows * inputs, -1.0, 1.0);
+            // The bias column.
+            for row in v.chunks_mut(inputs) {
+                row[inputs / 2] = 1.0;
+            }
+            let res = random(&mut rng, rows * outputs, -1.0, 1.0);
+            let w_in = random(&mut rng, candidates * inputs, -scale, scale);
+            let w_out = random(&mut rng, candidates * outputs, -1.0, 1.0);
+            let e = CandidateEpoch {
+                rows,
+                inputs,
+                outputs,
+                candidates,
+                sse: rows as f32 * 0.3,
+                derivative,
+            };
+            let run = |gi: &mut Vec<f32>, go: &mut Vec<f32>, sc: &mut Vec<f32>, kernels: &K| {
+                let (mut kgi, mut kgo, mut ksc) = (
+                    kernels.zeros(gi.len()).unwrap(),
+                    kernels.zeros(go.len()).unwrap(),
+                    kernels.zeros(sc.len()).unwrap(),
+                );
+                kernels
+                    .candidate_epoch(
+                        e,
+                        &units,
+                        &kernels.tensor(&v).unwrap(),
+                        &kernels.tensor(&res).unwrap(),
+                        &kernels.tensor(&w_in).unwrap(),
+                        &kernels.tensor(&w_out).unwrap(),
+                        &mut kgi,
+                        &mut kgo,
+                        &mut ksc,
+                    )
+                    .unwrap();
+                *gi = plain(kernels, &kgi);
+                *go = plain(kernels, &kgo);
+                *sc = plain(kernels, &ksc);
+            };
+            let (mut gi, mut go, mut sc) = (
+                vec![0.0; candidates * inputs],
+                vec![0.0; candidates * outputs],
+                vec![0.0; candidates],
+            );
+            run(&mut gi, &mut go, &mut sc, k);
+            let (mut rgi, mut rgo, mut rsc) = (gi.clone(), go.clone(), sc.clone());
+            let (mut rgi_t, mut rgo_t, mut rsc_t) = (
+                r.zeros(gi.len()).unwrap(),
+                r.zeros(go.len()).unwrap(),
+                r.zeros(sc.len()).unwrap(),
+            );
+            r.candidate_epoch(
+                e,
+                &units,
+                &r.tensor(&v).unwrap(),
+                &r.tensor(&res).unwrap(),
+                &r.tensor(&w_in).unwrap(),
+                &r.tensor(&w_out).unwrap(),
+                &mut rgi_t,
+                &mut rgo_t,
+                &mut rsc_t,
+            )
+            .unwrap();
+            rgi.copy_from_slice(&r.read(&rgi_t).unwrap());
+            rgo.copy_from_slice(&r.read(&rgo_t).unwrap());
+            rsc.copy_from_slice(&r.read(&rsc_t).unwrap());
+            let [bi, bo, bs] = candidate_bounds(e, &units, [&v, &res, &w_in, &w_out]);
+            let shape =
+                format!("{rows}x{inputs}->{outputs}, {candidates} candidates, {derivative:?}");
+            assert_close(&format!("candidate scores ({shape})"), &sc, &rsc, &bs);
+            assert_close(
+                &format!("candidate output gradients ({shape})"),
+                &go,
+                &rgo,
+                &bo,
+            );
+            assert_close(
+                &format!("candidate input gradients ({shape})"),
+                &gi,
+                &rgi,
+                &bi,
+            );
+        }
+    }
+    // Bad input: a typed error, and the outputs keep their contents.
+    let e = CandidateEpoch {
+        rows: 2,
+        inputs: 2,
+        outputs: 1,
+        candidates: 1,
+        sse: 1.0,
+        derivative: Derivative::Fann,
+    };
+    let unit = [pool[0]];
+    let t = |n: usize| k.tensor(&vec![0.5; n]).unwrap();
+    let (v, res, w_in, w_out) = (t(4), t(2), t(2), t(1));
+    let (mut gi, mut go, mut sc) = (t(2), t(1), t(1));
+    let mut attempt = |e: CandidateEpoch, units: &[CandidateUnit], v: &K::Tensor| {
+        k.candidate_epoch(e, units, v, &res, &w_in, &w_out, &mut gi, &mut go, &mut sc)
+            .unwrap_err()
+    };
+    let bad_units = [
+        CandidateUnit {
+            activation: Activation::Threshold,
+            steepness: 1.0,
+        },
+        CandidateUnit {
+            activation: Activation::Sigmoid,
+            steepness: 0.0,
+        },
+        CandidateUnit {
+            activation: Activation::Softmax,
+            steepness: 1.0,
+        },
+    ];
+    for u in bad_units {
+        let err = attempt(e, &[u], &v);
+        assert!(matches!(err, TesseraError::InvalidArgument { .. }), "{err}");
+    }
+    let err = attempt(e, &unit, &t(5));
+    assert!(
+        matches!(
+            err,
+            TesseraError::ShapeMismatch {
+                what: "candidate values",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = attempt(CandidateEpoch { sse: f32::NAN, ..e }, &unit, &v);
+    assert!(matches!(err, TesseraError::InvalidArgument { .. }), "{err}");
+    let err = attempt(CandidateEpoch { candidates: 2, ..e }, &unit, &v);
+    assert!(matches!(err, TesseraError::ShapeMismatch { .. }), "{err}");
+    for out in [&gi, &go, &sc] {
+        assert!(plain(k, out).iter().all(|&x| x == 0.5));
+    }
+}
+
 /// Mismatched lengths are typed errors, and the output is left untouched.
 pub fn shape_errors<K: NnKernels>(k: &K) {
     let a = k.tensor(&[1.0; 6]).unwrap();
@@ -511,7 +727,7 @@ pub fn shape_errors<K: NnKernels>(k: &K) {
 #[macro_export]
 macro_rules! nn_parity_suite {
     ($kernels:expr) => {
-        $crate::nn_parity_suite!(@tests $kernels; gemm_layouts, activations, losses, column_sums, optimizers, shape_errors);
+        $crate::nn_parity_suite!(@tests $kernels; gemm_layouts, activations, losses, column_sums, optimizers, cascade_candidates, shape_errors);
     };
     (@tests $kernels:expr; $($name:ident),*) => {
         $(
