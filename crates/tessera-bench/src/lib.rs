@@ -6,6 +6,7 @@
 
 pub mod acquisition;
 pub mod backends;
+pub mod cascade;
 pub mod libfann;
 pub mod machine;
 pub mod nn;
@@ -49,7 +50,7 @@ pub struct Options {
     pub threshold: f64,
     /// Show a progress bar.
     pub progress: bool,
-    /// Kernel families to run (`acquisition`, `nn`); all when empty.
+    /// Kernel families to run (`acquisition`, `nn`, `cascade`, `sim`, `voi`); all when empty.
     pub families: Vec<String>,
 }
 
@@ -118,6 +119,13 @@ pub fn run(opts: &Options) -> Result<Outcome, BenchError> {
     if opts.wants("nn") {
         workloads.extend(
             nn::workloads(opts.quick)
+                .into_iter()
+                .map(|w| Box::new(w) as Box<dyn Workload>),
+        );
+    }
+    if opts.wants("cascade") {
+        workloads.extend(
+            cascade::workloads(opts.quick)
                 .into_iter()
                 .map(|w| Box::new(w) as Box<dyn Workload>),
         );

@@ -81,6 +81,46 @@ impl FannRun {
         }
     }
 
+    /// `fann_cascadetrain_on_data` with no reports; returns the hidden neurons
+    /// installed and the bit-fail count of libfann's last output epoch. Stops on
+    /// bit fails when `bit_stop` (FANN_STOPFUNC_BIT), else on the MSE.
+    pub fn cascade(
+        &mut self,
+        max_neurons: c_uint,
+        desired_error: c_float,
+        bit_stop: bool,
+    ) -> (u32, u32) {
+        // SAFETY: as above; the symbols have FANN 2.2's signatures.
+        unsafe {
+            let lib = &self.fann.lib;
+            let stop: libloading::Symbol<unsafe extern "C" fn(*mut c_void, c_uint)> = lib
+                .get(b"fann_set_train_stop_function")
+                .expect("libfann exports fann_set_train_stop_function");
+            let train: libloading::Symbol<
+                unsafe extern "C" fn(*mut c_void, *mut c_void, c_uint, c_uint, c_float),
+            > = lib
+                .get(b"fann_cascadetrain_on_data")
+                .expect("libfann exports fann_cascadetrain_on_data");
+            let neurons: libloading::Symbol<unsafe extern "C" fn(*mut c_void) -> c_uint> = lib
+                .get(b"fann_get_total_neurons")
+                .expect("libfann exports fann_get_total_neurons");
+            let inputs: libloading::Symbol<unsafe extern "C" fn(*mut c_void) -> c_uint> = lib
+                .get(b"fann_get_num_input")
+                .expect("libfann exports fann_get_num_input");
+            let outputs: libloading::Symbol<unsafe extern "C" fn(*mut c_void) -> c_uint> = lib
+                .get(b"fann_get_num_output")
+                .expect("libfann exports fann_get_num_output");
+            let bit_fail: libloading::Symbol<unsafe extern "C" fn(*mut c_void) -> c_uint> = lib
+                .get(b"fann_get_bit_fail")
+                .expect("libfann exports fann_get_bit_fail");
+            stop(self.ann, u32::from(bit_stop));
+            train(self.ann, self.data, max_neurons, 0, desired_error);
+            // Total neurons count the inputs, the bias and the outputs.
+            let hidden = neurons(self.ann) - inputs(self.ann) - 1 - outputs(self.ann);
+            (hidden, bit_fail(self.ann))
+        }
+    }
+
     /// Sets the training algorithm (FANN_TRAIN_RPROP = 2).
     pub fn set_algorithm(&mut self, algorithm: c_uint) {
         // SAFETY: as above.

@@ -33,8 +33,8 @@ struct BenchArgs {
     /// (comma-separated; default: all).
     #[arg(long, value_delimiter = ',', value_parser = parse_backend)]
     backend: Vec<String>,
-    /// Kernel families to run: acquisition, nn, sim, voi (comma-separated; default: all).
-    #[arg(long, value_delimiter = ',', value_parser = ["acquisition", "nn", "sim", "voi"])]
+    /// Kernel families to run: acquisition, nn, cascade, sim, voi (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',', value_parser = ["acquisition", "nn", "cascade", "sim", "voi"])]
     family: Vec<String>,
     /// Only GPU adapters whose name contains this (case-insensitive).
     #[arg(long)]

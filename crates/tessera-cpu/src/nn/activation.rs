@@ -36,6 +36,66 @@ pub fn tanh(x: f32) -> f32 {
     if x.abs() < 4e-4 { x } else { r }
 }
 
+/// 2π in three parts (Cody and Waite): `k P1` and `k P2` are exact for `|k| < 2^12`.
+const TWO_PI: [f32; 3] = [6.28125, 0.001_935_005_2, 3.019_916e-7];
+/// 1.5 * 2^23: adding and subtracting it rounds to the nearest integer, ties to even.
+const ROUNDER: f32 = 12_582_912.0;
+
+/// `x` reduced to about [-π, π] (the rounded turn count can be one off next to a
+/// half turn, leaving `r` a hair beyond π, where the polynomials still hold); clamped to
+/// ±(π + 1/4) for `|x|` beyond about 2^22 turns, where an f32 holds no phase any more.
+#[inline(always)]
+fn reduce_angle(x: f32) -> f32 {
+    let k = (x * std::f32::consts::FRAC_1_PI * 0.5 + ROUNDER) - ROUNDER;
+    let r = ((x - k * TWO_PI[0]) - k * TWO_PI[1]) - k * TWO_PI[2];
+    r.clamp(-std::f32::consts::PI - 0.25, std::f32::consts::PI + 0.25)
+}
+
+/// `sin x` in f32 without a libm call: Cody-Waite reduction to [-π, π] and the Taylor
+/// polynomial to degree 15 (error below 2e-6 for `|x| <= 2^12 2π`, tested below).
+/// Branch-free, so loops over it vectorise.
+#[inline(always)]
+pub fn sin(x: f32) -> f32 {
+    const C: [f32; 7] = [
+        -1.0 / 6.0,
+        1.0 / 120.0,
+        -1.0 / 5040.0,
+        1.0 / 362_880.0,
+        -1.0 / 39_916_800.0,
+        1.0 / 6_227_020_800.0,
+        -1.0 / 1_307_674_368_000.0,
+    ];
+    let r = reduce_angle(x);
+    let r2 = r * r;
+    let mut p = C[6];
+    for &c in C[..6].iter().rev() {
+        p = p * r2 + c;
+    }
+    r + r * r2 * p
+}
+
+/// `cos x` in f32, as [`sin`] (Taylor to degree 16).
+#[inline(always)]
+pub fn cos(x: f32) -> f32 {
+    const C: [f32; 8] = [
+        -0.5,
+        1.0 / 24.0,
+        -1.0 / 720.0,
+        1.0 / 40_320.0,
+        -1.0 / 3_628_800.0,
+        1.0 / 479_001_600.0,
+        -1.0 / 87_178_291_200.0,
+        1.0 / 20_922_789_888_000.0,
+    ];
+    let r = reduce_angle(x);
+    let r2 = r * r;
+    let mut p = C[7];
+    for &c in C[..7].iter().rev() {
+        p = p * r2 + c;
+    }
+    1.0 + r2 * p
+}
+
 /// Binds `$c` to each activation in turn, one copy of `$body` per activation, so the
 /// `match` inside [`activate`] and [`derivative`] folds away and loops vectorise.
 macro_rules! for_const_activation {
@@ -203,10 +263,10 @@ pub fn activate(a: Activation, u: f32) -> f32 {
         ElliotSymmetric => u / (1.0 + u.abs()),
         LinearPiece => u.clamp(0.0, 1.0),
         LinearPieceSymmetric => u.clamp(-1.0, 1.0),
-        SinSymmetric => u.sin(),
-        CosSymmetric => u.cos(),
-        Sin => u.sin() / 2.0 + 0.5,
-        Cos => u.cos() / 2.0 + 0.5,
+        SinSymmetric => sin(u),
+        CosSymmetric => cos(u),
+        Sin => sin(u) / 2.0 + 0.5,
+        Cos => cos(u) / 2.0 + 0.5,
         Relu => u.max(0.0),
         LeakyRelu => {
             if u > 0.0 {
@@ -244,10 +304,10 @@ pub fn derivative(a: Activation, u: f32) -> f32 {
         ElliotSymmetric => 1.0 / ((1.0 + u.abs()) * (1.0 + u.abs())),
         LinearPiece => f32::from((0.0..=1.0).contains(&u)),
         LinearPieceSymmetric => f32::from((-1.0..=1.0).contains(&u)),
-        SinSymmetric => u.cos(),
-        CosSymmetric => -u.sin(),
-        Sin => u.cos() / 2.0,
-        Cos => -u.sin() / 2.0,
+        SinSymmetric => cos(u),
+        CosSymmetric => -sin(u),
+        Sin => cos(u) / 2.0,
+        Cos => -sin(u) / 2.0,
         Relu => f32::from(u > 0.0),
         LeakyRelu => {
             if u > 0.0 {
@@ -358,5 +418,23 @@ mod tests {
         }
         assert!(worst <= 8.0, "worst error {worst} ulp");
         assert!(tanh(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn sin_and_cos_are_within_2e6_up_to_4096_turns() {
+        let limit = 4096.0 * std::f32::consts::TAU;
+        let mut x = -limit;
+        let mut worst = 0.0f64;
+        while x <= limit {
+            let xd = x as f64;
+            worst = worst
+                .max((sin(x) as f64 - xd.sin()).abs())
+                .max((cos(x) as f64 - xd.cos()).abs());
+            x += 0.013;
+        }
+        assert!(worst <= 2e-6, "worst error {worst}");
+        for x in [1e30f32, -1e30, 3e9] {
+            assert!(sin(x).abs() <= 1.0 + 1e-6 && cos(x).abs() <= 1.0 + 1e-6);
+        }
     }
 }

@@ -533,6 +533,7 @@ pub fn cascade_candidates<K: NnKernels>(k: &K) {
         .collect();
     let shapes = [
         (0, 3, 2, 5, 1.0),
+        (9, 0, 2, 3, 1.0),
         (1, 1, 1, 1, 1.0),
         (7, 3, 1, 8, 2.0),
         (194, 3, 1, 80, 4.0),
@@ -545,7 +546,7 @@ pub fn cascade_candidates<K: NnKernels>(k: &K) {
             let units: Vec<CandidateUnit> = (0..candidates).map(|c| pool[c % pool.len()]).collect();
             let mut v = random(&mut rng, rows * inputs, -1.0, 1.0);
             // The bias column.
-            for row in v.chunks_mut(inputs) {
+            for row in v.chunks_mut(inputs.max(1)) {
                 row[inputs / 2] = 1.0;
             }
             let res = random(&mut rng, rows * outputs, -1.0, 1.0);
