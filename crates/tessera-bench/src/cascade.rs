@@ -54,9 +54,10 @@ pub fn workloads(quick: bool) -> Vec<CascadeWorkload> {
     ]
 }
 
-/// 2000 points in [-1, 1]^16, labelled by the largest output of a fixed random
-/// 16-8-4 tanh net: one-hot targets in {-1, 1}.
-fn classes() -> TrainData {
+/// The classification set of the `cascade` workloads: 2000 points in [-1, 1]^16,
+/// labelled by the largest output of a fixed random 16-8-4 tanh net, one-hot targets
+/// in {-1, 1}.
+pub fn classes() -> TrainData {
     let mut rng = Rng::new(0xca5cade);
     let w1: Vec<f32> = (0..16 * 8).map(|_| rng.range(-1.0, 1.0)).collect();
     let w2: Vec<f32> = (0..8 * 4).map(|_| rng.range(-1.0, 1.0)).collect();

@@ -368,15 +368,28 @@ pub(super) fn backward_slice(
 /// of `tessera_tensor::nn::cascade::candidate_derivative`; `fann` selects FANN's).
 #[inline(always)]
 pub fn candidate_derivative(a: Activation, s: f32, sum: f32, y: f32, fann: bool) -> f32 {
-    let exact = s * derivative(a, s * sum);
-    if !fann {
-        return exact;
-    }
-    let g = 1.0 + sum.abs();
+    use Activation::*;
+    // From the output y where it gives the derivative, so nothing is evaluated twice.
+    let u = s * sum;
     match a {
-        Activation::Elliot => s / (2.0 * g * g),
-        Activation::ElliotSymmetric => s / (g * g),
-        _ => fann_derivative(a, s, y).unwrap_or(exact),
+        Sigmoid | SigmoidStepwise => {
+            let y = if fann { y.clamp(0.01, 0.99) } else { y };
+            2.0 * s * y * (1.0 - y)
+        }
+        SigmoidSymmetric | SigmoidSymmetricStepwise => {
+            let y = if fann { y.clamp(-0.98, 0.98) } else { y };
+            s * (1.0 - y * y)
+        }
+        Gaussian => -2.0 * s * u * y,
+        GaussianSymmetric => -2.0 * s * u * (y + 1.0),
+        Elliot | ElliotSymmetric => {
+            // FANN's |sum| where the exact derivative has |s sum|.
+            let g = 1.0 + if fann { sum.abs() } else { u.abs() };
+            let scale = if a == Elliot { 0.5 } else { 1.0 };
+            scale * s / (g * g)
+        }
+        LinearPiece | LinearPieceSymmetric if fann => s,
+        _ => s * derivative(a, u),
     }
 }
 
