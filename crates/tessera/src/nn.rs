@@ -23,6 +23,9 @@ use tessera_cpu::CpuNn;
 use tessera_gpu::GpuNn;
 use tessera_tensor::Result;
 
+pub use tessera_nn::cascade::{
+    CascadeConfig, CascadeNetwork, CascadeParams, CascadeReport, HiddenNeuron, StopFunction,
+};
 pub use tessera_nn::{
     Algorithm, EpochStats, Init, Layer, Network, Sarprop, TrainConfig, TrainData, datasets, fann,
     limits,
@@ -56,6 +59,15 @@ macro_rules! map_variant {
     };
 }
 
+/// The neural kernels of a CPU device (scalar where it asks for scalar).
+fn cpu_kernels(cpu: &crate::device::CpuDevice) -> CpuNn {
+    if cpu.is_scalar() {
+        CpuNn::new_scalar()
+    } else {
+        CpuNn::new()
+    }
+}
+
 // One per model, moved rarely: the size gap between backends costs nothing.
 #[allow(clippy::large_enum_variant)]
 enum ModelInner {
@@ -84,14 +96,7 @@ impl Model {
     /// [`Network::validate`] rejects.
     pub fn on(device: &Device, net: &Network) -> Result<Self> {
         let inner = match device {
-            Device::Cpu(cpu) => {
-                let kernels = if cpu.is_scalar() {
-                    CpuNn::new_scalar()
-                } else {
-                    CpuNn::new()
-                };
-                ModelInner::Cpu(tessera_nn::Model::new(kernels, net)?)
-            }
+            Device::Cpu(cpu) => ModelInner::Cpu(tessera_nn::Model::new(cpu_kernels(cpu), net)?),
             #[cfg(feature = "gpu")]
             Device::Gpu(ctx) => ModelInner::Gpu(tessera_nn::Model::new(GpuNn::new(ctx)?, net)?),
         };
@@ -193,5 +198,76 @@ impl Trainer {
         Model {
             inner: map_variant!(self.inner, TrainerInner => ModelInner, t => t.into_model()),
         }
+    }
+}
+
+// One per training, never moved in a loop: the size gap between backends costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum CascadeInner {
+    Cpu(tessera_nn::cascade::CascadeTrainer<CpuNn>),
+    #[cfg(feature = "gpu")]
+    Gpu(tessera_nn::cascade::CascadeTrainer<GpuNn>),
+}
+
+/// Cascade2 training ([`tessera_nn::cascade::CascadeTrainer`]) of a
+/// [`CascadeNetwork`] on a [`Device`]: the candidate pool as one batched kernel per
+/// epoch on the GPU, or spread over the CPU's cores.
+///
+/// ```
+/// use tessera::Device;
+/// use tessera::nn::{Activation, CascadeConfig, CascadeNetwork, CascadeTrainer, datasets};
+///
+/// let device = Device::cpu();
+/// let net = CascadeNetwork::new(2, 1, Activation::SigmoidSymmetric, 0.5, 1)?;
+/// let mut trainer = CascadeTrainer::on(&device, net, CascadeConfig::default())?;
+/// let report = trainer.train(&datasets::xor(), 5, 0.01, |_| true)?;
+/// assert!(report.reached);
+/// let net = trainer.into_network(); // runs with net.run, saves with fann::write_cascade_net
+/// # Ok::<(), tessera::TesseraError>(())
+/// ```
+pub struct CascadeTrainer {
+    inner: CascadeInner,
+}
+
+impl std::fmt::Debug for CascadeTrainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        dispatch!(&self.inner, CascadeInner, t => f
+            .debug_struct("CascadeTrainer")
+            .field("trainer", t)
+            .finish())
+    }
+}
+
+impl CascadeTrainer {
+    /// A trainer for `net` on `device` (see `tessera_nn`'s `CascadeTrainer::new`).
+    pub fn on(device: &Device, net: CascadeNetwork, config: CascadeConfig) -> Result<Self> {
+        use tessera_nn::cascade::CascadeTrainer as Inner;
+        let inner = match device {
+            Device::Cpu(cpu) => CascadeInner::Cpu(Inner::new(cpu_kernels(cpu), net, config)?),
+            #[cfg(feature = "gpu")]
+            Device::Gpu(ctx) => CascadeInner::Gpu(Inner::new(GpuNn::new(ctx)?, net, config)?),
+        };
+        Ok(Self { inner })
+    }
+
+    /// FANN's `fann_cascadetrain_on_data`; see `tessera_nn`'s `CascadeTrainer::train`.
+    pub fn train(
+        &mut self,
+        data: &TrainData,
+        max_neurons: usize,
+        desired_error: f64,
+        report: impl FnMut(&CascadeReport) -> bool,
+    ) -> Result<CascadeReport> {
+        dispatch!(&mut self.inner, CascadeInner, t => t.train(data, max_neurons, desired_error, report))
+    }
+
+    /// The network as trained so far.
+    pub fn network(&self) -> &CascadeNetwork {
+        dispatch!(&self.inner, CascadeInner, t => t.network())
+    }
+
+    /// Ends training and returns the network.
+    pub fn into_network(self) -> CascadeNetwork {
+        dispatch!(self.inner, CascadeInner, t => t.into_network())
     }
 }

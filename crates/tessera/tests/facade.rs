@@ -297,3 +297,25 @@ fn closed_loop_bad_input_is_typed() {
     run.step_with_values(&[1.0; 4]).unwrap();
     assert_eq!(run.steps(), 1);
 }
+
+#[test]
+fn cascade_training_solves_two_spirals_on_every_device() {
+    use tessera::nn::{
+        Activation, CascadeConfig, CascadeNetwork, CascadeTrainer, StopFunction, datasets,
+    };
+    for device in devices() {
+        let net = CascadeNetwork::new(2, 1, Activation::SigmoidSymmetric, 0.5, 1).unwrap();
+        let config = CascadeConfig {
+            stop: StopFunction::BitFail,
+            seed: 1,
+            ..CascadeConfig::default()
+        };
+        let mut trainer = CascadeTrainer::on(&device, net, config).unwrap();
+        let data = datasets::two_spirals();
+        let report = trainer.train(&data, 40, 0.0, |_| true).unwrap();
+        assert!(report.reached && report.bit_fail == 0, "{report:?}");
+        let net = trainer.into_network();
+        let accuracy = datasets::sign_accuracy(&net.run(data.inputs()).unwrap(), data.outputs());
+        assert_eq!(accuracy, 1.0);
+    }
+}
