@@ -23,7 +23,9 @@ use tessera_tensor::nn::{Activation, RpropParams};
 
 use crate::cascade::{CascadeNetwork, CascadeParams, HiddenNeuron, MAX_CANDIDATES};
 use crate::data::TrainData;
-use crate::limits::{MAX_EPOCHS, MAX_FILE_BYTES, MAX_LAYER_WIDTH, MAX_LAYERS, MAX_PARAMETERS};
+use crate::limits::{
+    MAX_CASCADE_HIDDEN, MAX_EPOCHS, MAX_FILE_BYTES, MAX_LAYER_WIDTH, MAX_LAYERS, MAX_PARAMETERS,
+};
 use crate::network::{Layer, Network};
 
 /// The training settings a `.net` file carries besides the network, as FANN 2.2 saves
@@ -795,10 +797,9 @@ fn build_shortcut(file: &str, net: &NetLines<'_>) -> Result<CascadeNetwork> {
     let hidden_sizes = &sizes[1..sizes.len() - 1];
     let n_out = sizes[sizes.len() - 1];
     let hidden_total: usize = hidden_sizes.iter().sum();
-    if hidden_total > MAX_LAYERS.min(MAX_LAYER_WIDTH) {
+    if hidden_total > MAX_CASCADE_HIDDEN {
         return Err(at.err(format!(
-            "{hidden_total} hidden neurons, more than tessera's maximum of {}",
-            MAX_LAYERS.min(MAX_LAYER_WIDTH)
+            "{hidden_total} hidden neurons, more than tessera's maximum of {MAX_CASCADE_HIDDEN}"
         )));
     }
     // Fan-ins: each hidden layer reads everything before it, the outputs everything.

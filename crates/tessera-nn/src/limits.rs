@@ -15,3 +15,5 @@ pub const MAX_DATA_VALUES: usize = 1 << 30;
 pub const MAX_FILE_BYTES: u64 = 1 << 33;
 /// Epoch counts a cascade setting may hold (`cascade_max_out_epochs` and the like).
 pub const MAX_EPOCHS: usize = 1 << 24;
+/// Hidden neurons of a shortcut (cascade) network.
+pub const MAX_CASCADE_HIDDEN: usize = 1024;

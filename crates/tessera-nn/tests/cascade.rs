@@ -176,6 +176,20 @@ fn bad_configurations_and_data_are_typed_errors() {
     let wrong = TrainData::new(3, 1, vec![0.0; 3], vec![0.0]).unwrap();
     assert!(t.train(&wrong, 5, 0.0, |_| true).is_err());
     assert!(t.train(&two_spirals(), 5, f64::NAN, |_| true).is_err());
+    assert!(t.train(&two_spirals(), 5, -1.0, |_| true).is_err());
+    let err = t
+        .train(&two_spirals(), usize::MAX, 0.0, |_| true)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TesseraError::InvalidArgument {
+                what: "max_neurons",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(
         t.network(),
         &net,

@@ -6,7 +6,7 @@ use tessera_tensor::nn::Activation;
 use tessera_tensor::nn::cascade::clamp_candidate_sum;
 use tessera_tensor::rng::Rng;
 
-use crate::limits::{MAX_LAYER_WIDTH, MAX_LAYERS, MAX_PARAMETERS};
+use crate::limits::{MAX_CASCADE_HIDDEN, MAX_LAYER_WIDTH, MAX_PARAMETERS};
 use crate::network::Layer;
 
 /// One hidden neuron of a shortcut network.
@@ -112,11 +112,11 @@ impl CascadeNetwork {
                 format!("1..={MAX_LAYER_WIDTH}"),
             );
         }
-        if self.hidden.len() > MAX_LAYERS.min(MAX_LAYER_WIDTH) {
+        if self.hidden.len() > MAX_CASCADE_HIDDEN {
             return invalid(
                 "cascade hidden neurons",
                 self.hidden.len().to_string(),
-                format!("at most {}", MAX_LAYERS.min(MAX_LAYER_WIDTH)),
+                format!("at most {MAX_CASCADE_HIDDEN}"),
             );
         }
         let mut layer_start = 0;

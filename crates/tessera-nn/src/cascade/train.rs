@@ -12,6 +12,7 @@ use tessera_tensor::rng::Rng;
 use super::network::{CascadeNetwork, HiddenNeuron, neuron_output};
 use crate::data::TrainData;
 use crate::fann::FannSettings;
+use crate::limits::MAX_CASCADE_HIDDEN;
 use crate::model::Model;
 use crate::network::Network;
 use crate::train::{Algorithm, TrainConfig, Trainer, apply_update};
@@ -361,7 +362,9 @@ impl<K: NnKernels> CascadeTrainer<K> {
     /// pool and install its best candidate; then (see
     /// [`CascadeConfig::fann_compat`]) a last output phase. `report` sees every
     /// output phase and may stop training by returning false. Returns the last
-    /// report.
+    /// report. Fails, with the network unchanged, on data of the wrong width, no
+    /// samples, a negative or non-finite desired error, or more than
+    /// [`MAX_CASCADE_HIDDEN`] hidden neurons in all.
     pub fn train(
         &mut self,
         data: &TrainData,
@@ -385,6 +388,13 @@ impl<K: NnKernels> CascadeTrainer<K> {
                 field: "training data",
                 value: "0 samples".into(),
                 expected: "at least one sample".into(),
+            });
+        }
+        if self.net.hidden.len().saturating_add(max_neurons) > MAX_CASCADE_HIDDEN {
+            return Err(TesseraError::InvalidArgument {
+                what: "max_neurons",
+                value: max_neurons as f64,
+                expected: "at most 1024 hidden neurons in all (tessera_nn::limits::MAX_CASCADE_HIDDEN)",
             });
         }
         if !desired_error.is_finite() || desired_error < 0.0 {
