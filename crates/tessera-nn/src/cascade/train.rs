@@ -199,7 +199,8 @@ impl CascadeParams {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CascadeConfig {
     /// The inner training: RPROP (FANN's default), QUICKPROP or SARPROP, with the
-    /// loss, derivatives and bit-fail limit of both phases.
+    /// loss, derivatives and bit-fail limit of both phases. Its `metrics_every` is
+    /// ignored: the stop rules read the error of every output epoch.
     pub train: TrainConfig,
     /// What "the desired error is reached" means.
     pub stop: StopFunction,
@@ -337,7 +338,12 @@ impl<K: NnKernels> CascadeTrainer<K> {
         net.validate()?;
         config.validate()?;
         let model = Model::new(kernels, &output_network(&net))?;
-        let trainer = Trainer::new(model, config.train)?;
+        // FANN's stop rules read the error of every output epoch.
+        let train = TrainConfig {
+            metrics_every: 1,
+            ..config.train
+        };
+        let trainer = Trainer::new(model, train)?;
         Ok(Self {
             trainer,
             rng: Rng::new(config.seed),
