@@ -474,8 +474,9 @@ pub fn parse_cascade_net(
     Ok((network, settings, params))
 }
 
-/// Layer sizes as FANN writes them (each counting its bias neuron), checked.
-fn layer_sizes(file: &str, net: &NetLines<'_>) -> Result<(usize, Vec<usize>)> {
+/// Layer sizes as FANN writes them, checked: each counting its bias neuron in a
+/// layered net, only the input layer's in a `shortcut` one.
+fn layer_sizes(file: &str, net: &NetLines<'_>, shortcut: bool) -> Result<(usize, Vec<usize>)> {
     let (line, text) = net
         .sizes
         .ok_or_else(|| format_err(file, 1, "no `layer_sizes` line"))?;
@@ -489,7 +490,12 @@ fn layer_sizes(file: &str, net: &NetLines<'_>) -> Result<(usize, Vec<usize>)> {
             )));
         }
         let size = at.integer(tok, "layer size", (MAX_LAYER_WIDTH + 1) as u64)? as usize;
-        if size < 2 {
+        if shortcut && !sizes.is_empty() && size < 1 {
+            return Err(at.err(format!(
+                "layer size {size}: every layer after the input layer needs a neuron"
+            )));
+        }
+        if (!shortcut || sizes.is_empty()) && size < 2 {
             return Err(at.err(format!(
                 "layer size {size}: every layer needs at least 1 neuron plus its bias neuron"
             )));
@@ -583,7 +589,7 @@ fn network_lines<'a>(
 
 /// Builds the network from the `layer_sizes`, `neurons` and `connections` lines.
 fn build_network(file: &str, net: &NetLines<'_>) -> Result<Network> {
-    let (size_line, sizes) = layer_sizes(file, net)?;
+    let (size_line, sizes) = layer_sizes(file, net, false)?;
     // Sizes are bounded above, so this sum cannot overflow.
     let connections: usize = sizes.windows(2).map(|w| w[0] * (w[1] - 1)).sum();
     let (mut neurons, mut conns, neuron_line) =
@@ -756,43 +762,11 @@ fn cascade_params(file: &str, net: &NetLines<'_>) -> Result<CascadeParams> {
 /// Builds a shortcut network from the `layer_sizes`, `neurons` and `connections`
 /// lines: the input layer counts its bias neuron, the other layers have none.
 fn build_shortcut(file: &str, net: &NetLines<'_>) -> Result<CascadeNetwork> {
-    let (size_line, text) = net
-        .sizes
-        .ok_or_else(|| format_err(file, 1, "no `layer_sizes` line"))?;
+    let (size_line, sizes) = layer_sizes(file, net, true)?;
     let at = At {
         file,
         line: size_line,
     };
-    let mut sizes = Vec::new();
-    for tok in text.split_whitespace() {
-        if sizes.len() == MAX_LAYERS + 1 {
-            return Err(at.err(format!("more than {} layers", MAX_LAYERS + 1)));
-        }
-        let size = at.integer(tok, "layer size", (MAX_LAYER_WIDTH + 1) as u64)? as usize;
-        let least = if sizes.is_empty() { 2 } else { 1 };
-        if size < least {
-            return Err(at.err(format!(
-                "layer size {size}: the input layer needs an input and its bias neuron, other layers a neuron"
-            )));
-        }
-        sizes.push(size);
-    }
-    if sizes.len() < 2 {
-        return Err(at.err("expected at least 2 layers (inputs and outputs)"));
-    }
-    if let Some((nl_line, nl)) = net.num_layers {
-        let at = At {
-            file,
-            line: nl_line,
-        };
-        let n = at.integer(nl, "num_layers", (MAX_LAYERS + 1) as u64)?;
-        if n as usize != sizes.len() {
-            return Err(at.err(format!(
-                "num_layers={n} but layer_sizes lists {} layers",
-                sizes.len()
-            )));
-        }
-    }
     let n_in = sizes[0] - 1;
     let hidden_sizes = &sizes[1..sizes.len() - 1];
     let n_out = sizes[sizes.len() - 1];
