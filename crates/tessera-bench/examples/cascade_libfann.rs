@@ -1,8 +1,8 @@
 //! One cascade training of `N` neurons (default 40) on the bench's 2000 x 16 -> 4
-//! classification set, by tessera on the CPU and by libfann 2.2 in the same run, same
-//! empty net, data and parameters: the 40-neuron comparison, too long for the
-//! bench's repeated samples. `cargo run --release -p tessera-bench --example
-//! cascade_libfann [-- N]`
+//! classification set, or on a FANN `.data` file, by tessera on the CPU and by libfann
+//! 2.2 in the same run, same empty net, data and parameters: the 40-neuron
+//! comparison, too long for the bench's repeated samples. `cargo run --release -p
+//! tessera-bench --example cascade_libfann [-- N [DATA]]`
 
 use std::time::Instant;
 
@@ -15,8 +15,13 @@ use tessera_tensor::nn::Activation;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let neurons: usize = std::env::args().nth(1).map_or(Ok(40), |a| a.parse())?;
-    let data = classes();
-    let net = CascadeNetwork::new(16, 4, Activation::SigmoidSymmetric, 0.5, 1)?;
+    let data = match std::env::args().nth(2) {
+        Some(path) => tessera_nn::fann::read_data(path)?,
+        None => classes(),
+    };
+    let (n_in, n_out) = (data.n_inputs(), data.n_outputs());
+    println!("{} samples, {n_in} inputs, {n_out} outputs", data.len());
+    let net = CascadeNetwork::new(n_in, n_out, Activation::SigmoidSymmetric, 0.5, 1)?;
     let config = CascadeConfig {
         seed: 1,
         ..CascadeConfig::default()
