@@ -295,6 +295,55 @@ pub struct CascadeReport {
     pub reached: bool,
 }
 
+/// FANN's stagnation rule, shared by both phases: a value outside the window
+/// `[backslide, target]` (set from the last such value `v` as `v (1 ∓ fraction)`)
+/// opens a new window and moves the deadline to `epoch + patience`; the phase ends at
+/// the deadline once `min_epochs` have passed. libfann's output phase also handles a
+/// negative target (`signed`), its candidate phase does not.
+struct Stagnation {
+    target: f64,
+    backslide: f64,
+    deadline: usize,
+    fraction: f64,
+    patience: usize,
+    min_epochs: usize,
+    signed: bool,
+}
+
+impl Stagnation {
+    fn new(
+        fraction: f64,
+        patience: usize,
+        (min_epochs, max_epochs): (usize, usize),
+        signed: bool,
+    ) -> Self {
+        Self {
+            target: 0.0,
+            backslide: -1.0e20,
+            deadline: max_epochs,
+            fraction,
+            patience,
+            min_epochs,
+            signed,
+        }
+    }
+
+    /// Records epoch `epoch`'s value; true when the phase ends there.
+    fn ends_at(&mut self, epoch: usize, value: f64) -> bool {
+        let moved = if self.signed && self.target < 0.0 {
+            value < self.target || value > self.backslide
+        } else {
+            value > self.target || value < self.backslide
+        };
+        if moved {
+            self.target = value * (1.0 + self.fraction);
+            self.backslide = value * (1.0 - self.fraction);
+            self.deadline = epoch + self.patience;
+        }
+        epoch >= self.deadline && epoch >= self.min_epochs
+    }
+}
+
 /// Cascade-trains a [`CascadeNetwork`] on a backend: output phases through a
 /// [`Trainer`] on the output layer (the frozen hidden values computed once per
 /// neuron, not every epoch), candidate phases as one batched kernel per epoch.
@@ -514,31 +563,20 @@ impl<K: NnKernels> CascadeTrainer<K> {
         if self.reached(initial, bit_fail, desired_error) {
             return finish(self, initial, bit_fail, before);
         }
-        let (mut target, mut backslide) = (0.0f64, -1.0e20f64);
-        let mut stagnation = max_epochs;
-        let mut last = (initial, bit_fail, None);
+        let mut stagnation =
+            Stagnation::new(fraction, stagnation_epochs, (min_epochs, max_epochs), true);
+        let mut last = (initial, bit_fail);
         for i in 1..max_epochs {
             let (mse, bit_fail, before) = epoch(self)?;
             if self.reached(mse, bit_fail, desired_error) {
                 return finish(self, mse, bit_fail, before);
             }
-            let improvement = initial - mse;
-            let moved = if target >= 0.0 {
-                improvement > target || improvement < backslide
-            } else {
-                improvement < target || improvement > backslide
-            };
-            if moved {
-                target = improvement * (1.0 + fraction);
-                backslide = improvement * (1.0 - fraction);
-                stagnation = i + stagnation_epochs;
-            }
-            last = (mse, bit_fail, None);
-            if i >= stagnation && i >= min_epochs {
-                return finish(self, mse, bit_fail, None);
+            last = (mse, bit_fail);
+            if stagnation.ends_at(i, initial - mse) {
+                break;
             }
         }
-        finish(self, last.0, last.1, last.2)
+        finish(self, last.0, last.1, None)
     }
 
     /// FANN's `fann_initialize_candidates` and `fann_train_candidates`: the pool
@@ -602,8 +640,8 @@ impl<K: NnKernels> CascadeTrainer<K> {
             p.candidate_change_fraction as f64,
             p.candidate_limit as f64,
         );
-        let (mut target, mut backslide) = (0.0f64, -1.0e20f64);
-        let mut stagnation = max_epochs;
+        let mut stagnation =
+            Stagnation::new(fraction, stagnation_epochs, (min_epochs, max_epochs), false);
         let mut best = 0;
         let mut epochs = 0;
         for i in 0..max_epochs {
@@ -648,15 +686,7 @@ impl<K: NnKernels> CascadeTrainer<K> {
                     value: best_score,
                 });
             }
-            if best_score / sse > limit {
-                break;
-            }
-            if best_score > target || best_score < backslide {
-                target = best_score * (1.0 + fraction);
-                backslide = best_score * (1.0 - fraction);
-                stagnation = i + stagnation_epochs;
-            }
-            if i >= stagnation && i >= min_epochs {
+            if best_score / sse > limit || stagnation.ends_at(i, best_score) {
                 break;
             }
         }
