@@ -25,14 +25,13 @@ impl MachineInfo {
 }
 
 fn cpu_model() -> String {
-    if let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") {
-        if let Some(name) = info
+    if let Ok(info) = std::fs::read_to_string("/proc/cpuinfo")
+        && let Some(name) = info
             .lines()
             .find(|l| l.starts_with("model name") || l.starts_with("Model"))
             .and_then(|l| l.split(':').nth(1))
-        {
-            return name.trim().to_owned();
-        }
+    {
+        return name.trim().to_owned();
     }
     std::process::Command::new("sysctl")
         .args(["-n", "machdep.cpu.brand_string"])

@@ -19,11 +19,13 @@
 pub mod acquisition;
 mod dispatch;
 pub mod nn;
+pub mod search;
 pub mod sim;
 pub mod voi;
 
 pub use acquisition::CpuAcquisition;
 pub use nn::CpuNn;
+pub use search::{CpuIndex, SimdLevel};
 pub use sim::{CpuPosterior, CpuSim};
 pub use voi::CpuVoi;
 

@@ -6,6 +6,7 @@ pub mod nn;
 #[cfg(feature = "reference")]
 pub mod reference;
 pub mod rng;
+pub mod search;
 pub mod sim;
 pub mod voi;
 

@@ -69,10 +69,10 @@ fn run(args: &Args) -> tessera::Result<()> {
         TrainConfig::from_fann(&settings)?,
     )?;
     let stats = trainer.train_until(&data, args.epochs, args.error, |s| {
-        if s.epoch % 100 == 0 {
-            if let Some(mse) = s.mse {
-                println!("epoch {:>6}  MSE {mse:.6}", s.epoch);
-            }
+        if s.epoch % 100 == 0
+            && let Some(mse) = s.mse
+        {
+            println!("epoch {:>6}  MSE {mse:.6}", s.epoch);
         }
         true
     })?;

@@ -125,14 +125,14 @@ impl ClosedLoop {
     /// state (maximising each environment's target) on the device, an empty posterior,
     /// and a first choice of interventions from the initial state.
     pub fn on(device: &Device, scm: &ScmBatch, config: &LoopConfig) -> Result<Self> {
-        if let ValuePolicy::Uniform { lo, hi, .. } = config.values {
-            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-                return Err(TesseraError::InvalidConfig {
-                    field: "values",
-                    value: format!("Uniform {lo}..{hi}"),
-                    expected: "finite bounds with lo < hi".into(),
-                });
-            }
+        if let ValuePolicy::Uniform { lo, hi, .. } = config.values
+            && !(lo.is_finite() && hi.is_finite() && lo < hi)
+        {
+            return Err(TesseraError::InvalidConfig {
+                field: "values",
+                value: format!("Uniform {lo}..{hi}"),
+                expected: "finite bounds with lo < hi".into(),
+            });
         }
         if !(config.learning_rate > 0.0 && config.learning_rate <= 1.0) {
             return Err(TesseraError::InvalidConfig {

@@ -3,7 +3,6 @@
 //! against the reference, the CPU backend (f64 and f32 input) and the GPU backend.
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 
 use super::ReferenceVoi;
 use crate::error::{Result, TesseraError};
@@ -266,16 +265,7 @@ fn run_case<F: VoiFactory>(f: &F, c: &Case) -> std::result::Result<(), String> {
 
 /// Random cases against the reference.
 pub fn random_cases<F: VoiFactory>(f: &F, cases: u32) {
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    runner
-        .run(&case_strategy(), |c| {
-            run_case(f, &c).map_err(TestCaseError::fail)
-        })
-        .unwrap();
+    super::run_cases(case_strategy(), cases, |c| run_case(f, c));
 }
 
 /// Fixed edge cases: one row, two strategies, exact ties, a large offset, rows that

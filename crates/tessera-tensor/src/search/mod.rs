@@ -1,0 +1,9 @@
+//! Exact top-k similarity search over an index of stored vectors (contract:
+//! `docs/search.md`), and the in-context rank-1 update of a dense layer.
+
+mod contract;
+
+pub use contract::{
+    Candidate, Hits, IndexConfig, MAX_DIM, MAX_K, MAX_MAGNITUDE, MAX_VECTORS, Metric, Prepared,
+    Storage, VectorIndex, bf16_bits, bf16_round, check_add, check_search, finish_query, prepare,
+};
