@@ -30,6 +30,7 @@ pub(crate) struct Inner {
     pub posterior: OnceLock<Result<KernelSet>>,
     pub posterior_f64: OnceLock<Result<KernelSet>>,
     pub voi: OnceLock<Result<KernelSet>>,
+    pub search: OnceLock<Result<KernelSet>>,
     pub counters: Counters,
 }
 
@@ -183,6 +184,7 @@ impl GpuContext {
                 posterior: OnceLock::new(),
                 posterior_f64: OnceLock::new(),
                 voi: OnceLock::new(),
+                search: OnceLock::new(),
                 counters: Counters::default(),
             }),
         }

@@ -6,6 +6,15 @@ use tessera_tensor::error::{Result, TesseraError};
 
 use crate::GpuContext;
 
+/// The files of `sources` (name, text) as one WGSL module.
+pub(crate) fn join(sources: &[(&str, &str)]) -> String {
+    sources
+        .iter()
+        .map(|(_, src)| *src)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// How to build a [`KernelSet`].
 pub(crate) struct KernelSetSpec<'a> {
     /// Label for the module, layout and errors.

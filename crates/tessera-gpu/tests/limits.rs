@@ -127,3 +127,58 @@ fn nn_kernel_timing_reports_one_duration_per_launch() {
     assert_eq!(k.read(&c).unwrap(), vec![16.0; 64]);
     assert!(!k.enable_kernel_timing(0), "0 launches turns timing off");
 }
+
+/// An index larger than one binding is split into chunks of whole blocks, queries past
+/// the list buffer's room are searched in batches, and both give the reference's
+/// results in one submission and one readback of k results per query.
+#[test]
+fn a_large_index_is_split_across_bindings_and_matches_the_reference() {
+    use tessera_gpu::GpuIndex;
+    use tessera_tensor::reference::{ReferenceIndex, search_parity};
+    use tessera_tensor::search::{IndexConfig, Metric, Storage, VectorIndex};
+
+    let Some(ctx) = small_context() else { return };
+    let mut rng = parity::Rng::new(3);
+    for storage in [Storage::F32, Storage::Bf16] {
+        // 1024 f32 vectors of 4 words (or 2048 of bf16, 2 words) fill a 16 KiB binding.
+        let config = IndexConfig::new(4, Metric::L2).with_storage(storage);
+        let vectors: Vec<f32> = (0..5000 * 4).map(|_| rng.normal()).collect();
+        let queries: Vec<f32> = (0..20 * 4).map(|_| rng.normal()).collect();
+        let mut gpu = GpuIndex::new(&ctx, config).unwrap();
+        let mut reference = ReferenceIndex::new(config).unwrap();
+        for piece in vectors.chunks(1500 * 4) {
+            gpu.add(piece).unwrap();
+            reference.add(piece).unwrap();
+        }
+        let chunks = if storage == Storage::F32 { 5 } else { 3 };
+        assert_eq!(gpu.chunks(), chunks);
+        for k in [5, 100] {
+            let before = ctx.counters();
+            let got = gpu.search(&queries, k, None).unwrap();
+            let spent = ctx.counters().since(&before);
+            assert_eq!(spent.submissions, 2, "one search and one readback");
+            assert_eq!(spent.bytes_read_back, (20 * k * 8) as u64);
+            let want = reference.search(&queries, k, None).unwrap();
+            search_parity::compare_hits(&reference, &queries, &got, &want, None)
+                .unwrap_or_else(|e| panic!("{storage:?} k = {k}: {e}"));
+        }
+        // A search that fits the buffers already there builds no bind group.
+        let before = ctx.counters();
+        gpu.search(&queries, 50, None).unwrap();
+        assert_eq!(ctx.counters().since(&before).bind_groups, 0);
+    }
+}
+
+#[test]
+fn a_block_larger_than_a_binding_is_a_typed_error() {
+    use tessera_gpu::GpuIndex;
+    use tessera_tensor::search::{IndexConfig, Metric};
+
+    let Some(ctx) = small_context() else { return };
+    match GpuIndex::new(&ctx, IndexConfig::new(8, Metric::Cosine)) {
+        Err(TesseraError::DeviceLimit { needed, limit, .. }) => {
+            assert_eq!((needed, limit), (1024 * 8 * 4, 16 * 1024));
+        }
+        other => panic!("expected a DeviceLimit error, got {other:?}"),
+    }
+}

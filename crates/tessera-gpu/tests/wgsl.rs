@@ -94,6 +94,7 @@ fn every_shader_on_disk_is_built_into_a_module() {
     sim.extend(&tessera_gpu::sim::WGSL_POSTERIOR_F64_SOURCES[..1]);
     on_disk_matches("sim", &sim);
     on_disk_matches("voi", tessera_gpu::voi::WGSL_SOURCES);
+    on_disk_matches("search", tessera_gpu::search::WGSL_SOURCES);
 }
 
 fn on_disk_matches(family: &str, sources: &[(&str, &str)]) {
@@ -128,6 +129,7 @@ fn every_module_translates_to_msl_hlsl_and_spirv() {
         ("philox test", join(tessera_gpu::sim::WGSL_TEST_SOURCES)),
         ("posterior", join(tessera_gpu::sim::WGSL_POSTERIOR_SOURCES)),
         ("voi", tessera_gpu::voi::wgsl_module_source()),
+        ("search", tessera_gpu::search::wgsl_module_source()),
     ] {
         translate(name, &source, Capabilities::empty(), true);
     }
@@ -159,4 +161,9 @@ fn translate(name: &str, source: &str, capabilities: Capabilities, msl: bool) {
         .unwrap_or_else(|e| panic!("{name} does not translate to HLSL: {e}"));
     naga::back::spv::write_vec(&module, &info, &Default::default(), None)
         .unwrap_or_else(|e| panic!("{name} does not translate to SPIR-V: {e}"));
+}
+
+#[test]
+fn search_module_validates() {
+    validate("search module", &tessera_gpu::search::wgsl_module_source());
 }

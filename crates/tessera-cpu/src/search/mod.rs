@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::search::{
     Hits, IndexConfig, Metric, Prepared, Storage, VectorIndex, check_add, check_search,
-    finish_query, prepare,
+    finish_query, prepare, storage_words, words_per_vector,
 };
 
 pub use kernels::SimdLevel;
@@ -40,28 +40,6 @@ pub struct CpuIndex {
     panels: Panels,
     /// `‖x‖²` per stored vector, padded to whole panels.
     norms_sq: Vec<f32>,
-}
-
-/// Two bf16 values (already rounded) as one pair word, the lower one in the low half.
-#[inline]
-fn pair(lo: f32, hi: f32) -> u32 {
-    (lo.to_bits() >> 16) | (hi.to_bits() & 0xffff_0000)
-}
-
-/// Words per bf16 row: two dimensions each.
-fn pairs(dim: usize) -> usize {
-    dim.div_ceil(2)
-}
-
-/// Packs bf16-rounded rows into pair words (an odd last dimension paired with 0).
-fn pack_pairs(values: &[f32], dim: usize) -> Vec<u32> {
-    values
-        .chunks_exact(dim)
-        .flat_map(|row| {
-            row.chunks(2)
-                .map(|p| pair(p[0], p.get(1).copied().unwrap_or(0.0)))
-        })
-        .collect()
 }
 
 fn out_of_memory(what: &'static str, values: usize) -> TesseraError {
@@ -122,7 +100,7 @@ impl CpuIndex {
     fn panel_words(&self) -> usize {
         match self.config.storage {
             Storage::F32 => self.config.dim * PANEL,
-            Storage::Bf16 => pairs(self.config.dim) * PANEL,
+            Storage::Bf16 => words_per_vector(Storage::Bf16, self.config.dim) * PANEL,
         }
     }
 
@@ -142,8 +120,8 @@ impl CpuIndex {
                 }
             }
             Panels::Bf16(panels) => {
-                let packed = pack_pairs(&p.values, dim);
-                let np = pairs(dim);
+                let packed = storage_words(Storage::Bf16, &p.values, dim);
+                let np = words_per_vector(Storage::Bf16, dim);
                 for (i, row) in packed.chunks_exact(np).enumerate() {
                     let (panel, lane) = ((start + i) / PANEL, (start + i) % PANEL);
                     let base = panel * words + lane;
@@ -356,8 +334,8 @@ impl VectorIndex for CpuIndex {
                 }
             }
             Storage::Bf16 => {
-                let width = pairs(self.config.dim);
-                let words = pack_pairs(&q.values, self.config.dim);
+                let width = words_per_vector(Storage::Bf16, self.config.dim);
+                let words = storage_words(Storage::Bf16, &q.values, self.config.dim);
                 let (packed, groups) = pack_groups(&words, width, level_rows);
                 QueryRows {
                     width,

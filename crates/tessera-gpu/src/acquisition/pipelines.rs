@@ -60,11 +60,7 @@ pub const SOURCES: &[(&str, &str)] = &[
 
 /// The whole acquisition module as one WGSL source.
 pub fn module_source() -> String {
-    SOURCES
-        .iter()
-        .map(|(_, src)| *src)
-        .collect::<Vec<_>>()
-        .join("\n")
+    crate::kernels::join(SOURCES)
 }
 
 /// One entry point of the acquisition module.

@@ -26,11 +26,7 @@ pub const SOURCES: &[(&str, &str)] = &[
 
 /// The whole neural module as one WGSL source.
 pub fn module_source() -> String {
-    SOURCES
-        .iter()
-        .map(|(_, src)| *src)
-        .collect::<Vec<_>>()
-        .join("\n")
+    crate::kernels::join(SOURCES)
 }
 
 /// Entry points of the neural module.

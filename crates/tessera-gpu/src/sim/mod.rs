@@ -285,7 +285,7 @@ pub fn philox_blocks(ctx: &GpuContext, inputs: &[([u32; 4], [u32; 2])]) -> Resul
         ctx,
         KernelSetSpec {
             label: "tessera philox test",
-            source: pipelines::join(pipelines::TEST_SOURCES),
+            source: crate::kernels::join(pipelines::TEST_SOURCES),
             dynamic_uniform: false,
             storage_read_only: &[true, false],
             entry_points: &["philox_blocks"],

@@ -20,18 +20,9 @@ pub const TEST_SOURCES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The sources of `sources` as one WGSL module.
-pub fn join(sources: &[(&str, &str)]) -> String {
-    sources
-        .iter()
-        .map(|(_, src)| *src)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// The sampling module as one WGSL source.
 pub fn module_source() -> String {
-    join(SOURCES)
+    crate::kernels::join(SOURCES)
 }
 
 /// Storage bindings of the sampling kernel: order, weights, bias, noise,

@@ -94,7 +94,7 @@ fn pipelines(ctx: &GpuContext, f64: bool) -> Result<&KernelSet> {
             ctx,
             KernelSetSpec {
                 label,
-                source: super::pipelines::join(sources),
+                source: crate::kernels::join(sources),
                 dynamic_uniform: false,
                 storage_read_only: &[true, true, true, true, false, false, false],
                 entry_points: &ENTRY_POINTS,

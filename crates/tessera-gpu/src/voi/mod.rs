@@ -23,11 +23,7 @@ pub const WGSL_SOURCES: &[(&str, &str)] = &[(
 
 /// The VOI module as one WGSL source.
 pub fn wgsl_module_source() -> String {
-    WGSL_SOURCES
-        .iter()
-        .map(|(_, src)| *src)
-        .collect::<Vec<_>>()
-        .join("\n")
+    crate::kernels::join(WGSL_SOURCES)
 }
 
 /// `VOI_WORKGROUP` in the shader.

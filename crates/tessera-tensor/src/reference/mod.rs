@@ -35,6 +35,8 @@ pub(crate) fn run_cases<S: proptest::strategy::Strategy>(
         ..Config::default()
     });
     runner
-        .run(&strategy, |value| check(&value).map_err(TestCaseError::fail))
+        .run(&strategy, |value| {
+            check(&value).map_err(TestCaseError::fail)
+        })
         .unwrap();
 }

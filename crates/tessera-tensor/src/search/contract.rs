@@ -116,6 +116,33 @@ pub fn bf16_round(x: f32) -> f32 {
     f32::from_bits((bf16_bits(x) as u32) << 16)
 }
 
+/// Words per stored row: one per f32 value, or one per pair of bf16 values.
+pub fn words_per_vector(storage: Storage, dim: usize) -> usize {
+    match storage {
+        Storage::F32 => dim,
+        Storage::Bf16 => dim.div_ceil(2),
+    }
+}
+
+/// Prepared rows (`dim` values each, exactly representable in `storage`) as the
+/// 32-bit words backends store: f32 bits, or two bf16 values per word with the lower
+/// dimension in the low half (an odd last dimension paired with zero), the layout
+/// `vdpbf16ps` multiplies.
+pub fn storage_words(storage: Storage, values: &[f32], dim: usize) -> Vec<u32> {
+    match storage {
+        Storage::F32 => values.iter().map(|v| v.to_bits()).collect(),
+        Storage::Bf16 => values
+            .chunks_exact(dim)
+            .flat_map(|row| {
+                row.chunks(2).map(|p| {
+                    let hi = p.get(1).copied().unwrap_or(0.0);
+                    (p[0].to_bits() >> 16) | (hi.to_bits() & 0xffff_0000)
+                })
+            })
+            .collect(),
+    }
+}
+
 /// Vectors as an index stores them: normalised (cosine), rounded to the storage's
 /// precision, with their squared norms.
 #[derive(Debug, Clone, PartialEq)]
