@@ -12,7 +12,10 @@
 //!   with do and shift interventions, the same random draws on every backend, and the
 //!   exact posterior over each target's parent set;
 //! - **the closed loop** ([`causal`]): simulate, intervene, update the posterior and
-//!   step the acquisition state for a whole batch.
+//!   step the acquisition state for a whole batch;
+//! - **value of information** ([`voi`]): EVPI, EVPPI and EVSI from simulation output;
+//! - **similarity search** ([`search`]): exact top-k over an index of f32 or bf16
+//!   vectors under cosine, inner-product or L2 metrics.
 //!
 //! [`Device::new`] picks a hardware GPU when one works and otherwise the CPU (never a
 //! software rasteriser unless asked: `TESSERA_DEVICE=gpu` or [`Device::gpu`]);
@@ -43,7 +46,7 @@
 //! ```
 //!
 //! ## Cargo features
-//! `gpu` (the wgpu backend), `acquisition`, `nn`, `sim` and `voi` (the families), all
+//! `gpu` (the wgpu backend), `acquisition`, `nn`, `sim`, `voi` and `search` (the families), all
 //! on by default.
 //! Without `gpu`, wgpu is not compiled and every [`Device`] is the CPU.
 
@@ -54,6 +57,8 @@ pub mod causal;
 mod device;
 #[cfg(feature = "nn")]
 pub mod nn;
+#[cfg(feature = "search")]
+pub mod search;
 #[cfg(feature = "sim")]
 pub mod sim;
 #[cfg(feature = "voi")]
