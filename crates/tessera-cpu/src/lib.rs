@@ -18,12 +18,15 @@
 
 pub mod acquisition;
 mod dispatch;
+pub mod icl;
+mod linalg;
 pub mod nn;
 pub mod search;
 pub mod sim;
 pub mod voi;
 
 pub use acquisition::CpuAcquisition;
+pub use icl::CpuIcl;
 pub use nn::CpuNn;
 pub use search::{CpuIndex, SimdLevel};
 pub use sim::{CpuPosterior, CpuSim};

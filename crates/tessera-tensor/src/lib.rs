@@ -2,6 +2,7 @@
 
 pub mod acquisition;
 pub mod error;
+pub mod icl;
 pub mod nn;
 #[cfg(feature = "reference")]
 pub mod reference;

@@ -2,6 +2,8 @@
 //! (feature `reference`). Tests only: never a production path.
 
 mod acquisition;
+mod icl;
+pub mod icl_parity;
 mod nn;
 pub mod nn_parity;
 pub mod parity;
@@ -15,6 +17,7 @@ mod voi;
 pub mod voi_parity;
 
 pub use acquisition::{ReferenceAcquisition, argmax_excluding};
+pub use icl::ReferenceIcl;
 pub use nn::{ReferenceNn, fann_tanh_error};
 pub use posterior::ReferencePosterior;
 pub use search::ReferenceIndex;
