@@ -31,6 +31,7 @@ pub(crate) struct Inner {
     pub posterior_f64: OnceLock<Result<KernelSet>>,
     pub voi: OnceLock<Result<KernelSet>>,
     pub search: OnceLock<Result<KernelSet>>,
+    pub icl: OnceLock<Result<KernelSet>>,
     pub counters: Counters,
 }
 
@@ -185,6 +186,7 @@ impl GpuContext {
                 posterior_f64: OnceLock::new(),
                 voi: OnceLock::new(),
                 search: OnceLock::new(),
+                icl: OnceLock::new(),
                 counters: Counters::default(),
             }),
         }

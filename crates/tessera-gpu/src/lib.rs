@@ -3,6 +3,7 @@
 pub mod acquisition;
 mod context;
 mod counters;
+pub mod icl;
 mod kernels;
 pub mod nn;
 mod readback;
@@ -15,6 +16,7 @@ pub mod voi;
 pub use acquisition::GpuAcquisition;
 pub use context::GpuContext;
 pub use counters::LaunchCounters;
+pub use icl::GpuIcl;
 pub use nn::{GpuNn, GpuTensor};
 pub use search::GpuIndex;
 pub use sim::{GpuPosterior, GpuSim};

@@ -95,6 +95,7 @@ fn every_shader_on_disk_is_built_into_a_module() {
     on_disk_matches("sim", &sim);
     on_disk_matches("voi", tessera_gpu::voi::WGSL_SOURCES);
     on_disk_matches("search", tessera_gpu::search::WGSL_SOURCES);
+    on_disk_matches("icl", tessera_gpu::icl::WGSL_SOURCES);
 }
 
 fn on_disk_matches(family: &str, sources: &[(&str, &str)]) {
@@ -130,6 +131,7 @@ fn every_module_translates_to_msl_hlsl_and_spirv() {
         ("posterior", join(tessera_gpu::sim::WGSL_POSTERIOR_SOURCES)),
         ("voi", tessera_gpu::voi::wgsl_module_source()),
         ("search", tessera_gpu::search::wgsl_module_source()),
+        ("icl", tessera_gpu::icl::wgsl_module_source()),
     ] {
         translate(name, &source, Capabilities::empty(), true);
     }
@@ -164,6 +166,7 @@ fn translate(name: &str, source: &str, capabilities: Capabilities, msl: bool) {
 }
 
 #[test]
-fn search_module_validates() {
+fn search_and_icl_modules_validate() {
     validate("search module", &tessera_gpu::search::wgsl_module_source());
+    validate("icl module", &tessera_gpu::icl::wgsl_module_source());
 }
