@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::icl::{
     Contexts, ContextualBlock, Dynamics, DynamicsRun, IclBackend, RankOneUpdates, UpdateSequences,
-    check_rank_one, validate_dynamics, zero_attention,
+    check_rank_one, update_vectors, validate_dynamics,
 };
 
 use crate::dispatch::Kernel;
@@ -94,20 +94,6 @@ fn mixtures(qt: &[f32], context: &[f32], x: &[f32], mut emit: impl FnMut(&[f32])
     diff
 }
 
-/// `v = A(x) / ‖A(x)‖²` of each pair, or the zero-attention error of the first pair
-/// whose `A(x)` vanishes.
-fn inverse_rows(alone: &[f32], d_v: usize) -> Result<Vec<f32>> {
-    let mut v = Vec::with_capacity(alone.len());
-    for (b, a) in alone.chunks_exact(d_v).enumerate() {
-        let n2 = dot((a, a));
-        if n2 < f32::MIN_POSITIVE as f64 {
-            return Err(zero_attention(b));
-        }
-        v.extend(a.iter().map(|&x| (x as f64 / n2) as f32));
-    }
-    Ok(v)
-}
-
 fn finite(what: &'static str, data: &[f32]) -> Result<()> {
     match data.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
@@ -160,7 +146,7 @@ impl IclBackend for CpuIcl {
         let _span = tracing::debug_span!("cpu_rank_one_updates", pairs).entered();
         let (d, d_v) = (block.d_model, block.d_v);
         let alone = times_transpose(contexts.queries, pairs, d, block.wv, d_v);
-        let v = inverse_rows(&alone, d_v)?;
+        let v = update_vectors(&alone, d_v)?;
         let qt = score_vectors(block, contexts.queries, pairs);
         let mut diffs = vec![0.0f32; pairs * d];
         diffs.par_chunks_mut(d).enumerate().for_each(|(b, out)| {
@@ -192,7 +178,7 @@ impl IclBackend for CpuIcl {
         let (d, d_v, m) = (block.d_model, block.d_v, block.m);
         let steps = *contexts.offsets.last().unwrap_or(&0);
         let alone = times_transpose(contexts.queries, pairs, d, block.wv, d_v);
-        let v = inverse_rows(&alone, d_v)?;
+        let v = update_vectors(&alone, d_v)?;
         let qt = score_vectors(block, contexts.queries, pairs);
         // Every prefix's Σ α_i (t_i − x), the steps of pair b at its context's rows.
         let mut diffs = vec![0.0f32; steps * d];
@@ -217,34 +203,7 @@ impl IclBackend for CpuIcl {
         let delta = times_transpose(&diffs, steps, d, block.wv, d_v);
         let u = times_transpose(&delta, steps, d_v, block.w, m);
         finite("rank-1 update u", &u)?;
-        let mut norms = vec![0.0f32; steps];
-        let mut step_norms = vec![0.0f32; steps];
-        for b in 0..pairs {
-            let vn = dot((&v[b * d_v..(b + 1) * d_v], &v[b * d_v..(b + 1) * d_v])).sqrt();
-            let mut previous: Option<&[f32]> = None;
-            for t in offsets[b]..offsets[b + 1] {
-                let ut = &u[t * m..(t + 1) * m];
-                norms[t] = (dot((ut, ut)).sqrt() * vn) as f32;
-                let change: f64 = match previous {
-                    None => dot((ut, ut)),
-                    Some(p) => ut
-                        .iter()
-                        .zip(p)
-                        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-                        .sum(),
-                };
-                step_norms[t] = (change.sqrt() * vn) as f32;
-                previous = Some(ut);
-            }
-        }
-        Ok(UpdateSequences {
-            m,
-            offsets: offsets.to_vec(),
-            u,
-            v,
-            norms,
-            step_norms,
-        })
+        Ok(UpdateSequences::new(m, offsets, u, v))
     }
 
     fn weight_dynamics(&mut self, p: &Dynamics<'_>) -> Result<DynamicsRun> {

@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::icl::{
     Contexts, ContextualBlock, Dynamics, DynamicsRun, IclBackend, RankOneUpdates, UpdateSequences,
-    check_rank_one, validate_dynamics, zero_attention,
+    check_rank_one, update_vectors, validate_dynamics,
 };
 
 use crate::GpuContext;
@@ -397,14 +397,7 @@ impl GpuIcl {
                 value: uu[i] as f64,
             });
         }
-        let mut v = Vec::with_capacity(pairs * d_v);
-        for (b, ax) in a.chunks_exact(d_v).enumerate() {
-            let n2: f64 = ax.iter().map(|&x| x as f64 * x as f64).sum();
-            if n2 < f32::MIN_POSITIVE as f64 {
-                return Err(zero_attention(b));
-            }
-            v.extend(ax.iter().map(|&x| (x as f64 / n2) as f32));
-        }
+        let v = update_vectors(a, d_v)?;
         Ok(Factors {
             alone: a.to_vec(),
             delta: dl.to_vec(),
@@ -442,38 +435,7 @@ impl IclBackend for GpuIcl {
         let pairs = check_rank_one(block, contexts)?;
         let _span = tracing::debug_span!("gpu_update_sequences", pairs).entered();
         let Factors { u, v, .. } = self.updates(block, contexts, pairs, true)?;
-        let (m, d_v) = (block.m, block.d_v);
-        let offsets = contexts.offsets;
-        let steps = *offsets.last().unwrap_or(&0);
-        let mut norms = vec![0.0f32; steps];
-        let mut step_norms = vec![0.0f32; steps];
-        let n = |x: &[f32]| x.iter().map(|&a| a as f64 * a as f64).sum::<f64>().sqrt();
-        for b in 0..pairs {
-            let vn = n(&v[b * d_v..(b + 1) * d_v]);
-            for t in offsets[b]..offsets[b + 1] {
-                let ut = &u[t * m..(t + 1) * m];
-                norms[t] = (n(ut) * vn) as f32;
-                let change = if t == offsets[b] {
-                    n(ut)
-                } else {
-                    let prev = &u[(t - 1) * m..t * m];
-                    ut.iter()
-                        .zip(prev)
-                        .map(|(&a, &p)| (a as f64 - p as f64).powi(2))
-                        .sum::<f64>()
-                        .sqrt()
-                };
-                step_norms[t] = (change * vn) as f32;
-            }
-        }
-        Ok(UpdateSequences {
-            m,
-            offsets: offsets.to_vec(),
-            u,
-            v,
-            norms,
-            step_norms,
-        })
+        Ok(UpdateSequences::new(block.m, contexts.offsets, u, v))
     }
 
     fn weight_dynamics(&mut self, p: &Dynamics<'_>) -> Result<DynamicsRun> {

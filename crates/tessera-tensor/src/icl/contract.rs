@@ -193,6 +193,20 @@ pub fn zero_attention(pair: usize) -> TesseraError {
     }
 }
 
+/// `v = A(x) / ‖A(x)‖²` of each pair from its `A(x)` (rows of `d_v`), the norm summed
+/// in f64; the [`zero_attention`] error for the first pair whose `A(x)` vanishes.
+pub fn update_vectors(alone: &[f32], d_v: usize) -> Result<Vec<f32>> {
+    let mut v = Vec::with_capacity(alone.len());
+    for (b, a) in alone.chunks_exact(d_v).enumerate() {
+        let n2: f64 = a.iter().map(|&x| x as f64 * x as f64).sum();
+        if n2 < f32::MIN_POSITIVE as f64 {
+            return Err(zero_attention(b));
+        }
+        v.extend(a.iter().map(|&x| (x as f64 / n2) as f32));
+    }
+    Ok(v)
+}
+
 /// The rank-1 updates `ΔW = u vᵀ` of a batch of pairs, kept factored: `u = W ΔA`,
 /// `v = A(x) / ‖A(x)‖²`, `ΔA = A(C, x) − A(x)`, so that `(W + ΔW) A(x) = W A(C, x)`.
 #[derive(Debug, Clone, PartialEq)]
@@ -274,6 +288,40 @@ pub struct UpdateSequences {
 }
 
 impl UpdateSequences {
+    /// The sequences of the steps `u` (`steps × m`, pair `b`'s at
+    /// `offsets[b]..offsets[b + 1]`) and each pair's `v`, with their norms
+    /// `‖u_t‖ ‖v‖` and `‖u_t − u_{t−1}‖ ‖v‖` formed in f64.
+    pub fn new(m: usize, offsets: &[usize], u: Vec<f32>, v: Vec<f32>) -> Self {
+        let pairs = offsets.len().saturating_sub(1);
+        let d_v = v.len() / pairs.max(1);
+        let steps = offsets.last().copied().unwrap_or(0);
+        let n = |x: &mut dyn Iterator<Item = f64>| x.map(|a| a * a).sum::<f64>().sqrt();
+        let mut norms = vec![0.0f32; steps];
+        let mut step_norms = vec![0.0f32; steps];
+        for b in 0..pairs {
+            let vn = n(&mut v[b * d_v..(b + 1) * d_v].iter().map(|&a| a as f64));
+            for t in offsets[b]..offsets[b + 1] {
+                let ut = &u[t * m..(t + 1) * m];
+                norms[t] = (n(&mut ut.iter().map(|&a| a as f64)) * vn) as f32;
+                let change = if t == offsets[b] {
+                    n(&mut ut.iter().map(|&a| a as f64))
+                } else {
+                    let prev = &u[(t - 1) * m..t * m];
+                    n(&mut ut.iter().zip(prev).map(|(&a, &p)| a as f64 - p as f64))
+                };
+                step_norms[t] = (change * vn) as f32;
+            }
+        }
+        Self {
+            m,
+            offsets: offsets.to_vec(),
+            u,
+            v,
+            norms,
+            step_norms,
+        }
+    }
+
     /// `‖ΔW_t‖_F` of pair `b`, token by token.
     pub fn norms(&self, b: usize) -> &[f32] {
         &self.norms[self.offsets[b]..self.offsets[b + 1]]

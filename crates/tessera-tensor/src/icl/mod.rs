@@ -7,5 +7,6 @@ mod contract;
 
 pub use contract::{
     Contexts, ContextualBlock, Dynamics, DynamicsRun, IclBackend, MAX_DIM, MAX_MAGNITUDE,
-    MAX_STEPS, RankOneUpdates, UpdateSequences, check_rank_one, validate_dynamics, zero_attention,
+    MAX_STEPS, RankOneUpdates, UpdateSequences, check_rank_one, update_vectors, validate_dynamics,
+    zero_attention,
 };
