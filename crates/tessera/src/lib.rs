@@ -15,7 +15,9 @@
 //!   step the acquisition state for a whole batch;
 //! - **value of information** ([`voi`]): EVPI, EVPPI and EVSI from simulation output;
 //! - **similarity search** ([`search`]): exact top-k over an index of f32 or bf16
-//!   vectors under cosine, inner-product or L2 metrics.
+//!   vectors under cosine, inner-product or L2 metrics;
+//! - **in-context updates** ([`icl`]): the implicit rank-1 weight update of in-context
+//!   learning, token by token, and the iterative weight dynamics.
 //!
 //! [`Device::new`] picks a hardware GPU when one works and otherwise the CPU (never a
 //! software rasteriser unless asked: `TESSERA_DEVICE=gpu` or [`Device::gpu`]);
@@ -46,7 +48,8 @@
 //! ```
 //!
 //! ## Cargo features
-//! `gpu` (the wgpu backend), `acquisition`, `nn`, `sim`, `voi` and `search` (the families), all
+//! `gpu` (the wgpu backend), `acquisition`, `nn`, `sim`, `voi`, `search` and `icl` (the
+//! families), all
 //! on by default.
 //! Without `gpu`, wgpu is not compiled and every [`Device`] is the CPU.
 
@@ -55,6 +58,8 @@ mod acquisition;
 #[cfg(all(feature = "acquisition", feature = "sim"))]
 pub mod causal;
 mod device;
+#[cfg(feature = "icl")]
+pub mod icl;
 #[cfg(feature = "nn")]
 pub mod nn;
 #[cfg(feature = "search")]
