@@ -108,9 +108,6 @@ impl Workload for CascadeWorkload {
     fn id(&self) -> String {
         format!("cascade/{}", self.label())
     }
-    fn shape_key(&self) -> String {
-        self.id()
-    }
     fn group(&self) -> &'static str {
         "cascade"
     }

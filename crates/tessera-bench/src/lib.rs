@@ -7,10 +7,12 @@
 pub mod acquisition;
 pub mod backends;
 pub mod cascade;
+pub mod floors;
 pub mod libfann;
 pub mod machine;
 pub mod nn;
 pub mod report;
+pub mod search;
 pub mod sim;
 pub mod svg;
 pub mod timing;
@@ -50,7 +52,8 @@ pub struct Options {
     pub threshold: f64,
     /// Show a progress bar.
     pub progress: bool,
-    /// Kernel families to run (`acquisition`, `nn`, `cascade`, `sim`, `voi`); all when empty.
+    /// Kernel families to run (`acquisition`, `nn`, `cascade`, `sim`, `voi`, `search`);
+    /// all when empty.
     pub families: Vec<String>,
 }
 
@@ -143,6 +146,9 @@ pub fn run(opts: &Options) -> Result<Outcome, BenchError> {
                 .into_iter()
                 .map(|w| Box::new(w) as Box<dyn Workload>),
         );
+    }
+    if opts.wants("search") {
+        workloads.extend(search::workloads(opts.quick));
     }
     run_workloads(opts, &backends, &workloads)
 }

@@ -11,6 +11,10 @@ pub struct MachineInfo {
     pub threads: usize,
     /// Operating system and architecture.
     pub os: String,
+    /// The SIMD extensions the CPU kernels can dispatch to (x86-64: AVX2, FMA and the
+    /// AVX-512 subsets; empty elsewhere).
+    #[serde(default)]
+    pub simd: Vec<String>,
 }
 
 impl MachineInfo {
@@ -20,6 +24,7 @@ impl MachineInfo {
             cpu_model: cpu_model(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+            simd: simd_flags(),
         }
     }
 }
@@ -41,4 +46,29 @@ fn cpu_model() -> String {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+/// The SIMD extensions detected at run time.
+pub fn simd_flags() -> Vec<String> {
+    let mut flags = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! detect {
+            ($($f:tt),*) => {
+                $(if is_x86_feature_detected!($f) {
+                    flags.push($f.to_owned());
+                })*
+            };
+        }
+        detect!(
+            "avx2",
+            "fma",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512vnni",
+            "avx512bf16"
+        );
+    }
+    flags
 }

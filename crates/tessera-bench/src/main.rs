@@ -33,8 +33,9 @@ struct BenchArgs {
     /// (comma-separated; default: all).
     #[arg(long, value_delimiter = ',', value_parser = parse_backend)]
     backend: Vec<String>,
-    /// Kernel families to run: acquisition, nn, cascade, sim, voi (comma-separated; default: all).
-    #[arg(long, value_delimiter = ',', value_parser = ["acquisition", "nn", "cascade", "sim", "voi"])]
+    /// Kernel families to run: acquisition, nn, cascade, sim, voi, search (comma-separated;
+    /// default: all).
+    #[arg(long, value_delimiter = ',', value_parser = ["acquisition", "nn", "cascade", "sim", "voi", "search"])]
     family: Vec<String>,
     /// Only GPU adapters whose name contains this (case-insensitive).
     #[arg(long)]

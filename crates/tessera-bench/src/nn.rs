@@ -151,9 +151,6 @@ impl Workload for NnWorkload {
     fn id(&self) -> String {
         format!("nn/{}/{}", self.group, self.label())
     }
-    fn shape_key(&self) -> String {
-        self.id()
-    }
     fn group(&self) -> &'static str {
         self.group
     }

@@ -164,6 +164,22 @@ pub const GROUPS: &[(&str, &str)] = &[
         "voi-evppi",
         "EVPPI of a parameter group, fit and decision pass (D = 4)",
     ),
+    (
+        "search-f32",
+        "Exact top-10 search, cosine, f32 storage (clustered synthetic embeddings; k results read back)",
+    ),
+    (
+        "search-bf16",
+        "Exact top-10 search, cosine, bf16 storage and queries, f32 sums (recall against the f32 result)",
+    ),
+    (
+        "icl-update",
+        "In-context rank-1 updates, d_k = d_v = m = d (u, v, A(x), A(C, x) read back)",
+    ),
+    (
+        "icl-dynamics",
+        "Weight dynamics to |dW| < 1e-4 or 100 steps (final W read back)",
+    ),
 ];
 
 fn fmt_rate(x: f64, unit: &str) -> String {
@@ -212,8 +228,15 @@ impl Report {
         );
         let _ = writeln!(
             md,
-            "- CPU: {} ({} threads, {})",
-            self.machine.cpu_model, self.machine.threads, self.machine.os
+            "- CPU: {} ({} threads, {}; SIMD: {})",
+            self.machine.cpu_model,
+            self.machine.threads,
+            self.machine.os,
+            if self.machine.simd.is_empty() {
+                "baseline only".to_owned()
+            } else {
+                self.machine.simd.join(", ")
+            }
         );
         for b in &self.backends {
             let _ = match &b.adapter {

@@ -82,9 +82,6 @@ impl Workload for SimWorkload {
     fn id(&self) -> String {
         format!("sim/{}", self.label())
     }
-    fn shape_key(&self) -> String {
-        self.id()
-    }
     fn group(&self) -> &'static str {
         self.group
     }

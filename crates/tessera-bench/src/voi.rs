@@ -100,9 +100,6 @@ impl Workload for VoiWorkload {
     fn id(&self) -> String {
         format!("voi/{}", self.label())
     }
-    fn shape_key(&self) -> String {
-        self.id()
-    }
     fn group(&self) -> &'static str {
         self.group
     }
@@ -219,17 +216,7 @@ impl Fixture for VoiFixture {
             .map_err(e)?;
         let mut voi = Voi::on(&device).map_err(e)?;
         let got = self.compute(&mut voi).map_err(e)?;
-        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-        if let Some(i) = got
-            .iter()
-            .zip(&want)
-            .position(|(a, b)| (a - b).abs() > 1e-3 * scale)
-        {
-            return Err(format!(
-                "value {i} is {} but the CPU gives {}",
-                got[i], want[i]
-            ));
-        }
+        crate::workload::check_close("value", &got, &want, 1e-3)?;
         let bytes = match self.w.kind {
             VoiKind::Grid => (self.costs.len() + self.effects.len()) * 8,
             VoiKind::Evpi => self.nb.len() * 8,

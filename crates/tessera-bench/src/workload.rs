@@ -7,8 +7,11 @@ use crate::backends::BenchBackend;
 pub trait Workload {
     /// Stable identifier, used to match baselines.
     fn id(&self) -> String;
-    /// Identical shapes in several groups share one measurement.
-    fn shape_key(&self) -> String;
+    /// Identical shapes in several groups share one measurement (by default a
+    /// workload is its own shape).
+    fn shape_key(&self) -> String {
+        self.id()
+    }
     /// The table it belongs to.
     fn group(&self) -> &'static str;
     /// Row title.
@@ -50,5 +53,34 @@ pub trait Runner {
     /// A remark for the report cell (e.g. the MSE a training run reached).
     fn note(&mut self) -> Option<String> {
         None
+    }
+}
+
+/// Fails, naming the first, where a value of `got` is farther than `rel` times the
+/// largest magnitude of `want` from its counterpart (the CPU's result).
+pub fn check_close<T: Copy + Into<f64> + std::fmt::Display>(
+    what: &str,
+    got: &[T],
+    want: &[T],
+    rel: f64,
+) -> Result<(), String> {
+    let scale = want.iter().fold(1e-6f64, |m, &v| m.max(v.into().abs()));
+    if got.len() != want.len() {
+        return Err(format!(
+            "{} {what}s but the CPU gives {}",
+            got.len(),
+            want.len()
+        ));
+    }
+    match got
+        .iter()
+        .zip(want)
+        .position(|(&a, &b)| (a.into() - b.into()).abs() > rel * scale)
+    {
+        Some(i) => Err(format!(
+            "{what} {i} is {} but the CPU gives {}",
+            got[i], want[i]
+        )),
+        None => Ok(()),
     }
 }

@@ -168,3 +168,43 @@ fn a_small_run_renders_every_output() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn search_and_icl_workloads_run_on_every_backend() {
+    use tessera::search::Storage;
+    use tessera_bench::search::{IclKind, IclWorkload, SearchWorkload};
+    let mut workloads: Vec<Box<dyn Workload>> = Vec::new();
+    for (group, storage) in [("search-f32", Storage::F32), ("search-bf16", Storage::Bf16)] {
+        workloads.push(Box::new(SearchWorkload {
+            group,
+            n: 3000,
+            dim: 24,
+            queries: 5,
+            storage,
+        }));
+    }
+    for kind in [IclKind::Update, IclKind::Dynamics] {
+        workloads.push(Box::new(IclWorkload { kind, dim: 16 }));
+    }
+    let opts = Options {
+        quick: true,
+        out_dir: std::env::temp_dir().join(format!("tessera-bench-search-{}", std::process::id())),
+        progress: false,
+        ..Options::default()
+    };
+    let outcome = run_workloads(&opts, &backends(), &workloads).unwrap();
+    for w in &workloads {
+        let cpu = outcome
+            .report
+            .results
+            .iter()
+            .find(|m| m.backend == "cpu-simd" && m.workload == w.id())
+            .unwrap_or_else(|| panic!("{} not run on the CPU", w.id()));
+        assert!(
+            cpu.note.as_deref().is_some_and(|n| n.contains("CPU floor")),
+            "{:?}",
+            cpu.note
+        );
+    }
+    std::fs::remove_dir_all(&opts.out_dir).ok();
+}

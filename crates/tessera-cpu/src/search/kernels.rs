@@ -233,6 +233,9 @@ mod x86 {
 
     use super::{PANEL, Tile, TileArgs};
 
+    /// Values ahead the memory-bound tiles (one or two queries) prefetch.
+    const PREFETCH: usize = 2048;
+
     /// Keys and floor masks from 16-lane accumulators.
     #[target_feature(enable = "avx512f")]
     fn finish_avx512<const R: usize>(
@@ -272,8 +275,13 @@ mod x86 {
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
         let (q, p) = (q.as_ptr(), panel.as_ptr());
         for t in 0..dim {
-            // SAFETY: t < dim, r < R: inside the lengths the caller checked.
+            // SAFETY: t < dim, r < R: inside the lengths the caller checked; a
+            // prefetch of an address past the panel is harmless.
             unsafe {
+                if R <= 2 {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(t * PANEL + PREFETCH).cast());
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(t * PANEL + PREFETCH + 16).cast());
+                }
                 let x0 = _mm512_loadu_ps(p.add(t * PANEL));
                 let x1 = _mm512_loadu_ps(p.add(t * PANEL + 16));
                 for (r, a) in acc.iter_mut().enumerate() {
