@@ -12,6 +12,8 @@ use tessera_bench::search::embeddings;
 
 const K: usize = 10;
 const REPEATS: usize = 10;
+/// Queries checked against an f64 brute force.
+const EXACT_QUERIES: usize = 8;
 
 /// Row-normalised copy (faiss's inner product on unit vectors is the cosine).
 fn normalised(v: &[f32], dim: usize) -> Vec<f32> {
@@ -43,6 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let vectors = normalised(&embeddings(n, dim, 1), dim);
     let queries = normalised(&embeddings(q, dim, 2), dim);
+    let exact = exact_top(&vectors, &queries[..dim * q.min(EXACT_QUERIES)], dim);
     let mut tessera_ids = Vec::new();
     for storage in [Storage::F32, Storage::Bf16] {
         let mut index = Index::on(
@@ -63,7 +66,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             format!(", recall@{K} vs f32 {:.4}", overlap(&ids, &tessera_ids))
         };
-        println!("tessera CPU {storage:?}: {:.2} ms{agreement}", best * 1e3);
+        println!(
+            "tessera CPU {storage:?}: {:.2} ms{agreement}, ids agree with f64 {:.4}",
+            best * 1e3,
+            overlap(&ids[..exact.len()], &exact)
+        );
         if tessera_ids.is_empty() {
             tessera_ids = ids;
         }
@@ -88,12 +95,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let v: serde_json::Value = serde_json::from_str(line)?;
                 let ids: Vec<Vec<u32>> = serde_json::from_value(v["ids"].clone())?;
                 println!(
-                    "{} {} ({} threads): {:.2} ms, ids agree with tessera f32 {:.4}",
+                    "{} {} ({} threads): {:.2} ms, ids agree with tessera f32 {:.4}, with f64 {:.4}",
                     v["name"].as_str().unwrap_or("?"),
                     v["version"].as_str().unwrap_or("?"),
                     v["threads"],
                     v["seconds"].as_f64().unwrap_or(f64::NAN) * 1e3,
-                    overlap(&ids, &tessera_ids)
+                    overlap(&ids, &tessera_ids),
+                    overlap(&ids[..exact.len()], &exact)
                 );
             }
         }
@@ -107,6 +115,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(e) => println!("faiss not timed: python3 not found ({e})"),
     }
     Ok(())
+}
+
+/// The top-K ids of each query by an f64 brute force (ties to the lower id).
+fn exact_top(vectors: &[f32], queries: &[f32], dim: usize) -> Vec<Vec<u32>> {
+    use rayon::prelude::*;
+    queries
+        .chunks_exact(dim)
+        .map(|q| {
+            let mut scored: Vec<(f64, u32)> = vectors
+                .par_chunks_exact(dim)
+                .enumerate()
+                .map(|(i, x)| {
+                    let s: f64 = x.iter().zip(q).map(|(&a, &b)| a as f64 * b as f64).sum();
+                    (s, i as u32)
+                })
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            scored[..K].iter().map(|&(_, i)| i).collect()
+        })
+        .collect()
 }
 
 /// Fraction of `want`'s ids that `got` returns too.
