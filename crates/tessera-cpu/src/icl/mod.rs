@@ -145,16 +145,22 @@ impl IclBackend for CpuIcl {
         let pairs = check_rank_one(block, contexts)?;
         let _span = tracing::debug_span!("cpu_rank_one_updates", pairs).entered();
         let (d, d_v) = (block.d_model, block.d_v);
-        let alone = times_transpose(contexts.queries, pairs, d, block.wv, d_v);
-        let v = update_vectors(&alone, d_v)?;
         let qt = score_vectors(block, contexts.queries, pairs);
-        let mut diffs = vec![0.0f32; pairs * d];
-        diffs.par_chunks_mut(d).enumerate().for_each(|(b, out)| {
-            let x = &contexts.queries[b * d..(b + 1) * d];
-            let context = &contexts.tokens[contexts.offsets[b] * d..contexts.offsets[b + 1] * d];
-            out.copy_from_slice(&mixtures(&qt[b * d..(b + 1) * d], context, x, |_| {}));
-        });
-        let delta = times_transpose(&diffs, pairs, d, block.wv, d_v);
+        // [x; Σ α_i (t_i − x)] of every pair, so one product with Wv gives A(x) and ΔA.
+        let mut stacked = vec![0.0f32; 2 * pairs * d];
+        stacked[..pairs * d].copy_from_slice(contexts.queries);
+        stacked[pairs * d..]
+            .par_chunks_mut(d)
+            .enumerate()
+            .for_each(|(b, out)| {
+                let x = &contexts.queries[b * d..(b + 1) * d];
+                let context =
+                    &contexts.tokens[contexts.offsets[b] * d..contexts.offsets[b + 1] * d];
+                out.copy_from_slice(&mixtures(&qt[b * d..(b + 1) * d], context, x, |_| {}));
+            });
+        let mut alone = times_transpose(&stacked, 2 * pairs, d, block.wv, d_v);
+        let delta = alone.split_off(pairs * d_v);
+        let v = update_vectors(&alone, d_v)?;
         let attended: Vec<f32> = alone.iter().zip(&delta).map(|(a, b)| a + b).collect();
         let u = times_transpose(&delta, pairs, d_v, block.w, block.m);
         finite("rank-1 update u", &u)?;
@@ -177,14 +183,14 @@ impl IclBackend for CpuIcl {
         let _span = tracing::debug_span!("cpu_update_sequences", pairs).entered();
         let (d, d_v, m) = (block.d_model, block.d_v, block.m);
         let steps = *contexts.offsets.last().unwrap_or(&0);
-        let alone = times_transpose(contexts.queries, pairs, d, block.wv, d_v);
-        let v = update_vectors(&alone, d_v)?;
         let qt = score_vectors(block, contexts.queries, pairs);
-        // Every prefix's Σ α_i (t_i − x), the steps of pair b at its context's rows.
-        let mut diffs = vec![0.0f32; steps * d];
+        // The queries, then every prefix's Σ α_i (t_i − x) (pair b's steps at its
+        // context's rows), so one product with Wv gives A(x) and every ΔA_t.
+        let mut stacked = vec![0.0f32; (pairs + steps) * d];
+        stacked[..pairs * d].copy_from_slice(contexts.queries);
         let offsets = contexts.offsets;
         let mut rows: Vec<&mut [f32]> = Vec::with_capacity(pairs);
-        let mut rest = diffs.as_mut_slice();
+        let mut rest = &mut stacked[pairs * d..];
         for b in 0..pairs {
             let (mine, after) = rest.split_at_mut((offsets[b + 1] - offsets[b]) * d);
             rows.push(mine);
@@ -200,7 +206,9 @@ impl IclBackend for CpuIcl {
                     .copy_from_slice(diff);
             });
         });
-        let delta = times_transpose(&diffs, steps, d, block.wv, d_v);
+        let mut alone = times_transpose(&stacked, pairs + steps, d, block.wv, d_v);
+        let delta = alone.split_off(pairs * d_v);
+        let v = update_vectors(&alone, d_v)?;
         let u = times_transpose(&delta, steps, d_v, block.w, m);
         finite("rank-1 update u", &u)?;
         Ok(UpdateSequences::new(m, offsets, u, v))
