@@ -33,17 +33,21 @@ impl SimdLevel {
 
     /// Every level this CPU runs, narrowest first.
     pub fn available() -> Vec<Self> {
-        let mut levels = vec![Self::Scalar];
         #[cfg(target_arch = "x86_64")]
         {
+            let mut levels = vec![Self::Scalar];
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 levels.push(Self::Avx2);
             }
             if is_x86_feature_detected!("avx512f") {
                 levels.push(Self::Avx512);
             }
+            levels
         }
-        levels
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            vec![Self::Scalar]
+        }
     }
 
     /// Whether this CPU runs the level.
@@ -140,6 +144,9 @@ pub(crate) unsafe fn tile_bf16<const R: usize>(
     out: &mut Tile<R>,
 ) {
     debug_assert!(q.len() >= R * pairs && panel.len() >= pairs * PANEL);
+    // Only x86-64 has a bf16 dot-product instruction to choose.
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bf16_dot;
     match level {
         // SAFETY: the caller checked the level, the bf16 feature and the lengths.
         #[cfg(target_arch = "x86_64")]
