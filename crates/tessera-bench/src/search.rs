@@ -75,7 +75,7 @@ pub fn workloads(quick: bool) -> Vec<Box<dyn Workload>> {
     out
 }
 
-/// `n` synthetic embeddings of `dim`: a centre (of [`CENTRES`]) plus noise, the way
+/// `n` synthetic embeddings of `dim`: one of 1000 centres plus noise, the way
 /// real embeddings cluster; generated in parallel from `seed`.
 pub fn embeddings(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(0xce17);

@@ -17,7 +17,9 @@ impl TopK {
     pub(crate) fn new(k: usize, floor_key: f32) -> Self {
         Self {
             k,
-            buffer: Vec::with_capacity(2 * k),
+            // Grown on demand: most queries keep far fewer than 2k candidates per
+            // worker, and k may be 1024 for a thousand queries.
+            buffer: Vec::new(),
             floor: Candidate {
                 key: floor_key,
                 id: u32::MAX,

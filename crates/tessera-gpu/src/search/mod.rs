@@ -324,9 +324,12 @@ impl GpuIndex {
             .min(max_groups)
             .min(max_groups * WORKGROUP as usize / k)
             .max(1);
+        // No more slots than the largest chunk has blocks.
+        let blocks = self.len.min(self.chunk_vectors).div_ceil(BLOCK).max(1);
         let blocks_per_round = ((cap / (batch as u64 * per_list)) as usize)
             .saturating_sub(1)
-            .clamp(1, max_groups);
+            .clamp(1, max_groups)
+            .min(blocks);
         Plan {
             keep,
             batch,
