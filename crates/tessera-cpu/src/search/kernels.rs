@@ -14,8 +14,10 @@
 /// Vectors per panel.
 pub(crate) const PANEL: usize = 32;
 
-/// A SIMD instruction set the CPU search can run at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+use tessera_tensor::error::{Result, TesseraError};
+
+/// A SIMD instruction set the CPU search can run at, narrowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SimdLevel {
     /// Plain Rust loops (auto-vectorised for the baseline target: SSE2, NEON).
     Scalar,
@@ -29,6 +31,34 @@ impl SimdLevel {
     /// The widest level this CPU runs.
     pub fn detect() -> Self {
         Self::available().pop().unwrap_or(Self::Scalar)
+    }
+
+    /// The widest level this CPU runs, capped by `TESSERA_SIMD` when it is set:
+    /// `scalar`, `v3` (AVX2 and FMA) or `v4` (AVX-512), any case. An unknown value is
+    /// an error; a cap above what the CPU has leaves the widest it has.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("TESSERA_SIMD") {
+            Err(_) => Ok(Self::detect()),
+            Ok(v) => {
+                let cap = match v.trim().to_ascii_lowercase().as_str() {
+                    "" => return Ok(Self::detect()),
+                    "scalar" => Self::Scalar,
+                    "v3" | "avx2" => Self::Avx2,
+                    "v4" | "avx512" => Self::Avx512,
+                    _ => {
+                        return Err(TesseraError::InvalidConfig {
+                            field: "TESSERA_SIMD",
+                            value: v,
+                            expected: "`scalar`, `v3` or `v4`".into(),
+                        });
+                    }
+                };
+                Ok(Self::available()
+                    .into_iter()
+                    .rfind(|&l| l <= cap)
+                    .unwrap_or(Self::Scalar))
+            }
+        }
     }
 
     /// Every level this CPU runs, narrowest first.

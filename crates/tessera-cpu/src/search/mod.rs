@@ -51,9 +51,10 @@ fn out_of_memory(what: &'static str, values: usize) -> TesseraError {
 }
 
 impl CpuIndex {
-    /// An empty index at the widest SIMD level this CPU has.
+    /// An empty index at the widest SIMD level this CPU has, capped by
+    /// `TESSERA_SIMD` (see [`SimdLevel::from_env`]).
     pub fn new(config: IndexConfig) -> Result<Self> {
-        Self::with_level(config, SimdLevel::detect())
+        Self::with_level(config, SimdLevel::from_env()?)
     }
 
     /// An empty index pinned to scalar code.
