@@ -38,7 +38,7 @@ impl CpuAcquisition {
     pub fn new(config: &AcquisitionConfig) -> Result<Self> {
         Ok(Self {
             state: AcquisitionState::new(config)?,
-            arch: Arch::new(),
+            arch: crate::dispatch::arch(),
         })
     }
 
@@ -60,7 +60,11 @@ impl CpuAcquisition {
 
     /// Switches SIMD dispatch off (`false`) or back to what the CPU supports.
     pub fn set_simd(&mut self, enabled: bool) {
-        self.arch = if enabled { Arch::new() } else { Arch::Scalar };
+        self.arch = if enabled {
+            crate::dispatch::arch()
+        } else {
+            Arch::Scalar
+        };
     }
 
     /// Continues from an existing host state (a checkpoint, or one read back from
@@ -70,7 +74,7 @@ impl CpuAcquisition {
         state.validate()?;
         Ok(Self {
             state,
-            arch: Arch::new(),
+            arch: crate::dispatch::arch(),
         })
     }
 

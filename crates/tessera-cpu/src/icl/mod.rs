@@ -29,7 +29,9 @@ impl Default for CpuIcl {
 impl CpuIcl {
     /// A backend with runtime SIMD dispatch.
     pub fn new() -> Self {
-        Self { arch: Arch::new() }
+        Self {
+            arch: crate::dispatch::arch(),
+        }
     }
 
     /// A backend pinned to scalar code.

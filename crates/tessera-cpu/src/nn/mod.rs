@@ -38,7 +38,9 @@ impl Default for CpuNn {
 impl CpuNn {
     /// Kernels dispatched to the best SIMD level of this CPU.
     pub fn new() -> Self {
-        Self { arch: Arch::new() }
+        Self {
+            arch: crate::dispatch::arch(),
+        }
     }
 
     /// Kernels without SIMD (pulp's scalar level): the baseline the SIMD paths are

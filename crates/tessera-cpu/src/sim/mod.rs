@@ -220,7 +220,7 @@ impl SimBackend for CpuSim {
             tracing::debug_span!("cpu_sim_sample", batch = self.scm.batch(), rows).entered();
         let per_env = rows * self.scm.n_vars();
         let mut out = vec![0.0f32; self.scm.batch() * per_env];
-        let (scm, arch) = (&self.scm, pulp::Arch::new());
+        let (scm, arch) = (&self.scm, crate::dispatch::arch());
         if out.len() >= PARALLEL_MIN_VALUES && scm.batch() > 1 {
             out.par_chunks_mut(per_env).enumerate().for_each_init(
                 || Draws::new(rows, scm.n_vars()),

@@ -36,7 +36,7 @@ impl CpuPosterior {
 
     /// Every set's log marginal likelihood for `env`, in set order, into `out`.
     fn score_env(&self, env: usize, out: &mut Vec<f64>, scratch: &mut Scratch) {
-        pulp::Arch::new().dispatch(Kernel(score_env, (self, env, out, scratch)));
+        crate::dispatch::arch().dispatch(Kernel(score_env, (self, env, out, scratch)));
     }
 }
 

@@ -40,7 +40,7 @@ impl CpuVoi {
     /// A backend with runtime SIMD dispatch and no design loaded.
     pub fn new() -> Self {
         Self {
-            arch: Arch::new(),
+            arch: crate::dispatch::arch(),
             design: None,
         }
     }
