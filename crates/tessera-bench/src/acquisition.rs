@@ -299,7 +299,9 @@ pub fn prepare(
             c.set_simd(matches!(backend.kind, BackendKind::CpuSimd));
             (Backend::Host(Box::new(c)), filled.bytes() as u64, None)
         }
-        BackendKind::GemmCrate | BackendKind::Libfann(_) => return Ok(None),
+        BackendKind::GemmCrate | BackendKind::Libfann(_) | BackendKind::OpenBlas(_) => {
+            return Ok(None);
+        }
         BackendKind::Gpu(ctx) => {
             let g = GpuAcquisition::from_state(ctx, filled)?;
             let bytes = g.device_bytes();

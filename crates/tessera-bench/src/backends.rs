@@ -19,6 +19,9 @@ pub enum BackendKind {
     GemmCrate,
     /// libfann 2.2 loaded at run time (FANN training workloads only).
     Libfann(std::sync::Arc<crate::libfann::Libfann>),
+    /// OpenBLAS loaded at run time (CPU GEMM workloads only): the comparison for
+    /// tessera's CPU SGEMM.
+    OpenBlas(std::sync::Arc<crate::openblas::OpenBlas>),
 }
 
 /// A wgpu adapter as the report describes it.
@@ -89,6 +92,13 @@ pub fn discover(filters: &[String], adapter: Option<&str>) -> Vec<BenchBackend> 
             BackendKind::GemmCrate,
         ),
     ];
+    if let Some(lib) = crate::openblas::OpenBlas::load() {
+        all.push(cpu(
+            "cpu-openblas",
+            format!("{} (CPU, GEMM only)", lib.description),
+            BackendKind::OpenBlas(std::sync::Arc::new(lib)),
+        ));
+    }
     if let Some(lib) = crate::libfann::Libfann::load() {
         all.push(cpu(
             "libfann",

@@ -11,6 +11,7 @@ pub mod floors;
 pub mod libfann;
 pub mod machine;
 pub mod nn;
+pub mod openblas;
 pub mod report;
 pub mod search;
 pub mod sim;

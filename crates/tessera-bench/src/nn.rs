@@ -330,6 +330,25 @@ fn device_time_per_iteration<T, K: NnKernels>(
 }
 
 /// A GEMM with the `gemm` crate, for comparison.
+/// OpenBLAS's `cblas_sgemm` on the same matrices.
+struct OpenBlasGemm {
+    lib: std::sync::Arc<crate::openblas::OpenBlas>,
+    n: usize,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+}
+
+impl Runner for OpenBlasGemm {
+    fn run_once(&mut self) -> tessera_tensor::Result<()> {
+        self.lib.sgemm_square(self.n, &self.a, &self.b, &mut self.c);
+        Ok(())
+    }
+    fn sync(&mut self) -> tessera_tensor::Result<()> {
+        Ok(())
+    }
+}
+
 struct CrateGemm {
     n: usize,
     a: Vec<f32>,
@@ -403,6 +422,19 @@ impl Fixture for GemmFixture {
             BackendKind::GemmCrate => {
                 let n = self.n;
                 let mut r = CrateGemm {
+                    n,
+                    a: self.a.clone(),
+                    b: self.b.clone(),
+                    c: vec![0.0; n * n],
+                };
+                r.run_once().map_err(|e| e.to_string())?;
+                check_gemm(n, &r.c, &self.c_ref)?;
+                Ok(Prepared::Ready(Box::new(r), 3 * (n * n * 4) as u64))
+            }
+            BackendKind::OpenBlas(lib) => {
+                let n = self.n;
+                let mut r = OpenBlasGemm {
+                    lib: lib.clone(),
                     n,
                     a: self.a.clone(),
                     b: self.b.clone(),

@@ -56,6 +56,7 @@ fn backends() -> Vec<tessera_bench::backends::BenchBackend> {
         "reference".to_owned(),
         "cpu".to_owned(),
         "libfann".to_owned(),
+        "cpu-openblas".to_owned(),
     ];
     if tessera_gpu::testing::shared_context().is_some() {
         wanted.push("gpu-vulkan".into());
@@ -80,7 +81,10 @@ fn every_op_on_every_backend_agrees_with_the_cpu() {
             let Some((mut p, bytes)) = prepare(&w, b, &filled).unwrap() else {
                 // Only the comparison columns (gemm crate, libfann) have no acquisition.
                 assert!(
-                    matches!(b.kind, BackendKind::GemmCrate | BackendKind::Libfann(_)),
+                    matches!(
+                        b.kind,
+                        BackendKind::GemmCrate | BackendKind::Libfann(_) | BackendKind::OpenBlas(_)
+                    ),
                     "{}",
                     b.info.id
                 );
