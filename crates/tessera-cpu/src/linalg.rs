@@ -1,13 +1,18 @@
 //! Dense linear algebra shared by the families.
 
-/// `C = A B` with explicit strides (`matrixmultiply`'s packed, threaded SGEMM).
+/// `C = alpha A B + beta C` with explicit strides for `A` (`m × k`) and `B` (`k × n`),
+/// `C` dense row-major `m × n`: `matrixmultiply`'s packed, threaded SGEMM (with its
+/// own AVX-512, AVX2 and NEON kernels chosen at run time). With `beta = 0`, `C` is
+/// overwritten (NaNs included).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn sgemm(
+pub(crate) fn gemm(
     (m, k, n): (usize, usize, usize),
+    alpha: f32,
     a: &[f32],
     (rsa, csa): (usize, usize),
     b: &[f32],
     (rsb, csb): (usize, usize),
+    beta: f32,
     c: &mut [f32],
 ) {
     let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
@@ -33,19 +38,31 @@ pub(crate) fn sgemm(
             m,
             k,
             n,
-            1.0,
+            alpha,
             a.as_ptr(),
             rsa as isize,
             csa as isize,
             b.as_ptr(),
             rsb as isize,
             csb as isize,
-            0.0,
+            beta,
             c.as_mut_ptr(),
             n as isize,
             1,
         );
     }
+}
+
+/// `C = A B` with explicit strides (see [`gemm`]).
+pub(crate) fn sgemm(
+    dims: (usize, usize, usize),
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+    c: &mut [f32],
+) {
+    gemm(dims, 1.0, a, a_strides, b, b_strides, 0.0, c);
 }
 
 /// Rows summed in f32 before a partial sum joins the f64 total.

@@ -117,36 +117,18 @@ impl NnKernels for CpuNn {
             return Ok(());
         }
         // Row and column strides of op(A) and op(B): a transpose is a stride swap.
-        let (rsa, csa) = if g.trans_a {
-            (1, g.m as isize)
-        } else {
-            (g.k as isize, 1)
-        };
-        let (rsb, csb) = if g.trans_b {
-            (1, g.k as isize)
-        } else {
-            (g.n as isize, 1)
-        };
-        // SAFETY: the lengths were checked against m, n, k above, so every index the
-        // strides reach lies inside `a`, `b` and `c`, and `c` does not alias them.
-        unsafe {
-            matrixmultiply::sgemm(
-                g.m,
-                g.k,
-                g.n,
-                g.alpha,
-                a.as_ptr(),
-                rsa,
-                csa,
-                b.as_ptr(),
-                rsb,
-                csb,
-                g.beta,
-                c.as_mut_ptr(),
-                g.n as isize,
-                1,
-            );
-        }
+        let a_strides = if g.trans_a { (1, g.m) } else { (g.k, 1) };
+        let b_strides = if g.trans_b { (1, g.k) } else { (g.n, 1) };
+        crate::linalg::gemm(
+            (g.m, g.k, g.n),
+            g.alpha,
+            a,
+            a_strides,
+            b,
+            b_strides,
+            g.beta,
+            c,
+        );
         Ok(())
     }
 
