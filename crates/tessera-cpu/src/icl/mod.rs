@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::icl::{
     Contexts, ContextualBlock, Dynamics, DynamicsRun, IclBackend, RankOneUpdates, UpdateSequences,
-    check_rank_one, update_vectors, validate_dynamics,
+    check_rank_one, validate_dynamics,
 };
 
 use crate::dispatch::Kernel;
@@ -96,17 +96,6 @@ fn mixtures(qt: &[f32], context: &[f32], x: &[f32], mut emit: impl FnMut(&[f32])
     diff
 }
 
-fn finite(what: &'static str, data: &[f32]) -> Result<()> {
-    match data.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(i) => Err(TesseraError::Diverged {
-            what,
-            step: 0,
-            value: data[i] as f64,
-        }),
-    }
-}
-
 /// `(r, s) = (Wᵀ q, ·)`: accumulates `r += q_i W_i` over the rows of `W`.
 #[inline(always)]
 fn transpose_times((w, q, r): (&[f32], &[f32], &mut [f32])) {
@@ -162,18 +151,8 @@ impl IclBackend for CpuIcl {
             });
         let mut alone = times_transpose(&stacked, 2 * pairs, d, block.wv, d_v);
         let delta = alone.split_off(pairs * d_v);
-        let v = update_vectors(&alone, d_v)?;
-        let attended: Vec<f32> = alone.iter().zip(&delta).map(|(a, b)| a + b).collect();
         let u = times_transpose(&delta, pairs, d_v, block.w, block.m);
-        finite("rank-1 update u", &u)?;
-        Ok(RankOneUpdates {
-            m: block.m,
-            d_v,
-            u,
-            v,
-            attended,
-            alone,
-        })
+        RankOneUpdates::from_factors(block.m, d_v, alone, &delta, u)
     }
 
     fn update_sequences(
@@ -210,10 +189,8 @@ impl IclBackend for CpuIcl {
         });
         let mut alone = times_transpose(&stacked, pairs + steps, d, block.wv, d_v);
         let delta = alone.split_off(pairs * d_v);
-        let v = update_vectors(&alone, d_v)?;
         let u = times_transpose(&delta, steps, d_v, block.w, m);
-        finite("rank-1 update u", &u)?;
-        Ok(UpdateSequences::new(m, offsets, u, v))
+        UpdateSequences::new(m, offsets, u, &alone, d_v)
     }
 
     fn weight_dynamics(&mut self, p: &Dynamics<'_>) -> Result<DynamicsRun> {

@@ -1,13 +1,14 @@
 //! The in-context kernels on the GPU in f32: the projections as strided GEMMs, the
 //! attention mixtures in one workgroup per pair, the weight dynamics in one workgroup
 //! per context; one submission and one readback per call. `v = A(x)/‖A(x)‖²`, the
-//! norms and `A(C, x) = A(x) + ΔA` are formed on the host from what is read back.
+//! norms and `A(C, x) = A(x) + ΔA` are formed on the host by the contract's
+//! constructors from what is read back.
 
 use bytemuck::{Pod, Zeroable};
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::icl::{
     Contexts, ContextualBlock, Dynamics, DynamicsRun, IclBackend, RankOneUpdates, UpdateSequences,
-    check_rank_one, update_vectors, validate_dynamics,
+    check_rank_one, validate_dynamics,
 };
 
 use crate::GpuContext;
@@ -118,7 +119,7 @@ impl std::fmt::Debug for GpuIcl {
     }
 }
 
-/// What a rank-1 call reads back, and `v` formed from it.
+/// What a rank-1 call reads back.
 struct Factors {
     /// `A(x)` per pair.
     alone: Vec<f32>,
@@ -126,8 +127,6 @@ struct Factors {
     delta: Vec<f32>,
     /// `u` per mixture row.
     u: Vec<f32>,
-    /// `A(x) / ‖A(x)‖²` per pair.
-    v: Vec<f32>,
 }
 
 /// A call's dispatches, recorded after their parameters are written.
@@ -390,19 +389,10 @@ impl GpuIcl {
         let out = self.run(rec, |_, _| {}, offsets)?;
         let (a, rest) = out.split_at(delta);
         let (dl, uu) = rest.split_at(rows * d_v);
-        if let Some(i) = uu.iter().position(|v| !v.is_finite()) {
-            return Err(TesseraError::Diverged {
-                what: "rank-1 update u",
-                step: 0,
-                value: uu[i] as f64,
-            });
-        }
-        let v = update_vectors(a, d_v)?;
         Ok(Factors {
             alone: a.to_vec(),
             delta: dl.to_vec(),
             u: uu.to_vec(),
-            v,
         })
     }
 }
@@ -415,16 +405,8 @@ impl IclBackend for GpuIcl {
     ) -> Result<RankOneUpdates> {
         let pairs = check_rank_one(block, contexts)?;
         let _span = tracing::debug_span!("gpu_rank_one_updates", pairs).entered();
-        let Factors { alone, delta, u, v } = self.updates(block, contexts, pairs, false)?;
-        let attended = alone.iter().zip(&delta).map(|(a, b)| a + b).collect();
-        Ok(RankOneUpdates {
-            m: block.m,
-            d_v: block.d_v,
-            u,
-            v,
-            attended,
-            alone,
-        })
+        let Factors { alone, delta, u } = self.updates(block, contexts, pairs, false)?;
+        RankOneUpdates::from_factors(block.m, block.d_v, alone, &delta, u)
     }
 
     fn update_sequences(
@@ -434,8 +416,8 @@ impl IclBackend for GpuIcl {
     ) -> Result<UpdateSequences> {
         let pairs = check_rank_one(block, contexts)?;
         let _span = tracing::debug_span!("gpu_update_sequences", pairs).entered();
-        let Factors { u, v, .. } = self.updates(block, contexts, pairs, true)?;
-        Ok(UpdateSequences::new(block.m, contexts.offsets, u, v))
+        let Factors { alone, u, .. } = self.updates(block, contexts, pairs, true)?;
+        UpdateSequences::new(block.m, contexts.offsets, u, &alone, block.d_v)
     }
 
     fn weight_dynamics(&mut self, p: &Dynamics<'_>) -> Result<DynamicsRun> {

@@ -225,7 +225,43 @@ pub struct RankOneUpdates {
     pub alone: Vec<f32>,
 }
 
+/// Fails with [`TesseraError::Diverged`] where `u` holds NaN or an infinity (finite
+/// inputs whose products overflowed f32).
+fn check_u(u: &[f32]) -> Result<()> {
+    match u.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(TesseraError::Diverged {
+            what: "rank-1 update u",
+            step: 0,
+            value: u[i] as f64,
+        }),
+    }
+}
+
 impl RankOneUpdates {
+    /// The updates of a backend's `A(x)` and `ΔA` (rows of `d_v`) and `u` (rows of
+    /// `m`): `v` and `A(C, x) = A(x) + ΔA` are formed here. Fails on a vanishing `A(x)`
+    /// or a non-finite `u`.
+    pub fn from_factors(
+        m: usize,
+        d_v: usize,
+        alone: Vec<f32>,
+        delta: &[f32],
+        u: Vec<f32>,
+    ) -> Result<Self> {
+        let v = update_vectors(&alone, d_v)?;
+        check_u(&u)?;
+        let attended = alone.iter().zip(delta).map(|(a, b)| a + b).collect();
+        Ok(Self {
+            m,
+            d_v,
+            u,
+            v,
+            attended,
+            alone,
+        })
+    }
+
     /// Number of pairs.
     pub fn pairs(&self) -> usize {
         self.v.len() / self.d_v.max(1)
@@ -289,11 +325,19 @@ pub struct UpdateSequences {
 
 impl UpdateSequences {
     /// The sequences of the steps `u` (`steps × m`, pair `b`'s at
-    /// `offsets[b]..offsets[b + 1]`) and each pair's `v`, with their norms
-    /// `‖u_t‖ ‖v‖` and `‖u_t − u_{t−1}‖ ‖v‖` formed in f64.
-    pub fn new(m: usize, offsets: &[usize], u: Vec<f32>, v: Vec<f32>) -> Self {
+    /// `offsets[b]..offsets[b + 1]`) and each pair's `A(x)` (rows of `d_v`): `v` and the
+    /// norms `‖u_t‖ ‖v‖` and `‖u_t − u_{t−1}‖ ‖v‖` are formed here, in f64. Fails on a
+    /// vanishing `A(x)` or a non-finite `u`.
+    pub fn new(
+        m: usize,
+        offsets: &[usize],
+        u: Vec<f32>,
+        alone: &[f32],
+        d_v: usize,
+    ) -> Result<Self> {
+        let v = update_vectors(alone, d_v)?;
+        check_u(&u)?;
         let pairs = offsets.len().saturating_sub(1);
-        let d_v = v.len() / pairs.max(1);
         let steps = offsets.last().copied().unwrap_or(0);
         let n = |x: &mut dyn Iterator<Item = f64>| x.map(|a| a * a).sum::<f64>().sqrt();
         let mut norms = vec![0.0f32; steps];
@@ -312,14 +356,14 @@ impl UpdateSequences {
                 step_norms[t] = (change * vn) as f32;
             }
         }
-        Self {
+        Ok(Self {
             m,
             offsets: offsets.to_vec(),
             u,
             v,
             norms,
             step_norms,
-        }
+        })
     }
 
     /// `‖ΔW_t‖_F` of pair `b`, token by token.
