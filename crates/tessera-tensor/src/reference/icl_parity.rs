@@ -184,7 +184,12 @@ pub fn check_rank_one<F: IclFactory>(f: &F, s: &Scenario) -> std::result::Result
     close_rows("alone", &got.alone, &want.alone, s.d_v, a)?;
     close_rows("attended", &got.attended, &want.attended, s.d_v, a)?;
     close_rows("u", &got.u, &want.u, s.m, u)?;
-    close_rows("v", &got.v, &want.v, s.d_v, |b| norm(want.v(b)))?;
+    // v = A(x)/‖A(x)‖² amplifies A(x)'s error, which is at the scale of ‖Wv‖‖x‖, by
+    // 2/‖A(x)‖: a nearly vanishing A(x) is ill-conditioned in every f32 backend.
+    close_rows("v", &got.v, &want.v, s.d_v, |b| {
+        let v = norm(want.v(b));
+        v.max(2.0 * s.scales(b).0 * v * v)
+    })?;
     for b in 0..s.pairs() {
         let lhs = got.apply(b, &s.w, &got.alone[b * s.d_v..(b + 1) * s.d_v]);
         let attended = &got.attended[b * s.d_v..(b + 1) * s.d_v];
@@ -227,11 +232,17 @@ pub fn check_sequences<F: IclFactory>(f: &F, s: &Scenario) -> std::result::Resul
     let pair_of = |step: usize| want.offsets.partition_point(|&o| o <= step) - 1;
     close_rows("u", &got.u, &want.u, s.m, |t| s.scales(pair_of(t)).1)?;
     let vnorm = |t: usize| norm(&want.v[pair_of(t) * s.d_v..(pair_of(t) + 1) * s.d_v]);
+    // A norm is ‖u‖‖v‖: u's error at its scale, and v's relative error, up to
+    // 2‖Wv‖‖x‖/‖A(x)‖ (see `check_rank_one`).
+    let bound = |t: usize, norm_t: f32| {
+        let (a, u) = s.scales(pair_of(t));
+        u * vnorm(t) + 2.0 * a * vnorm(t) * norm_t as f64
+    };
     close_rows("norms", &got.norms, &want.norms, 1, |t| {
-        s.scales(pair_of(t)).1 * vnorm(t)
+        bound(t, want.norms[t])
     })?;
     close_rows("step norms", &got.step_norms, &want.step_norms, 1, |t| {
-        s.scales(pair_of(t)).1 * vnorm(t)
+        bound(t, want.step_norms[t])
     })?;
     let whole = be
         .rank_one_updates(&s.block(), &s.contexts())
