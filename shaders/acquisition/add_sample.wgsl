@@ -37,9 +37,8 @@ fn stage_add_sample(env: u32, lid: u32) {
     let slot = s.write_idx;
     let full = s.n_samples == cap;
     let row = (env * cap + slot) * n;
-    let input = env * params.input_stride;
     for (var j = lid; j < n; j = j + WG) {
-        let flag = inputs[input + n + j];
+        let flag = input_flag(env, j);
         var c = counts[env * n + j];
         if (full && interventions[row + j] != 0.0) {
             c = c - 1u;
@@ -49,11 +48,11 @@ fn stage_add_sample(env: u32, lid: u32) {
         }
         counts[env * n + j] = c;
         interventions[row + j] = flag;
-        values[row + j] = inputs[input + j];
+        values[row + j] = input_value(env, j);
     }
     sync();
     if (lid == 0u) {
-        let outcome = inputs[input + 2u * n];
+        let outcome = input_target(env);
         targets[env * cap + slot] = outcome;
         var next = s;
         next.write_idx = (slot + 1u) % cap;

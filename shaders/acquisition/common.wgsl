@@ -13,7 +13,7 @@ struct Params {
     capacity: u32,
     feature_dim: u32,
     policy_width: u32,
-    // Elements per environment in `inputs`.
+    // Words per environment in `inputs` (all four planes).
     input_stride: u32,
     // 0 = Maximize, 1 = Minimize.
     objective: u32,
@@ -24,7 +24,8 @@ struct Params {
     exploration_weight: f32,
     // -inf, supplied by the host: WGSL has no infinity literal.
     neg_inf: f32,
-    _pad1: f32,
+    // Environments each plane of `inputs` holds (the largest shard's).
+    shard_envs: u32,
 }
 
 // Mirrors tessera_tensor::acquisition::EnvScalars.
@@ -61,13 +62,38 @@ struct StepSummary {
 @group(0) @binding(7) var<storage, read_write> marginal: array<f32>;
 @group(0) @binding(8) var<storage, read_write> confidence: array<f32>;
 @group(0) @binding(9) var<storage, read_write> counts: array<u32>;
-// Per environment: values[n] | intervened[n] (0/1) | target | observed[n * fd].
-// set_posterior reuses it as marginal[n] | uncertainty_bits.
-@group(0) @binding(10) var<storage, read> inputs: array<f32>;
+// A step's inputs in four planes of E = params.shard_envs environments: values [E, n]
+// (f32 bits), intervention flags [E, w] as bits (w = flag_words(), variable j in bit
+// j % 32 of word j / 32), targets [E] (f32 bits) and observed features [E, n, fd]
+// (f32 bits). set_posterior puts the marginals in the values plane and the entropies
+// in the targets plane. Read as u32 so the flag words pass through untouched.
+@group(0) @binding(10) var<storage, read> inputs: array<u32>;
 @group(0) @binding(11) var<storage, read_write> summaries: array<StepSummary>;
 @group(0) @binding(12) var<storage, read_write> policy: array<f32>;
 @group(0) @binding(13) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(14) var<storage, read_write> history: array<f32>;
+
+fn flag_words() -> u32 {
+    return (params.n_vars + 31u) / 32u;
+}
+
+fn input_value(env: u32, j: u32) -> f32 {
+    return bitcast<f32>(inputs[env * params.n_vars + j]);
+}
+
+fn input_flag(env: u32, j: u32) -> f32 {
+    let word = inputs[params.shard_envs * params.n_vars + env * flag_words() + j / 32u];
+    return f32((word >> (j % 32u)) & 1u);
+}
+
+fn input_target(env: u32) -> f32 {
+    return bitcast<f32>(inputs[params.shard_envs * (params.n_vars + flag_words()) + env]);
+}
+
+fn input_observed(env: u32, k: u32) -> f32 {
+    let plane = params.shard_envs * (params.n_vars + flag_words() + 1u);
+    return bitcast<f32>(inputs[plane + env * params.n_vars * params.feature_dim + k]);
+}
 
 var<workgroup> scratch_f: array<f32, WG>;
 var<workgroup> scratch_u: array<u32, WG>;

@@ -1,14 +1,13 @@
 // set_posterior: copies marginal parent probabilities and the entropy from `inputs`
-// (marginal[n] | uncertainty_bits per environment).
+// (the values and targets planes).
 
 fn stage_set_posterior(env: u32, lid: u32) {
     let n = params.n_vars;
-    let input = env * params.input_stride;
     for (var j = lid; j < n; j = j + WG) {
-        marginal[env * n + j] = inputs[input + j];
+        marginal[env * n + j] = input_value(env, j);
     }
     if (lid == 0u) {
-        scalars[env].uncertainty_bits = inputs[input + n];
+        scalars[env].uncertainty_bits = input_target(env);
     }
     sync();
 }

@@ -5,10 +5,9 @@ fn stage_update_mechanism_features(env: u32, lid: u32) {
     let fd = params.feature_dim;
     let len = params.n_vars * fd;
     let lr = params.learning_rate;
-    let observed = env * params.input_stride + 2u * params.n_vars + 1u;
     for (var k = lid; k < len; k = k + WG) {
         let i = env * len + k;
-        var f = (1.0 - lr) * features[i] + lr * inputs[observed + k];
+        var f = (1.0 - lr) * features[i] + lr * input_observed(env, k);
         let col = k % fd;
         if (col == 1u || col == 2u) {
             f = clamp(f, 0.0, 1.0);

@@ -43,8 +43,14 @@ struct NnParams {
     noise_seed: u32,
     // Derivative code (tessera_tensor::nn::Derivative::code): 0 exact, 1 FANN's.
     derivative: u32,
+    // error_metrics: the pair of t2 its first workgroup writes.
+    offset: u32,
+    // Split-K GEMM: number of K slices (1: none) and the K length of each.
+    splits: u32,
+    k_chunk: u32,
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: NnParams;

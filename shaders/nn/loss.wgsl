@@ -1,6 +1,7 @@
 // Output gradients, error metrics and bias-gradient column sums.
 // output_gradient: t0 = y, t1 = target, t2 = gradient.
-// error_metrics: t0 = y, t1 = target, t2 = per-workgroup partials (sse, bit fails).
+// error_metrics: t0 = y, t1 = target, t2 = per-workgroup partials (sse, bit fails),
+// from pair p.offset on.
 // column_sums: t0 = m [rows, cols], t1 = out [cols].
 
 fn fann_tanh_error(diff: f32) -> f32 {
@@ -44,10 +45,12 @@ fn error_metrics(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     }
     sq = reduce_sum(lid, sq);
     fail = reduce_sum(lid, fail);
-    if (lid == 0u) {
-        let g = flat_group(wg, nwg);
-        t2[2u * g] = sq;
-        t2[2u * g + 1u] = fail;
+    let g = flat_group(wg, nwg);
+    // A 2D grid's spare workgroups write nothing: the partials past this call's
+    // belong to the next call, or lie past the end.
+    if (lid == 0u && g * EW < p.len) {
+        t2[2u * (p.offset + g)] = sq;
+        t2[2u * (p.offset + g) + 1u] = fail;
     }
 }
 

@@ -393,6 +393,22 @@ impl Workload for AcqWorkload {
     fn items_per_iteration(&self) -> f64 {
         items_per_iteration(self)
     }
+    /// The fused step's least traffic per environment: its inputs read, one ring row
+    /// written, the mechanism features read and written, the per-variable marginals,
+    /// confidences, counts and scores read and written, the policy features and the
+    /// summary written. Its arithmetic is negligible beside that (not counted).
+    fn cost(&self) -> Option<crate::cost::Cost> {
+        if self.op != AcqOp::Step {
+            return None;
+        }
+        let cfg = self.config();
+        let (n, fd, pw) = (cfg.n_vars, cfg.feature_dim, cfg.policy_width());
+        let words = (2 * n + 1 + n * fd) + (2 * n + 1) + 2 * n * fd + 8 * n + n * pw + 8;
+        Some(crate::cost::Cost {
+            bytes: 4.0 * (self.batch * words) as f64,
+            flops: 0.0,
+        })
+    }
     fn fixture(&self) -> Box<dyn Fixture + '_> {
         Box::new(AcqFixture {
             w: *self,

@@ -37,6 +37,9 @@ pub struct AdapterReport {
     pub device_type: String,
     /// True for software rasterisers (lavapipe, llvmpipe, WARP): not GPU speed.
     pub software: bool,
+    /// Its peak rates, where known (for the fraction-of-peak columns).
+    #[serde(default)]
+    pub peak: Option<crate::cost::Peak>,
 }
 
 /// One column of the report.
@@ -136,6 +139,7 @@ pub fn discover(filters: &[String], adapter: Option<&str>) -> Vec<BenchBackend> 
                                 .to_owned(),
                             device_type: format!("{:?}", info.device_type),
                             software,
+                            peak: None,
                         }),
                     },
                     kind: BackendKind::Gpu(ctx),

@@ -7,6 +7,7 @@
 pub mod acquisition;
 pub mod backends;
 pub mod cascade;
+pub mod cost;
 pub mod floors;
 pub mod libfann;
 pub mod machine;
@@ -56,6 +57,11 @@ pub struct Options {
     /// Kernel families to run (`acquisition`, `nn`, `cascade`, `sim`, `voi`, `search`);
     /// all when empty.
     pub families: Vec<String>,
+    /// The GPUs' peak f32 GFLOP/s, for the fraction-of-peak columns (else the
+    /// vendor table's figure for a known adapter).
+    pub peak_gflops: Option<f64>,
+    /// The GPUs' peak memory bandwidth in GB/s, likewise.
+    pub peak_gbps: Option<f64>,
 }
 
 impl Default for Options {
@@ -69,6 +75,8 @@ impl Default for Options {
             threshold: 0.10,
             progress: true,
             families: Vec::new(),
+            peak_gflops: None,
+            peak_gbps: None,
         }
     }
 }
@@ -108,7 +116,12 @@ fn budget(quick: bool) -> Budget {
 /// Runs the benchmark: discovers backends, then for every workload fills a state,
 /// checks each backend against the CPU, and times it.
 pub fn run(opts: &Options) -> Result<Outcome, BenchError> {
-    let backends = backends::discover(&opts.backends, opts.adapter.as_deref());
+    let mut backends = backends::discover(&opts.backends, opts.adapter.as_deref());
+    for b in &mut backends {
+        if let Some(a) = &mut b.info.adapter {
+            a.peak = cost::peak_for(&a.name, opts.peak_gflops, opts.peak_gbps);
+        }
+    }
     if backends.is_empty() {
         return Err(format!("no backend matches {:?}", opts.backends).into());
     }
@@ -255,6 +268,7 @@ pub fn run_workloads(
                 state_bytes: bytes,
                 note: runner.note(),
                 launches,
+                cost: w.cost(),
             };
             measured.insert(key(b), m.clone());
             report.results.push(m);

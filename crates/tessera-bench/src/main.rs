@@ -61,6 +61,20 @@ struct BenchArgs {
     /// No progress bar (for logs).
     #[arg(long)]
     no_progress: bool,
+    /// The GPU's peak f32 GFLOP/s, for the fraction-of-peak column (default: the
+    /// vendor figure for a known adapter).
+    #[arg(long, value_parser = parse_peak)]
+    peak_gflops: Option<f64>,
+    /// The GPU's peak memory bandwidth in GB/s, likewise.
+    #[arg(long, value_parser = parse_peak)]
+    peak_gbps: Option<f64>,
+}
+
+fn parse_peak(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive rate")),
+    }
 }
 
 fn parse_backend(s: &str) -> Result<String, String> {
@@ -130,6 +144,8 @@ fn bench(args: BenchArgs) -> ExitCode {
         threshold: args.threshold / 100.0,
         progress: !args.no_progress,
         families: args.family,
+        peak_gflops: args.peak_gflops,
+        peak_gbps: args.peak_gbps,
     };
     match tessera_bench::run(&opts) {
         Ok(outcome) => {

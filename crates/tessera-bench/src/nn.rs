@@ -179,6 +179,26 @@ impl Workload for NnWorkload {
             _ => "samples",
         }
     }
+    /// GEMM: each matrix once. A forward pass: the input, every weight and bias and
+    /// the output, once. An Adam step adds the gradients written and the weights
+    /// written and both moments read and written (6 more passes over the parameters).
+    fn cost(&self) -> Option<crate::cost::Cost> {
+        let params = |sizes: &[usize]| -> f64 {
+            sizes.windows(2).map(|w| (w[0] * w[1] + w[1]) as f64).sum()
+        };
+        let io =
+            |sizes: &[usize], batch: usize| (batch * (sizes[0] + sizes[sizes.len() - 1])) as f64;
+        let bytes = match self.kind {
+            NnKind::Gemm { n } => return Some(crate::cost::gemm(n, n, n)),
+            NnKind::Forward { sizes, batch } => 4.0 * (params(sizes) + io(sizes, batch)),
+            NnKind::TrainStep { sizes, batch } => 4.0 * (7.0 * params(sizes) + io(sizes, batch)),
+            NnKind::FannEpoch => return None,
+        };
+        Some(crate::cost::Cost {
+            bytes,
+            flops: self.flops(),
+        })
+    }
     fn items_per_iteration(&self) -> f64 {
         match self.kind {
             NnKind::Gemm { .. } => self.flops(),

@@ -40,6 +40,9 @@ pub struct Measurement {
     /// GPU backends: what one iteration launched, from the context's counters.
     #[serde(default)]
     pub launches: Option<Launches>,
+    /// The bytes and FLOPs one iteration needs at least, where modelled.
+    #[serde(default)]
+    pub cost: Option<crate::cost::Cost>,
 }
 
 /// One iteration's launches on a GPU (`tessera_gpu::LaunchCounters`, per iteration).
@@ -399,6 +402,7 @@ impl Report {
                 );
             }
         }
+        self.achieved_rates(&mut md);
         if !self.skipped.is_empty() {
             let _ = writeln!(md, "\n## Skipped\n");
             for s in &self.skipped {
@@ -406,6 +410,69 @@ impl Report {
             }
         }
         md
+    }
+}
+
+impl Report {
+    /// The cost-model table: achieved GB/s and GFLOP/s of each modelled workload on
+    /// each GPU column (from its kernel time where timestamps exist, else wall time),
+    /// and the fraction of the adapter's peak where known.
+    fn achieved_rates(&self, md: &mut String) {
+        let rows: Vec<(&Measurement, &BackendInfo)> = self
+            .results
+            .iter()
+            .filter(|m| m.cost.is_some())
+            .filter_map(|m| {
+                let b = self.backends.iter().find(|b| b.id == m.backend)?;
+                b.adapter.is_some().then_some((m, b))
+            })
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "\n## Achieved rates on the GPU (cost model: the bytes and FLOPs an iteration needs at least)\n\n\
+             | workload | backend | bytes | FLOPs | time used | GB/s | GFLOP/s | of peak bandwidth | of peak FLOP/s |\n\
+             |---|---|---|---|---|---|---|---|---|"
+        );
+        for (m, b) in rows {
+            let cost = m.cost.expect("filtered");
+            let (ns, which) = match m.kernel_ns {
+                Some(k) => (k, "kernel"),
+                None => (m.timing.median_ns, "wall"),
+            };
+            let gbps = cost.bytes / ns;
+            let gflops = cost.flops / ns;
+            let peak = b.adapter.as_ref().and_then(|a| a.peak.as_ref());
+            let share = |rate: f64, peak: Option<f64>| match peak {
+                Some(p) if p > 0.0 => format!("{:.1}%", 100.0 * rate / p),
+                _ => "—".to_owned(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.3e} | {which} {} | {gbps:.2} | {gflops:.2} | {} | {} |",
+                m.label,
+                m.backend,
+                fmt_bytes(cost.bytes as u64),
+                cost.flops,
+                format_ns(ns),
+                share(gbps, peak.and_then(|p| p.gbps)),
+                share(gflops, peak.and_then(|p| p.gflops)),
+            );
+        }
+        for b in &self.backends {
+            if let Some(p) = b.adapter.as_ref().and_then(|a| a.peak.as_ref()) {
+                let _ = writeln!(
+                    md,
+                    "\n`{}` peak: {} GFLOP/s f32, {} GB/s ({})",
+                    b.id,
+                    p.gflops.map_or("—".into(), |g| format!("{g:.0}")),
+                    p.gbps.map_or("—".into(), |g| format!("{g:.0}")),
+                    p.source
+                );
+            }
+        }
     }
 }
 

@@ -132,6 +132,14 @@ impl Workload for SearchWorkload {
     fn items_per_iteration(&self) -> f64 {
         self.queries as f64
     }
+    /// The stored vectors read once and one dot product per query and vector.
+    fn cost(&self) -> Option<crate::cost::Cost> {
+        let (n, d, q) = (self.n as f64, self.dim as f64, self.queries as f64);
+        Some(crate::cost::Cost {
+            bytes: n * d * self.storage.bytes_per_value() as f64,
+            flops: 2.0 * q * n * d,
+        })
+    }
     fn fixture(&self) -> Box<dyn Fixture + '_> {
         Box::new(SearchFixture {
             w: *self,

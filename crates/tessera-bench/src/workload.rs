@@ -22,6 +22,11 @@ pub trait Workload {
     fn unit(&self) -> &'static str;
     /// Units of `unit` per iteration.
     fn items_per_iteration(&self) -> f64;
+    /// The bytes and FLOPs one iteration needs at least, where modelled (the report's
+    /// achieved rates on the GPU).
+    fn cost(&self) -> Option<crate::cost::Cost> {
+        None
+    }
     /// Builds the shared inputs (and CPU results to verify against).
     fn fixture(&self) -> Box<dyn Fixture + '_>;
 }

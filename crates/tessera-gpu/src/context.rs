@@ -147,13 +147,21 @@ impl GpuContext {
             .map_err(|e| TesseraError::NoAdapter(format!("{} refused a device: {e}", info.name)))?;
         tracing::info!(adapter = %info.name, backend = ?info.backend, device_type = ?info.device_type,
             driver = %info.driver, "tessera GPU context opened");
-        Ok(Self::from_device(device, queue, info))
+        Self::from_device(device, queue, info)
     }
 
     /// Builds on a device and queue the application already owns (an app that
-    /// renders with Metal, Vulkan or DX12 shares its device with tessera). tessera
-    /// installs a device-lost callback and an uncaptured-error handler on it.
-    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Self {
+    /// renders with Metal, Vulkan or DX12 shares its device with tessera). Fails with
+    /// [`TesseraError::DeviceLimit`] naming the limit when the device was opened with
+    /// limits below [`REQUIRED`](crate::REQUIRED) (open it with the adapter's limits,
+    /// or with `REQUIRED.limits()`). tessera installs a device-lost callback and an
+    /// uncaptured-error handler on it.
+    pub fn from_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+    ) -> Result<Self> {
+        crate::REQUIRED.check(&device.limits())?;
         let lost = Arc::new(AtomicBool::new(false));
         let last_error = Arc::new(Mutex::new(None));
         {
@@ -171,7 +179,7 @@ impl GpuContext {
             }));
         }
         let limits = device.limits();
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 device,
                 queue,
@@ -189,7 +197,7 @@ impl GpuContext {
                 icl: OnceLock::new(),
                 counters: Counters::default(),
             }),
-        }
+        })
     }
 
     /// The adapter's name, backend, type and driver.
@@ -259,6 +267,24 @@ impl GpuContext {
     pub(crate) fn write_buffer(&self, buffer: &wgpu::Buffer, offset: u64, data: &[u8]) {
         Counters::add(&self.inner.counters.bytes_uploaded, data.len() as u64);
         self.inner.queue.write_buffer(buffer, offset, data);
+    }
+
+    /// Writes `words` 4-byte words of `data` into `buffer` at `offset`, produced
+    /// straight into the queue's mapped staging memory, counted.
+    pub(crate) fn write_buffer_with(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        words: usize,
+        data: impl Iterator<Item = u32>,
+    ) {
+        let Some(size) = wgpu::BufferSize::new(words as u64 * 4) else {
+            return;
+        };
+        Counters::add(&self.inner.counters.bytes_uploaded, size.get());
+        if let Some(mut view) = self.inner.queue.write_buffer_with(buffer, offset, size) {
+            view.slice(..).write_iter(data.flat_map(u32::to_le_bytes));
+        }
     }
 
     /// A buffer created with `contents`, counted as uploaded bytes.

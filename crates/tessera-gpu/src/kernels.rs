@@ -4,6 +4,8 @@
 
 use tessera_tensor::error::{Result, TesseraError};
 
+use crate::requirements::DeviceRequirements;
+
 use crate::GpuContext;
 
 /// The files of `sources` (name, text) as one WGSL module.
@@ -51,33 +53,21 @@ impl KernelSet {
     /// Compiles `spec` on `ctx`'s device, after checking its limits.
     pub(crate) fn build(ctx: &GpuContext, spec: KernelSetSpec<'_>) -> Result<Self> {
         let _span = tracing::info_span!("build_pipelines", family = spec.label).entered();
-        let limits = ctx.limits();
-        let storage = spec.storage_read_only.len() as u32;
-        for (what, needed, limit) in [
-            (
-                "storage buffers per shader stage",
-                storage,
-                limits.max_storage_buffers_per_shader_stage,
-            ),
-            (
-                "invocations per workgroup",
-                spec.workgroup_invocations,
-                limits.max_compute_invocations_per_workgroup,
-            ),
-            (
-                "workgroup size x",
-                spec.workgroup_invocations.min(256),
-                limits.max_compute_workgroup_size_x,
-            ),
-        ] {
-            if needed > limit {
-                return Err(TesseraError::DeviceLimit {
-                    what,
-                    needed: needed.into(),
-                    limit: limit.into(),
-                });
-            }
-        }
+        let needs = DeviceRequirements {
+            storage_buffers_per_stage: spec.storage_read_only.len() as u32,
+            invocations_per_workgroup: spec.workgroup_invocations,
+            workgroup_size_x: spec.workgroup_invocations.min(256),
+            workgroup_storage_bytes: 0,
+            dynamic_uniform_buffers: u32::from(spec.dynamic_uniform),
+        };
+        // A family that outgrows what tessera declares it needs is a tessera bug: the
+        // declaration is what apps open their devices with.
+        debug_assert!(
+            needs.check(&crate::REQUIRED.limits()).is_ok(),
+            "{} needs more than tessera's declared REQUIRED limits",
+            spec.label
+        );
+        needs.check(ctx.limits())?;
         let device = ctx.device();
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {

@@ -2,7 +2,11 @@
 //! one simulator draw and one posterior cost in submissions, passes, bind groups, bytes
 //! and host syncs. A regression in the launch path shows here on any machine.
 
-use tessera_gpu::{GpuAcquisition, GpuContext, GpuPosterior, GpuSim, LaunchCounters, testing};
+use tessera_gpu::{
+    DeviceStepInputs, GpuAcquisition, GpuContext, GpuPosterior, GpuSim, LaunchCounters,
+    pack_intervention_flags, testing,
+};
+use tessera_tensor::TesseraError;
 use tessera_tensor::acquisition::{AcquisitionBackend, AcquisitionConfig};
 use tessera_tensor::reference::parity::{OwnedStep, Rng};
 use tessera_tensor::sim::{
@@ -50,6 +54,138 @@ fn an_acquisition_step_is_one_submission_with_no_readback() {
     let read = delta(&ctx, || drop(acq.read_summaries().unwrap()));
     assert_eq!((read.host_syncs, read.submissions), (1, 1), "{read:?}");
     assert!(read.bytes_read_back > 0);
+}
+
+/// A step's inputs as device buffers (what a simulator on the device would leave).
+struct DeviceStep {
+    values: wgpu::Buffer,
+    intervened: wgpu::Buffer,
+    targets: wgpu::Buffer,
+    observed: wgpu::Buffer,
+}
+
+impl DeviceStep {
+    fn upload(ctx: &GpuContext, step: &OwnedStep, n_vars: usize) -> Self {
+        use wgpu::util::DeviceExt;
+        let buffer = |contents: &[u8]| {
+            ctx.device()
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("test step input"),
+                    contents,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                })
+        };
+        Self {
+            values: buffer(bytemuck::cast_slice(&step.values)),
+            intervened: buffer(bytemuck::cast_slice(&pack_intervention_flags(
+                &step.intervened,
+                n_vars,
+            ))),
+            targets: buffer(bytemuck::cast_slice(&step.targets)),
+            observed: buffer(bytemuck::cast_slice(&step.observed)),
+        }
+    }
+
+    fn inputs<'a>(&'a self, step: &OwnedStep) -> DeviceStepInputs<'a> {
+        DeviceStepInputs {
+            values: &self.values,
+            intervened: &self.intervened,
+            targets: &self.targets,
+            observed: &self.observed,
+            learning_rate: step.learning_rate,
+            exploration_weight: step.exploration_weight,
+        }
+    }
+}
+
+/// A step whose inputs are already on the device uploads nothing, in one submission,
+/// and leaves the state the host step leaves, bit for bit (n = 40: two flag words).
+#[test]
+fn a_step_with_device_inputs_uploads_nothing_and_matches_the_host_step() {
+    let Some(ctx) = fresh_context() else { return };
+    let cfg = AcquisitionConfig::batched(40, 7, vec![3; 33]);
+    let mut host = GpuAcquisition::new(&ctx, &cfg).unwrap();
+    let mut device = GpuAcquisition::new(&ctx, &cfg).unwrap();
+    let mut rng = Rng::new(5);
+    let steps: Vec<OwnedStep> = (0..12).map(|_| OwnedStep::random(&cfg, &mut rng)).collect();
+    let inputs: Vec<DeviceStep> = steps
+        .iter()
+        .map(|s| DeviceStep::upload(&ctx, s, 40))
+        .collect();
+    for (i, (step, on_device)) in steps.iter().zip(&inputs).enumerate() {
+        host.step(&step.input()).unwrap();
+        let c = delta(&ctx, || {
+            device.step_on_device(&on_device.inputs(step)).unwrap()
+        });
+        if i > 0
+            && step.learning_rate == steps[i - 1].learning_rate
+            && step.exploration_weight == steps[i - 1].exploration_weight
+        {
+            assert_eq!(c.bytes_uploaded, 0, "{c:?}");
+        }
+        assert_eq!(
+            (
+                c.submissions,
+                c.passes,
+                c.bind_groups,
+                c.bytes_read_back,
+                c.host_syncs
+            ),
+            (1, 1, 0, 0, 0),
+            "{c:?}"
+        );
+    }
+    assert_eq!(host.read_state().unwrap(), device.read_state().unwrap());
+}
+
+#[test]
+fn device_inputs_too_small_or_not_copyable_are_refused_with_the_state_unchanged() {
+    let Some(ctx) = fresh_context() else { return };
+    let cfg = AcquisitionConfig::batched(5, 4, vec![0; 3]);
+    let mut acq = GpuAcquisition::new(&ctx, &cfg).unwrap();
+    let before = acq.read_state().unwrap();
+    let step = OwnedStep::random(&cfg, &mut Rng::new(2));
+    let good = DeviceStep::upload(&ctx, &step, 5);
+    let short = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 8,
+        usage: wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let uncopyable = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 4096,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let too_small = DeviceStepInputs {
+        targets: &short,
+        ..good.inputs(&step)
+    };
+    assert!(matches!(
+        acq.step_on_device(&too_small),
+        Err(TesseraError::ShapeMismatch {
+            what: "targets",
+            ..
+        })
+    ));
+    let no_copy = DeviceStepInputs {
+        observed: &uncopyable,
+        ..good.inputs(&step)
+    };
+    assert!(matches!(
+        acq.step_on_device(&no_copy),
+        Err(TesseraError::InvalidConfig {
+            field: "observed",
+            ..
+        })
+    ));
+    let bad_rate = DeviceStepInputs {
+        learning_rate: 1.5,
+        ..good.inputs(&step)
+    };
+    assert!(acq.step_on_device(&bad_rate).is_err());
+    assert_eq!(acq.read_state().unwrap(), before);
 }
 
 #[test]

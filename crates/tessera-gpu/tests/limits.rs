@@ -182,3 +182,39 @@ fn a_block_larger_than_a_binding_is_a_typed_error() {
         other => panic!("expected a DeviceLimit error, got {other:?}"),
     }
 }
+
+/// A device opened with WebGPU's default limits (8 storage buffers per stage) is
+/// refused by `from_device` with the limit named; one opened with
+/// `REQUIRED.limits()` is taken, and every family's kernels build on it.
+#[test]
+fn from_device_refuses_a_device_below_the_declared_requirements() {
+    let Some(shared) = testing::shared_context() else {
+        return;
+    };
+    let open = |limits: wgpu::Limits| {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            required_limits: limits,
+            ..Default::default()
+        }))
+        .unwrap();
+        GpuContext::from_device(device, queue, adapter.get_info())
+    };
+    match open(wgpu::Limits::default()) {
+        Err(TesseraError::DeviceLimit {
+            what,
+            needed,
+            limit,
+        }) => {
+            assert_eq!(what, "storage buffers per shader stage");
+            assert_eq!((needed, limit), (14, 8));
+        }
+        other => panic!("expected a DeviceLimit error, got {other:?}"),
+    }
+    let ctx = open(tessera_gpu::REQUIRED.limits()).unwrap();
+    assert!(shared.limits().max_storage_buffers_per_shader_stage >= 14);
+    GpuAcquisition::new(&ctx, &AcquisitionConfig::batched(4, 8, vec![0; 2])).unwrap();
+    GpuNn::new(&ctx).unwrap();
+}

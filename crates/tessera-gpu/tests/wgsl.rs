@@ -138,16 +138,30 @@ fn every_module_translates_to_msl_hlsl_and_spirv() {
 }
 
 /// Validates `source` with `capabilities` and translates it to HLSL and SPIR-V (and
-/// MSL with `msl`), panicking with the module's name on the first failure.
+/// MSL with `msl`) with the options wgpu 30's backends use (bounds checks, loop
+/// bounding, zero-initialised workgroup memory), panicking with the module's name on
+/// the first failure. The SPIR-V then goes through `spirv-val` ([`spirv_val`]).
 fn translate(name: &str, source: &str, capabilities: Capabilities, msl: bool) {
+    use naga::proc::{BoundsCheckPolicies, BoundsCheckPolicy};
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{name} does not parse:\n{}", e.emit_to_string(source)));
     let info = Validator::new(ValidationFlags::all(), capabilities)
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name} does not validate:\n{}", e.emit_to_string(source)));
+    fits_the_declared_requirements(name, &module, &info);
+    let checked = |policy| BoundsCheckPolicies {
+        index: policy,
+        buffer: policy,
+        image_load: policy,
+        binding_array: BoundsCheckPolicy::Unchecked,
+    };
     if msl {
+        // wgpu-hal's Metal backend: MSL 2.4 is what macOS 12 and iOS 15 devices take.
         let options = naga::back::msl::Options {
             lang_version: (2, 4),
+            bounds_check_policies: checked(BoundsCheckPolicy::ReadZeroSkipWrite),
+            zero_initialize_workgroup_memory: true,
+            force_loop_bounding: true,
             ..Default::default()
         };
         naga::back::msl::write_string(&module, &info, &options, &Default::default())
@@ -155,14 +169,87 @@ fn translate(name: &str, source: &str, capabilities: Capabilities, msl: bool) {
     }
     let hlsl = naga::back::hlsl::Options {
         shader_model: naga::back::hlsl::ShaderModel::V6_0,
+        zero_initialize_workgroup_memory: true,
+        restrict_indexing: true,
+        force_loop_bounding: true,
         ..Default::default()
     };
     let mut out = String::new();
     naga::back::hlsl::Writer::new(&mut out, &hlsl, &Default::default())
         .write(&module, &info, None)
         .unwrap_or_else(|e| panic!("{name} does not translate to HLSL: {e}"));
-    naga::back::spv::write_vec(&module, &info, &Default::default(), None)
+    // wgpu-hal's Vulkan backend on a Vulkan 1.1 device (SPIR-V 1.3), without robust
+    // buffer access 2 (so buffer accesses are clamped in the shader).
+    let spv = naga::back::spv::Options {
+        lang_version: (1, 3),
+        bounds_check_policies: checked(BoundsCheckPolicy::Restrict),
+        zero_initialize_workgroup_memory:
+            naga::back::spv::ZeroInitializeWorkgroupMemoryMode::Polyfill,
+        force_loop_bounding: true,
+        ..Default::default()
+    };
+    let words = naga::back::spv::write_vec(&module, &info, &spv, None)
         .unwrap_or_else(|e| panic!("{name} does not translate to SPIR-V: {e}"));
+    spirv_val(name, &words);
+}
+
+/// Every entry point's workgroup, and the workgroup memory it uses (the variables
+/// naga finds it reaching), fit what tessera declares it needs of a device
+/// ([`tessera_gpu::REQUIRED`]).
+fn fits_the_declared_requirements(
+    name: &str,
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+) {
+    let required = tessera_gpu::REQUIRED;
+    for (i, ep) in module.entry_points.iter().enumerate() {
+        let uses = info.get_entry_point(i);
+        let workgroup_bytes: u32 = module
+            .global_variables
+            .iter()
+            .filter(|&(h, v)| v.space == naga::AddressSpace::WorkGroup && !uses[h].is_empty())
+            .map(|(_, v)| module.types[v.ty].inner.size(module.to_ctx()))
+            .sum();
+        assert!(
+            workgroup_bytes <= required.workgroup_storage_bytes,
+            "{name}::{} uses {workgroup_bytes} bytes of workgroup memory, over {}",
+            ep.name,
+            required.workgroup_storage_bytes
+        );
+        let [x, y, z] = ep.workgroup_size;
+        assert!(
+            x <= required.workgroup_size_x && x * y * z <= required.invocations_per_workgroup,
+            "{name}::{} has a {x}x{y}x{z} workgroup, over tessera's declared limits",
+            ep.name
+        );
+    }
+}
+
+/// Runs Khronos' `spirv-val` (Debian's spirv-tools) on `words` for Vulkan 1.1. Where it
+/// is not installed the check is skipped, unless `TESSERA_REQUIRE_SPIRV_VAL` is set
+/// (CI sets it).
+fn spirv_val(name: &str, words: &[u32]) {
+    let required = std::env::var_os("TESSERA_REQUIRE_SPIRV_VAL").is_some();
+    let path = std::env::temp_dir().join(format!(
+        "tessera-{}-{}.spv",
+        name.replace(' ', "_"),
+        std::process::id()
+    ));
+    std::fs::write(&path, bytemuck::cast_slice::<u32, u8>(words)).unwrap();
+    let run = std::process::Command::new("spirv-val")
+        .args(["--target-env", "vulkan1.1"])
+        .arg(&path)
+        .output();
+    let _ = std::fs::remove_file(&path);
+    match run {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{name}: spirv-val rejects naga's SPIR-V:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) if !required => eprintln!("skipping spirv-val for {name}: {e}"),
+        Err(e) => panic!("TESSERA_REQUIRE_SPIRV_VAL is set but spirv-val cannot run: {e}"),
+    }
 }
 
 #[test]

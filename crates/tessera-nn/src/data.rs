@@ -1,17 +1,30 @@
 //! Training data: paired input and output rows.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tessera_tensor::error::{Result, TesseraError, check_finite};
 
 use crate::limits::{MAX_DATA_VALUES, MAX_LAYER_WIDTH};
 
 /// `samples` rows of inputs and desired outputs, row-major. Built only through
 /// [`TrainData::new`], so every value is finite and the shapes agree.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct TrainData {
     n_inputs: usize,
     n_outputs: usize,
     inputs: Vec<f32>,
     outputs: Vec<f32>,
+    /// Names these samples, so a trainer can keep them resident on its backend
+    /// across epochs (the data is immutable; clones hold equal samples).
+    id: u64,
+}
+
+impl PartialEq for TrainData {
+    fn eq(&self, other: &Self) -> bool {
+        (self.n_inputs, self.n_outputs) == (other.n_inputs, other.n_outputs)
+            && self.inputs == other.inputs
+            && self.outputs == other.outputs
+    }
 }
 
 impl TrainData {
@@ -59,12 +72,19 @@ impl TrainData {
         }
         check_finite("training inputs", &inputs)?;
         check_finite("training outputs", &outputs)?;
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(Self {
             n_inputs,
             n_outputs,
             inputs,
             outputs,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
+    }
+
+    /// The identity of these samples (equal for clones).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Inputs per sample.

@@ -17,6 +17,9 @@ pub(crate) struct DeviceLayer<K: NnKernels> {
 /// backward pass's gradients.
 pub(crate) struct Workspace<K: NnKernels> {
     pub rows: usize,
+    /// The [`TrainData`](crate::TrainData) whose samples, all of them in order, `x`
+    /// and `target` hold (`None` after anything else was written there).
+    pub samples: Option<u64>,
     pub x: K::Tensor,
     pub target: K::Tensor,
     pub z: Vec<K::Tensor>,
@@ -117,6 +120,7 @@ impl<K: NnKernels> Model<K> {
         };
         self.work = Some(Workspace {
             rows,
+            samples: None,
             x: k.zeros(rows * self.inputs())?,
             target: k.zeros(rows * self.outputs())?,
             z: per_layer(&|l| l.spec.outputs)?,
@@ -185,6 +189,7 @@ impl<K: NnKernels> Model<K> {
         tessera_tensor::error::check_finite("inputs", inputs)?;
         self.ensure_workspace(inputs.len() / n_in)?;
         let work = self.work.as_mut().expect("workspace allocated");
+        work.samples = None;
         self.kernels.write(&mut work.x, inputs)?;
         self.forward_workspace()?;
         let work = self.work.as_ref().expect("workspace allocated");

@@ -587,6 +587,11 @@ pub struct Trainer<K: NnKernels> {
     order: Vec<usize>,
     x: Vec<f32>,
     t: Vec<f32>,
+    /// The epoch's squared errors and bit fails, summed where the backend computes
+    /// them (on the device for a GPU) and read once per measured epoch.
+    metrics: K::Metrics,
+    /// Whether `metrics` holds sums not yet taken (an epoch that failed midway).
+    metrics_pending: bool,
 }
 
 impl<K: NnKernels> std::fmt::Debug for Trainer<K> {
@@ -626,6 +631,7 @@ impl<K: NnKernels> Trainer<K> {
         config.validate()?;
         let state = fresh_state(&model, &config)?;
         let rng = Rng::new(config.shuffle_seed.unwrap_or(0));
+        let metrics = model.kernels.metrics()?;
         Ok(Self {
             model,
             config,
@@ -636,6 +642,8 @@ impl<K: NnKernels> Trainer<K> {
             order: Vec::new(),
             x: Vec::new(),
             t: Vec::new(),
+            metrics,
+            metrics_pending: false,
         })
     }
 
@@ -654,22 +662,26 @@ impl<K: NnKernels> Trainer<K> {
         self.model
     }
 
-    /// Forward and backward on `rows` samples already in `self.x`/`self.t`:
+    /// Forward and backward on `rows` samples, already in `self.x`/`self.t` or,
+    /// when `samples` names what the workspace holds, already on the backend:
     /// gradients into the layer states (overwritten, or added to when `accumulate`).
-    /// Returns the batch's SSE and bit fails when `measure` asks for them.
+    /// Adds the batch's SSE and bit fails into `self.metrics` when `measure` asks.
     fn backprop(
         &mut self,
         rows: usize,
+        samples: Option<u64>,
         accumulate: bool,
         scale: f32,
         measure: bool,
-    ) -> Result<Option<(f64, u64)>> {
-        self.model.ensure_workspace(rows)?;
-        let k = &self.model.kernels;
-        {
+    ) -> Result<()> {
+        if !self.holds(rows, samples) {
+            self.model.ensure_workspace(rows)?;
+            let k = &self.model.kernels;
             let work = self.model.work.as_mut().expect("workspace allocated");
+            work.samples = None;
             k.write(&mut work.x, &self.x)?;
             k.write(&mut work.target, &self.t)?;
+            work.samples = samples;
         }
         self.model.forward_workspace()?;
         let k = &self.model.kernels;
@@ -677,17 +689,17 @@ impl<K: NnKernels> Trainer<K> {
         let last = layers.len() - 1;
         let work = self.model.work.as_mut().expect("workspace allocated");
         let out = &layers[last].spec;
-        let metrics = if measure {
-            Some(k.error_metrics(
+        if measure {
+            self.metrics_pending = true;
+            k.accumulate_error_metrics(
                 &work.a[last],
                 &work.target,
                 self.config.loss,
                 out.activation,
                 self.config.bit_fail_limit,
-            )?)
-        } else {
-            None
-        };
+                &mut self.metrics,
+            )?;
+        }
         if self.config.loss == Loss::SoftmaxCrossEntropy {
             k.output_gradient(
                 &work.a[last],
@@ -759,7 +771,23 @@ impl<K: NnKernels> Trainer<K> {
                 )?;
             }
         }
-        Ok(metrics)
+        Ok(())
+    }
+
+    /// Whether the workspace holds `rows` rows of the samples `samples` names.
+    fn holds(&self, rows: usize, samples: Option<u64>) -> bool {
+        samples.is_some()
+            && self
+                .model
+                .work
+                .as_ref()
+                .is_some_and(|w| w.rows == rows && w.samples == samples)
+    }
+
+    /// The SSE and bit fails accumulated since the last call (a host sync on a GPU).
+    fn take_metrics(&mut self) -> Result<(f64, u64)> {
+        self.metrics_pending = false;
+        self.model.kernels.take_metrics(&mut self.metrics)
     }
 
     /// Applies one update of the configured algorithm with the accumulated gradients
@@ -829,19 +857,28 @@ impl<K: NnKernels> Trainer<K> {
         let measure = matches!(self.config.algorithm, Algorithm::Sarprop { .. })
             || self.config.metrics_every > 0
                 && self.epoch.is_multiple_of(self.config.metrics_every);
-        let (mut sse, mut fails) = (0.0, 0);
+        if self.metrics_pending {
+            // An earlier epoch failed midway: its partial sums are not this epoch's.
+            self.take_metrics()?;
+        }
         let order = std::mem::take(&mut self.order);
-        match self.config.algorithm.batch_size() {
+        let scale = (n * data.n_outputs()) as f64;
+        let mut measured = None;
+        let batch = self.config.algorithm.batch_size();
+        // An epoch that is one batch of the samples in order keeps them on the
+        // backend from one epoch to the next, uploaded once.
+        let one_batch = batch.unwrap_or(self.config.chunk_rows) >= n;
+        let resident = (one_batch && self.config.shuffle_seed.is_none()).then(|| data.id());
+        match batch {
             None => {
                 for (c, chunk) in order.chunks(self.config.chunk_rows).enumerate() {
-                    data.gather(chunk, &mut self.x, &mut self.t);
-                    let (s, f) = self
-                        .backprop(chunk.len(), c > 0, 1.0, measure)?
-                        .unwrap_or_default();
-                    sse += s;
-                    fails += f;
+                    if !self.holds(chunk.len(), resident) {
+                        data.gather(chunk, &mut self.x, &mut self.t);
+                    }
+                    self.backprop(chunk.len(), resident, c > 0, 1.0, measure)?;
                 }
-                let mse = measure.then(|| sse / (n * data.n_outputs()) as f64);
+                measured = measure.then(|| self.take_metrics()).transpose()?;
+                let mse = measured.map(|(sse, _)| sse / scale);
                 // Checked before the update, so the weights that diverged stay as they were.
                 self.check_diverged(mse)?;
                 self.update(n, mse)?;
@@ -849,24 +886,25 @@ impl<K: NnKernels> Trainer<K> {
             Some(batch) => {
                 let fann = self.config.algorithm.is_fann();
                 for chunk in order.chunks(batch) {
-                    data.gather(chunk, &mut self.x, &mut self.t);
+                    if !self.holds(chunk.len(), resident) {
+                        data.gather(chunk, &mut self.x, &mut self.t);
+                    }
                     let scale = if fann { 1.0 } else { 1.0 / chunk.len() as f32 };
-                    let (s, f) = self
-                        .backprop(chunk.len(), false, scale, measure)?
-                        .unwrap_or_default();
-                    sse += s;
-                    fails += f;
+                    self.backprop(chunk.len(), resident, false, scale, measure)?;
                     self.update(chunk.len(), None)?;
                 }
             }
         }
         self.order = order;
-        let mse = measure.then(|| sse / (n * data.n_outputs()) as f64);
+        if measure && measured.is_none() {
+            measured = Some(self.take_metrics()?);
+        }
+        let mse = measured.map(|(sse, _)| sse / scale);
         self.check_diverged(mse)?;
         Ok(EpochStats {
             epoch: self.epoch,
             mse,
-            bit_fail: measure.then_some(fails),
+            bit_fail: measured.map(|(_, fails)| fails),
         })
     }
 
@@ -921,7 +959,10 @@ impl<K: NnKernels> Trainer<K> {
     pub fn compute_gradients(&mut self, data: &TrainData) -> Result<(f64, u64)> {
         let idx: Vec<usize> = (0..data.len()).collect();
         data.gather(&idx, &mut self.x, &mut self.t);
-        self.backprop(data.len(), false, 1.0, true)
-            .map(|m| m.expect("metrics were asked for"))
+        if self.metrics_pending {
+            self.take_metrics()?;
+        }
+        self.backprop(data.len(), None, false, 1.0, true)?;
+        self.take_metrics()
     }
 }

@@ -14,8 +14,8 @@ use tessera_tensor::error::{Result, TesseraError};
 use crate::dispatch::Kernel;
 use tessera_tensor::nn::cascade::{CandidateEpoch, CandidateUnit};
 use tessera_tensor::nn::{
-    Activation, AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams,
-    SarpropParams, SgdParams, check_lens,
+    Activation, AdamParams, Derivative, ErrorSums, Gemm, Loss, NnKernels, QuickpropParams,
+    RpropParams, SarpropParams, SgdParams, check_lens,
 };
 
 pub use activation::{activate, candidate_derivative, derivative, fann_derivative, tanh};
@@ -82,6 +82,7 @@ fn no_gradient(activation: Activation) -> TesseraError {
 
 impl NnKernels for CpuNn {
     type Tensor = Vec<f32>;
+    type Metrics = ErrorSums;
 
     fn tensor(&self, data: &[f32]) -> Result<Vec<f32>> {
         Ok(data.to_vec())
@@ -224,18 +225,30 @@ impl NnKernels for CpuNn {
         Ok(())
     }
 
-    fn error_metrics(
+    fn metrics(&self) -> Result<ErrorSums> {
+        Ok(ErrorSums::default())
+    }
+
+    fn accumulate_error_metrics(
         &self,
         y: &Vec<f32>,
         target: &Vec<f32>,
         loss: Loss,
         output: Activation,
         bit_fail_limit: f32,
-    ) -> Result<(f64, u64)> {
+        acc: &mut ErrorSums,
+    ) -> Result<()> {
         check_lens("error_metrics", &[target.len()], y.len())?;
         let h = loss.diff_scale(output);
         let args = (&y[..], &target[..], h, bit_fail_limit);
-        Ok(self.arch.dispatch(Kernel(loss::error_metrics, args)))
+        let (sse, fails) = self.arch.dispatch(Kernel(loss::error_metrics, args));
+        acc.sse += sse;
+        acc.bit_fails += fails;
+        Ok(())
+    }
+
+    fn take_metrics(&self, acc: &mut ErrorSums) -> Result<(f64, u64)> {
+        Ok(acc.take())
     }
 
     fn column_sums(

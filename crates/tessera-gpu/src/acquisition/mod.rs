@@ -1,14 +1,20 @@
 //! The GPU acquisition backend: the batch's state stays resident in device buffers,
 //! each operation is one submission for the whole batch, and data comes back only
 //! through the `read_*` methods.
+//!
+//! A step's inputs go up in four planes per shard (values, intervention flags as
+//! bits, targets, observed features), each written straight from the caller's slice
+//! (the flags packed into the mapped upload), with no host packing buffer; or, from
+//! [`GpuAcquisition::step_on_device`], copied on the device from buffers a simulator
+//! or a policy network left there, with nothing uploaded at all.
 
 mod pipelines;
 
 use bytemuck::{Pod, Zeroable};
 use tessera_tensor::acquisition::{
     AcquisitionBackend, AcquisitionConfig, AcquisitionState, EnvScalars, HISTORY_CHANNELS, Samples,
-    StepInput, StepSummary, validate_exploration_weight, validate_history_len, validate_observed,
-    validate_posterior,
+    StepInput, StepSummary, validate_exploration_weight, validate_history_len,
+    validate_learning_rate, validate_observed, validate_posterior,
 };
 use tessera_tensor::error::{Result, TesseraError};
 
@@ -35,7 +41,7 @@ struct Params {
     learning_rate: f32,
     exploration_weight: f32,
     neg_inf: f32,
-    _pad1: f32,
+    shard_envs: u32,
 }
 
 /// Binding numbers of the acquisition bind group (see common.wgsl).
@@ -56,6 +62,63 @@ mod binding {
     pub const HISTORY: usize = 14;
 }
 
+/// The planes of a step's inputs (see `inputs` in common.wgsl), each holding
+/// `shard_envs` environments.
+#[derive(Debug, Clone, Copy)]
+enum Plane {
+    /// `[E, n]` values (set_posterior: marginal probabilities).
+    Values,
+    /// `[E, w]` intervention flags, 32 per word.
+    Flags,
+    /// `[E]` targets (set_posterior: entropies).
+    Targets,
+    /// `[E, n, fd]` observed mechanism features.
+    Observed,
+}
+
+/// Words of intervention flags per environment: one bit per variable.
+fn flag_words(n_vars: usize) -> usize {
+    n_vars.div_ceil(32)
+}
+
+/// `[B, n_vars]` intervention flags as the bit words [`GpuAcquisition::step_on_device`]
+/// reads: `[B, ceil(n_vars / 32)]`, variable `j` in bit `j % 32` of word `j / 32`.
+pub fn pack_intervention_flags(intervened: &[bool], n_vars: usize) -> Vec<u32> {
+    let mut words =
+        Vec::with_capacity(intervened.len().div_ceil(n_vars.max(1)) * flag_words(n_vars));
+    for env in intervened.chunks(n_vars.max(1)) {
+        words.extend(env.chunks(32).map(|bits| {
+            bits.iter()
+                .enumerate()
+                .fold(0u32, |w, (i, &b)| w | (u32::from(b) << i))
+        }));
+    }
+    words
+}
+
+/// A step's inputs already on the device that holds the state, each a buffer of the
+/// whole batch (usage `COPY_SRC`): what a simulator or a policy network on the same
+/// device produced. The values are not checked (reading them would cost the round
+/// trip this avoids): they must be finite and within
+/// [`MAX_MAGNITUDE`](tessera_tensor::acquisition::MAX_MAGNITUDE), as the host path
+/// enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceStepInputs<'a> {
+    /// `[B, n_vars]` f32 sample values.
+    pub values: &'a wgpu::Buffer,
+    /// `[B, ceil(n_vars / 32)]` u32 words of intervention flags
+    /// ([`pack_intervention_flags`]).
+    pub intervened: &'a wgpu::Buffer,
+    /// `[B]` f32 outcomes.
+    pub targets: &'a wgpu::Buffer,
+    /// `[B, n_vars, feature_dim]` f32 observed mechanism features.
+    pub observed: &'a wgpu::Buffer,
+    /// Mechanism-feature learning rate, as in [`StepInput`].
+    pub learning_rate: f32,
+    /// Exploration weight, as in [`StepInput`].
+    pub exploration_weight: f32,
+}
+
 /// A contiguous range of environments with its own buffers: a batch larger than the
 /// device's binding limits is split into shards, all dispatched in one submission.
 struct Shard {
@@ -73,10 +136,10 @@ pub struct GpuAcquisition {
     ctx: GpuContext,
     config: AcquisitionConfig,
     params: Params,
+    /// The params the device holds (uploaded again only when they change).
+    uploaded_params: Params,
     params_buffer: wgpu::Buffer,
     shards: Vec<Shard>,
-    /// Host-side packing buffer for uploads, reused across calls.
-    staging: Vec<f32>,
     /// Timestamp queries around dispatches, when kernel timing is on.
     timer: Option<KernelTimer>,
 }
@@ -132,7 +195,8 @@ impl GpuAcquisition {
         )
         .entered();
         let pipelines = pipelines(ctx)?;
-        let input_stride = 2 * config.n_vars + 1 + config.n_vars * config.feature_dim;
+        let n = config.n_vars;
+        let input_stride = n + flag_words(n) + 1 + n * config.feature_dim;
         let params = Params {
             n_vars: config.n_vars as u32,
             capacity: config.capacity as u32,
@@ -145,7 +209,7 @@ impl GpuAcquisition {
             learning_rate: 1.0,
             exploration_weight: 0.1,
             neg_inf: f32::NEG_INFINITY,
-            _pad1: 0.0,
+            shard_envs: 0,
         };
 
         // Shard size: the largest per-environment array must fit one binding, and one
@@ -165,6 +229,10 @@ impl GpuAcquisition {
         let per_shard = ((max_binding / largest) as usize)
             .min(ctx.limits().max_compute_workgroups_per_dimension as usize)
             .max(1);
+        let params = Params {
+            shard_envs: per_shard.min(config.batch()) as u32,
+            ..params
+        };
 
         let device = ctx.device();
         let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -182,7 +250,7 @@ impl GpuAcquisition {
                 pipelines,
                 &params_buffer,
                 state,
-                input_stride,
+                params.shard_envs as usize * input_stride,
                 first_env,
                 envs,
             ));
@@ -198,9 +266,9 @@ impl GpuAcquisition {
             ctx: ctx.clone(),
             config,
             params,
+            uploaded_params: params,
             params_buffer,
             shards,
-            staging: Vec::new(),
             timer: None,
         })
     }
@@ -210,18 +278,17 @@ impl GpuAcquisition {
         pipelines: &KernelSet,
         params_buffer: &wgpu::Buffer,
         s: &AcquisitionState,
-        input_stride: usize,
+        input_words: usize,
         first: usize,
         envs: usize,
     ) -> Shard {
         let c = &s.config;
         let range = |b: usize| {
-            let per = per_env_elems(c, input_stride, b);
+            let per = per_env_elems(c, 0, b);
             first * per..(first + envs) * per
         };
         let scalars: &[u32] = bytemuck::cast_slice(&s.scalars);
         let summaries: &[u32] = bytemuck::cast_slice(&s.summaries);
-        let zeros = vec![0u8; envs * input_stride * 4];
         let contents: Vec<&[u8]> = vec![
             &[],
             bytemuck::cast_slice(&scalars[range(binding::SCALARS)]),
@@ -233,7 +300,7 @@ impl GpuAcquisition {
             bytemuck::cast_slice(&s.marginal_probs[range(binding::MARGINAL)]),
             bytemuck::cast_slice(&s.confidence[range(binding::CONFIDENCE)]),
             bytemuck::cast_slice(&s.intervention_counts[range(binding::COUNTS)]),
-            &zeros,
+            &[],
             bytemuck::cast_slice(&summaries[range(binding::SUMMARIES)]),
             bytemuck::cast_slice(&s.policy_features[range(binding::POLICY)]),
             bytemuck::cast_slice(&s.scores[range(binding::SCORES)]),
@@ -243,6 +310,15 @@ impl GpuAcquisition {
             .iter()
             .enumerate()
             .map(|(b, bytes)| {
+                if b == binding::INPUTS {
+                    // Written before every use; wgpu zero-fills it on the device.
+                    return ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("tessera acquisition inputs"),
+                        size: (input_words.max(1) * 4) as u64,
+                        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    });
+                }
                 ctx.buffer_init(
                     "tessera acquisition state",
                     if b == 0 { &[0u8; 16] } else { bytes },
@@ -328,53 +404,87 @@ impl GpuAcquisition {
             + self.params_buffer.size()
     }
 
-    /// Uploads `per_env` floats per environment from `self.staging` into the shards'
-    /// input buffers.
-    fn upload_inputs(&self, per_env: usize) {
+    /// Word offset of `plane` in every shard's input buffer, and its words per
+    /// environment.
+    fn plane(&self, plane: Plane) -> (usize, usize) {
+        let (n, fd) = (self.config.n_vars, self.config.feature_dim);
+        let (w, e) = (flag_words(n), self.params.shard_envs as usize);
+        match plane {
+            Plane::Values => (0, n),
+            Plane::Flags => (e * n, w),
+            Plane::Targets => (e * (n + w), 1),
+            Plane::Observed => (e * (n + w + 1), n * fd),
+        }
+    }
+
+    /// Uploads `data`, `[B, per_env]` 4-byte words, into `plane` of every shard,
+    /// straight from the caller's slice.
+    fn upload_plane<T: Pod>(&self, plane: Plane, data: &[T]) {
+        let (offset, per_env) = self.plane(plane);
         for shard in &self.shards {
-            let data =
-                &self.staging[shard.first_env * per_env..(shard.first_env + shard.envs) * per_env];
+            let part = &data[shard.first_env * per_env..(shard.first_env + shard.envs) * per_env];
             self.ctx.write_buffer(
                 &shard.buffers[binding::INPUTS],
-                0,
-                bytemuck::cast_slice(data),
+                offset as u64 * 4,
+                bytemuck::cast_slice(part),
             );
         }
     }
 
-    /// Packs `[values | flags | target]` of every environment into `self.staging`
-    /// with `input_stride` floats per environment; `observed` fills the rest if given.
-    fn pack_step_inputs(&mut self, samples: Option<&Samples<'_>>, observed: Option<&[f32]>) {
+    /// Uploads the intervention flags as bits, packed straight into each shard's
+    /// mapped upload.
+    fn upload_flags(&self, intervened: &[bool]) {
         let n = self.config.n_vars;
-        let fd_n = n * self.config.feature_dim;
-        let stride = self.params.input_stride as usize;
-        self.staging.clear();
-        self.staging.resize(self.config.batch() * stride, 0.0);
-        for (b, row) in self.staging.chunks_exact_mut(stride).enumerate() {
-            if let Some(s) = samples {
-                row[..n].copy_from_slice(&s.values[b * n..][..n]);
-                for (dst, &flag) in row[n..2 * n].iter_mut().zip(&s.intervened[b * n..][..n]) {
-                    *dst = flag as u32 as f32;
-                }
-                row[2 * n] = s.targets[b];
-            }
-            if let Some(o) = observed {
-                row[2 * n + 1..].copy_from_slice(&o[b * fd_n..][..fd_n]);
-            }
+        let (offset, words) = self.plane(Plane::Flags);
+        for shard in &self.shards {
+            let flags = &intervened[shard.first_env * n..(shard.first_env + shard.envs) * n];
+            let packed = flags.chunks(n).flat_map(|env| {
+                (0..words).map(move |k| {
+                    env[32 * k..n.min(32 * (k + 1))]
+                        .iter()
+                        .enumerate()
+                        .fold(0u32, |word, (i, &b)| word | (u32::from(b) << i))
+                })
+            });
+            self.ctx.write_buffer_with(
+                &shard.buffers[binding::INPUTS],
+                offset as u64 * 4,
+                shard.envs * words,
+                packed,
+            );
         }
     }
 
-    /// Records one dispatch of `kernel` per shard into a single submission.
-    fn run(&self, kernel: Kernel) -> Result<()> {
-        self.dispatch(kernel, self.shards.iter().map(|s| (s, s.envs)))
+    /// Uploads a host step's samples: values, flags and targets.
+    fn upload_samples(&self, samples: &Samples<'_>) {
+        self.upload_plane(Plane::Values, samples.values);
+        self.upload_flags(samples.intervened);
+        self.upload_plane(Plane::Targets, samples.targets);
     }
 
-    /// Dispatches `kernel` with `workgroups` groups on each listed shard, in one
-    /// submission, after uploading the current params.
-    fn dispatch<'a>(
-        &'a self,
+    /// Records one dispatch of `kernel` per shard into a single submission.
+    fn run(&mut self, kernel: Kernel) -> Result<()> {
+        self.run_after(kernel, |_| {})
+    }
+
+    /// [`Self::run`] after `before`'s commands, in the same submission.
+    fn run_after(
+        &mut self,
         kernel: Kernel,
-        work: impl Iterator<Item = (&'a Shard, usize)>,
+        before: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) -> Result<()> {
+        let work: Vec<(usize, usize)> = self.shards.iter().map(|s| s.envs).enumerate().collect();
+        self.dispatch(kernel, &work, before)
+    }
+
+    /// Dispatches `kernel` with `workgroups` groups on each listed `(shard,
+    /// workgroups)`, in one submission after `before`'s commands, uploading the params
+    /// first if they changed.
+    fn dispatch(
+        &mut self,
+        kernel: Kernel,
+        work: &[(usize, usize)],
+        before: impl FnOnce(&mut wgpu::CommandEncoder),
     ) -> Result<()> {
         self.ctx.check()?;
         let _span = tracing::debug_span!(
@@ -385,14 +495,18 @@ impl GpuAcquisition {
         )
         .entered();
         let pipelines = pipelines(&self.ctx)?;
-        self.ctx
-            .write_buffer(&self.params_buffer, 0, bytemuck::bytes_of(&self.params));
+        if bytemuck::bytes_of(&self.params) != bytemuck::bytes_of(&self.uploaded_params) {
+            self.ctx
+                .write_buffer(&self.params_buffer, 0, bytemuck::bytes_of(&self.params));
+            self.uploaded_params = self.params;
+        }
         let mut encoder =
             self.ctx
                 .device()
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some(kernel.entry_point()),
                 });
+        before(&mut encoder);
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(kernel.entry_point()),
@@ -400,8 +514,8 @@ impl GpuAcquisition {
             });
             self.ctx.count_pass();
             pass.set_pipeline(pipelines.get(kernel.entry_point()));
-            for (shard, workgroups) in work {
-                pass.set_bind_group(0, &shard.bind_group, &[]);
+            for &(shard, workgroups) in work {
+                pass.set_bind_group(0, &self.shards[shard].bind_group, &[]);
                 self.ctx.count_dispatch();
                 pass.dispatch_workgroups(workgroups as u32, 1, 1);
             }
@@ -423,6 +537,68 @@ impl GpuAcquisition {
 
     fn per_env(&self, b: usize) -> usize {
         per_env_elems(&self.config, self.params.input_stride as usize, b)
+    }
+
+    /// One fused pipeline step, as [`AcquisitionBackend::step`], whose inputs are
+    /// already on this device: they are copied into the state's input planes on the
+    /// device, in the step's one submission, and nothing is uploaded but the params
+    /// when the learning rate or exploration weight changed. Fails, with the state
+    /// unchanged, on a buffer too small for the batch or without `COPY_SRC`, or on a
+    /// rate or weight the host step would refuse.
+    pub fn step_on_device(&mut self, inputs: &DeviceStepInputs<'_>) -> Result<()> {
+        let b = self.config.batch();
+        let planes = [
+            (Plane::Values, inputs.values, "values"),
+            (Plane::Flags, inputs.intervened, "intervened"),
+            (Plane::Targets, inputs.targets, "targets"),
+            (Plane::Observed, inputs.observed, "observed"),
+        ];
+        for (plane, buffer, what) in planes {
+            let needed = (b * self.plane(plane).1 * 4) as u64;
+            if buffer.size() < needed {
+                return Err(TesseraError::ShapeMismatch {
+                    what,
+                    got: buffer.size() as usize,
+                    expected: needed as usize,
+                });
+            }
+            if !buffer.usage().contains(wgpu::BufferUsages::COPY_SRC) {
+                return Err(TesseraError::InvalidConfig {
+                    field: what,
+                    value: format!("a buffer with usage {:?}", buffer.usage()),
+                    expected: "a buffer with COPY_SRC usage".into(),
+                });
+            }
+        }
+        validate_learning_rate(inputs.learning_rate)?;
+        validate_exploration_weight(inputs.exploration_weight)?;
+        self.params.learning_rate = inputs.learning_rate;
+        self.params.exploration_weight = inputs.exploration_weight;
+        let copies: Vec<_> = planes
+            .iter()
+            .flat_map(|&(plane, buffer, _)| {
+                let (offset, per_env) = self.plane(plane);
+                self.shards.iter().map(move |s| {
+                    let src = (s.first_env * per_env * 4) as u64;
+                    let bytes = (s.envs * per_env * 4) as u64;
+                    (
+                        buffer,
+                        src,
+                        s.buffers[binding::INPUTS].clone(),
+                        offset as u64 * 4,
+                        bytes,
+                    )
+                })
+            })
+            .collect();
+        let _span = tracing::debug_span!("gpu_acquisition_step_on_device", batch = b).entered();
+        self.run_after(Kernel::PipelineStep, |encoder| {
+            for (src, src_offset, dst, dst_offset, bytes) in copies {
+                if bytes > 0 {
+                    encoder.copy_buffer_to_buffer(src, src_offset, &dst, dst_offset, bytes);
+                }
+            }
+        })
     }
 
     /// Environments per history chunk for `t` rows, growing the shards' history
@@ -466,29 +642,20 @@ impl AcquisitionBackend for GpuAcquisition {
 
     fn add_samples(&mut self, samples: &Samples<'_>) -> Result<()> {
         samples.validate(&self.config)?;
-        self.pack_step_inputs(Some(samples), None);
-        self.upload_inputs(self.params.input_stride as usize);
+        self.upload_samples(samples);
         self.run(Kernel::AddSample)
     }
 
     fn set_posterior(&mut self, marginal_probs: &[f32], uncertainty_bits: &[f32]) -> Result<()> {
         validate_posterior(&self.config, marginal_probs, uncertainty_bits)?;
-        let n = self.config.n_vars;
-        let stride = self.params.input_stride as usize;
-        self.staging.clear();
-        self.staging.resize(self.config.batch() * stride, 0.0);
-        for (b, row) in self.staging.chunks_exact_mut(stride).enumerate() {
-            row[..n].copy_from_slice(&marginal_probs[b * n..][..n]);
-            row[n] = uncertainty_bits[b];
-        }
-        self.upload_inputs(stride);
+        self.upload_plane(Plane::Values, marginal_probs);
+        self.upload_plane(Plane::Targets, uncertainty_bits);
         self.run(Kernel::SetPosterior)
     }
 
     fn update_mechanism_features(&mut self, observed: &[f32], learning_rate: f32) -> Result<()> {
         validate_observed(&self.config, observed, learning_rate)?;
-        self.pack_step_inputs(None, Some(observed));
-        self.upload_inputs(self.params.input_stride as usize);
+        self.upload_plane(Plane::Observed, observed);
         self.params.learning_rate = learning_rate;
         self.run(Kernel::UpdateMechanismFeatures)
     }
@@ -521,8 +688,8 @@ impl AcquisitionBackend for GpuAcquisition {
 
     fn step(&mut self, input: &StepInput<'_>) -> Result<()> {
         input.validate(&self.config)?;
-        self.pack_step_inputs(Some(&input.samples), Some(input.observed));
-        self.upload_inputs(self.params.input_stride as usize);
+        self.upload_samples(&input.samples);
+        self.upload_plane(Plane::Observed, input.observed);
         self.params.learning_rate = input.learning_rate;
         self.params.exploration_weight = input.exploration_weight;
         self.run(Kernel::PipelineStep)
@@ -539,12 +706,11 @@ impl AcquisitionBackend for GpuAcquisition {
                 let len = chunk.min(envs - offset);
                 self.params.history_len = t as u32;
                 self.params.env_offset = offset as u32;
-                let shard = &self.shards[i];
-                self.dispatch(Kernel::HistoryTensor, std::iter::once((shard, len)))?;
+                self.dispatch(Kernel::HistoryTensor, &[(i, len)], |_| {})?;
                 let bytes = (len * per_env * 4) as u64;
                 out.extend(read_buffers::<f32>(
                     &self.ctx,
-                    &[(&shard.buffers[binding::HISTORY], bytes)],
+                    &[(&self.shards[i].buffers[binding::HISTORY], bytes)],
                 )?);
             }
         }

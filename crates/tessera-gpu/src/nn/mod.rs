@@ -1,11 +1,15 @@
 //! The GPU neural kernels. Tensors stay on the device; operations are recorded into
-//! one pending command encoder (their parameters in a ring of uniform slots) and
-//! submitted together when a result is read, a tensor is overwritten from the host,
-//! the ring fills, or [`GpuNn::flush`] is called: a training step is one submission.
+//! one compute pass of one pending command encoder, their parameters staged on the
+//! host for a ring of uniform slots, and submitted together (the parameters in one
+//! write) when a result is read, a tensor is overwritten from the host, the ring
+//! fills, or [`GpuNn::flush`] is called: a training step is one submission of one pass.
+//! Bind groups are cached per tuple of tensors, so a repeated step creates none, and
+//! error metrics accumulate on the device until read.
 
 mod pipelines;
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
 use bytemuck::{Pod, Zeroable};
 use tessera_tensor::error::{Result, TesseraError};
@@ -59,19 +63,59 @@ struct Params {
     noise_scale: f32,
     noise_seed: u32,
     derivative: u32,
-    _pad: [u32; 2],
+    /// First partial written by `error_metrics` (in pairs).
+    offset: u32,
+    /// Split-K GEMM: K slices (0 or 1: none) and the K length of each.
+    splits: u32,
+    k_chunk: u32,
+    _pad: [u32; 3],
 }
+
+/// Which GEMM kernel [`GpuNn`] runs. `Auto` (the default) picks by shape; the others
+/// pin one kernel for every shape, so the parity suite checks each on every layout
+/// and edge shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GemmKernel {
+    /// GEMV for one row; 128x128 tiles with 8x8 results per thread when the product
+    /// has at least [`GEMM_TARGET_WORKGROUPS`] such tiles; otherwise 64x64 tiles,
+    /// split over K (up to 16 ways) when that is what fills the GPU.
+    #[default]
+    Auto,
+    /// 64x64 tiles, 4x4 results per thread, no split.
+    Tile64,
+    /// 128x128 tiles, 8x8 results per thread, double-buffered.
+    Tile128,
+    /// 64x64 tiles with K split this many ways (at most 64), summed by a second
+    /// dispatch.
+    SplitK(u32),
+}
+
+/// Workgroups `GemmKernel::Auto` aims for: enough to occupy every core of a large
+/// GPU (an H100 has 132, an M2 Max 38) a few tiles deep.
+pub const GEMM_TARGET_WORKGROUPS: usize = 64;
 
 /// Parameter slots in the ring before a submission is forced.
 const RING_SLOTS: u64 = 256;
 /// Threads of the element-wise kernels' workgroups.
 const EW: u32 = 256;
 
+/// Pairs of error partials in the first segment of a [`GpuMetrics`].
+const METRIC_SEGMENT_PAIRS: usize = 4096;
+
 /// A device-resident f32 tensor.
 #[derive(Debug)]
 pub struct GpuTensor {
     buffer: wgpu::Buffer,
     len: usize,
+    /// The tensor's key in the bind-group cache: the cache holds weak handles to it,
+    /// which keep the address from being reused while an entry names it.
+    identity: Arc<()>,
+}
+
+impl GpuTensor {
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.identity) as usize
+    }
 }
 
 impl GpuTensor {
@@ -100,11 +144,35 @@ struct CandidateScratch {
     packed: Vec<f32>,
 }
 
+/// Sums of squared errors and bit fails on the device, as per-workgroup partials in
+/// segments filled in order; [`NnKernels::take_metrics`] reads the used parts in one
+/// readback and sums them in f64. Segments are kept, so a repeated epoch allocates
+/// nothing and reuses its bind groups.
+#[derive(Debug, Default)]
+pub struct GpuMetrics {
+    /// Each segment and the pairs of it used.
+    segments: Vec<(GpuTensor, usize)>,
+    /// The segment being filled.
+    cursor: usize,
+}
+
+/// A cached bind group and the tensors it binds.
+struct CachedBindGroup {
+    tensors: Vec<Weak<()>>,
+    group: wgpu::BindGroup,
+}
+
 struct Pending {
+    /// The open compute pass of `encoder` (declared first: dropped first).
+    pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
+    /// Uniform slots recorded since the last submission, written in one upload.
+    params: Vec<u8>,
     slot: u64,
     /// Timestamp queries around dispatches, when kernel timing is on.
     timer: Option<KernelTimer>,
+    /// Bind groups by the keys of their tensors (t0..t4).
+    bind_groups: HashMap<[usize; pipelines::TENSOR_BINDINGS as usize], CachedBindGroup>,
 }
 
 /// The wgpu implementation of [`NnKernels`].
@@ -112,9 +180,12 @@ pub struct GpuNn {
     ctx: GpuContext,
     ring: wgpu::Buffer,
     slot_stride: u64,
-    placeholder: wgpu::Buffer,
+    placeholder: GpuTensor,
     pending: Mutex<Pending>,
     cascade: Mutex<Option<CandidateScratch>>,
+    gemm_kernel: GemmKernel,
+    /// Split-K partial products, grown to the largest split GEMM so far.
+    split_scratch: Mutex<Option<GpuTensor>>,
 }
 
 impl std::fmt::Debug for GpuNn {
@@ -130,6 +201,16 @@ impl GpuNn {
         let align = u64::from(ctx.limits().min_uniform_buffer_offset_alignment);
         let slot_stride = (std::mem::size_of::<Params>() as u64).div_ceil(align) * align;
         let device = ctx.device();
+        let placeholder = GpuTensor {
+            buffer: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("tessera nn placeholder"),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            }),
+            len: 0,
+            identity: Arc::new(()),
+        };
         Ok(Self {
             ring: device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("tessera nn params"),
@@ -138,20 +219,26 @@ impl GpuNn {
                 mapped_at_creation: false,
             }),
             slot_stride,
-            placeholder: device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("tessera nn placeholder"),
-                size: 16,
-                usage: wgpu::BufferUsages::STORAGE,
-                mapped_at_creation: false,
-            }),
+            placeholder,
             pending: Mutex::new(Pending {
+                pass: None,
                 encoder: None,
+                params: Vec::new(),
                 slot: 0,
                 timer: None,
+                bind_groups: HashMap::new(),
             }),
             cascade: Mutex::new(None),
+            gemm_kernel: GemmKernel::Auto,
+            split_scratch: Mutex::new(None),
             ctx: ctx.clone(),
         })
+    }
+
+    /// These kernels with `kernel` for every GEMM (see [`GemmKernel`]).
+    pub fn with_gemm_kernel(mut self, kernel: GemmKernel) -> Self {
+        self.gemm_kernel = kernel;
+        self
     }
 
     /// The context the kernels run on.
@@ -167,11 +254,19 @@ impl GpuNn {
     }
 
     fn submit(&self, pending: &mut Pending) {
+        pending.pass = None;
         if let Some(encoder) = pending.encoder.take() {
             let _span = tracing::debug_span!("nn_submit", ops = pending.slot).entered();
+            // Queue writes land before the next submission's commands.
+            self.ctx.write_buffer(&self.ring, 0, &pending.params);
             self.ctx.submit(encoder.finish());
         }
+        pending.params.clear();
         pending.slot = 0;
+        // Entries naming a dropped tensor would keep its memory alive.
+        pending
+            .bind_groups
+            .retain(|_, e| e.tensors.iter().all(|t| t.strong_count() > 0));
     }
 
     fn check_binding(&self, len: usize) -> Result<()> {
@@ -188,18 +283,29 @@ impl GpuNn {
     }
 
     /// Records one dispatch of `entry` over `groups` workgroups (laid out 2D when
-    /// over the per-dimension limit) with `params` and tensors bound to t0..t4.
+    /// over the per-dimension limit) with `params` and tensors bound to t0..t4, into
+    /// the open compute pass (a pass of its own when it is timed).
     fn record(
         &self,
         entry: &str,
         params: Params,
-        tensors: &[&wgpu::Buffer],
-        groups: (u32, u32),
+        tensors: &[&GpuTensor],
+        (x, y): (u32, u32),
+    ) -> Result<()> {
+        self.record_grid(entry, params, tensors, [x, y, 1])
+    }
+
+    /// [`Self::record`] over a 3D grid (the z axis: split-K slices).
+    fn record_grid(
+        &self,
+        entry: &str,
+        params: Params,
+        tensors: &[&GpuTensor],
+        [mut x, mut y, z]: [u32; 3],
     ) -> Result<()> {
         self.ctx.check()?;
         let pipelines = pipelines::pipelines(&self.ctx)?;
-        let (mut x, mut y) = groups;
-        if x == 0 || y == 0 {
+        if x == 0 || y == 0 || z == 0 {
             return Ok(());
         }
         let max = self.ctx.limits().max_compute_workgroups_per_dimension;
@@ -207,10 +313,10 @@ impl GpuNn {
             y = x.div_ceil(max);
             x = max;
         }
-        if x > max || y > max {
+        if x > max || y > max || z > max {
             return Err(TesseraError::DeviceLimit {
                 what: "workgroups per dispatch dimension",
-                needed: x.max(y).into(),
+                needed: x.max(y).max(z).into(),
                 limit: max.into(),
             });
         }
@@ -220,56 +326,82 @@ impl GpuNn {
         }
         let offset = pending.slot * self.slot_stride;
         pending.slot += 1;
-        self.ctx
-            .write_buffer(&self.ring, offset, bytemuck::bytes_of(&params));
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &self.ring,
-                offset: 0,
-                size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
-            }),
-        }];
-        for b in 0..pipelines::TENSOR_BINDINGS as usize {
-            let buffer = tensors.get(b).copied().unwrap_or(&self.placeholder);
-            entries.push(wgpu::BindGroupEntry {
-                binding: b as u32 + 1,
-                resource: buffer.as_entire_binding(),
-            });
-        }
-        let bind_group = self.ctx.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &pipelines.layout,
-            entries: &entries,
-        });
+        pending.params.resize(offset as usize, 0);
+        pending
+            .params
+            .extend_from_slice(bytemuck::bytes_of(&params));
+        let bound: [&GpuTensor; pipelines::TENSOR_BINDINGS as usize] =
+            std::array::from_fn(|b| tensors.get(b).copied().unwrap_or(&self.placeholder));
+        let key = bound.map(GpuTensor::key);
+        let Pending {
+            pass,
+            encoder,
+            timer,
+            bind_groups,
+            ..
+        } = &mut *pending;
+        let bind_group = &bind_groups
+            .entry(key)
+            .or_insert_with(|| {
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &self.ring,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
+                    }),
+                }];
+                entries.extend(bound.iter().enumerate().map(|(b, t)| wgpu::BindGroupEntry {
+                    binding: b as u32 + 1,
+                    resource: t.buffer.as_entire_binding(),
+                }));
+                CachedBindGroup {
+                    tensors: bound.iter().map(|t| Arc::downgrade(&t.identity)).collect(),
+                    group: self.ctx.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some("tessera nn"),
+                        layout: &pipelines.layout,
+                        entries: &entries,
+                    }),
+                }
+            })
+            .group;
         let _span = tracing::trace_span!("nn_dispatch", kernel = entry, x, y).entered();
-        let Pending { encoder, timer, .. } = &mut *pending;
-        let encoder = encoder.get_or_insert_with(|| {
-            self.ctx
-                .device()
-                .create_command_encoder(&Default::default())
-        });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(entry),
-            timestamp_writes: timer.as_ref().and_then(KernelTimer::next_writes),
-        });
-        self.ctx.count_pass();
+        let timed = timer.as_ref().and_then(KernelTimer::next_writes);
+        if timed.is_some() {
+            *pass = None;
+        }
+        if pass.is_none() {
+            let encoder = encoder.get_or_insert_with(|| {
+                self.ctx
+                    .device()
+                    .create_command_encoder(&Default::default())
+            });
+            let label = if timed.is_some() { entry } else { "tessera nn" };
+            *pass = Some(
+                encoder
+                    .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(label),
+                        timestamp_writes: timed.clone(),
+                    })
+                    .forget_lifetime(),
+            );
+            self.ctx.count_pass();
+        }
+        let open = pass.as_mut().expect("a pass was opened");
         self.ctx.count_dispatch();
-        pass.set_pipeline(pipelines.get(entry));
-        pass.set_bind_group(0, &bind_group, &[offset as u32]);
-        pass.dispatch_workgroups(x, y, 1);
+        open.set_pipeline(pipelines.get(entry));
+        open.set_bind_group(0, bind_group, &[offset as u32]);
+        open.dispatch_workgroups(x, y, z);
+        if timed.is_some() {
+            // A timed dispatch's timestamps bracket its pass alone.
+            *pass = None;
+        }
         Ok(())
     }
 
     /// Records `C = alpha op(A) op(B) + beta C` on buffers at least as long as the
     /// shapes need (checked by the caller).
-    fn record_gemm(
-        &self,
-        g: Gemm,
-        a: &wgpu::Buffer,
-        b: &wgpu::Buffer,
-        c: &wgpu::Buffer,
-    ) -> Result<()> {
+    fn record_gemm(&self, g: Gemm, a: &GpuTensor, b: &GpuTensor, c: &GpuTensor) -> Result<()> {
         let params = Params {
             m: g.m as u32,
             n: g.n as u32,
@@ -280,22 +412,61 @@ impl GpuNn {
             beta: g.beta,
             ..Params::default()
         };
-        let tensors = [a, b, c];
-        if g.m == 1 {
-            self.record("gemv", params, &tensors, ((g.n as u32).div_ceil(EW), 1))
-        } else {
-            // 16-byte global loads need every stored row (of A, B and C) to be a
-            // whole number of vec4s.
-            let row_a = if g.trans_a { g.m } else { g.k };
-            let row_b = if g.trans_b { g.k } else { g.n };
-            let vec4 = [row_a, row_b, g.n].iter().all(|d| d.is_multiple_of(4));
-            self.record(
-                if vec4 { "gemm_vec4" } else { "gemm" },
-                params,
-                &tensors,
-                ((g.n as u32).div_ceil(64), (g.m as u32).div_ceil(64)),
-            )
+        let (m, n, k) = (g.m, g.n, g.k);
+        let tiles = |t: usize| m.div_ceil(t) * n.div_ceil(t);
+        let splits = match self.gemm_kernel {
+            GemmKernel::Auto if m == 1 => {
+                return self.record("gemv", params, &[a, b, c], ((n as u32).div_ceil(EW), 1));
+            }
+            GemmKernel::Auto if m >= 128 && n >= 128 && tiles(128) >= GEMM_TARGET_WORKGROUPS => {
+                return self.record_gemm_128(params, [a, b, c]);
+            }
+            GemmKernel::Tile128 => return self.record_gemm_128(params, [a, b, c]),
+            GemmKernel::Auto if k >= 256 => GEMM_TARGET_WORKGROUPS
+                .div_ceil(tiles(64))
+                .min(k / 128)
+                .min(16),
+            GemmKernel::SplitK(s) => (s as usize).clamp(1, 64),
+            _ => 1,
+        };
+        // Chunks of whole 16-deep steps, so no step straddles two splits.
+        let k_chunk = k.div_ceil(splits.max(1)).next_multiple_of(16).max(16);
+        let splits = k.div_ceil(k_chunk).max(1);
+        // 16-byte global loads need every stored row (of A, B and C) to be a whole
+        // number of vec4s.
+        let row_a = if g.trans_a { m } else { k };
+        let row_b = if g.trans_b { k } else { n };
+        let vec4 = [row_a, row_b, n].iter().all(|d| d.is_multiple_of(4));
+        let entry = if vec4 { "gemm_vec4" } else { "gemm" };
+        let grid = [(n as u32).div_ceil(64), (m as u32).div_ceil(64)];
+        let partials = splits * m * n;
+        if splits == 1 || self.check_binding(partials).is_err() {
+            return self.record(entry, params, &[a, b, c], (grid[0], grid[1]));
         }
+        let mut scratch = self.split_scratch.lock().unwrap_or_else(|p| p.into_inner());
+        if scratch.as_ref().is_none_or(|t| t.len < partials) {
+            *scratch = Some(self.zeros(partials)?);
+        }
+        let t3 = scratch.as_ref().expect("scratch allocated");
+        let params = Params {
+            splits: splits as u32,
+            k_chunk: k_chunk as u32,
+            ..params
+        };
+        let _span = tracing::trace_span!("split_k_gemm", m, n, k, splits).entered();
+        self.record_grid(
+            entry,
+            params,
+            &[a, b, c, t3],
+            [grid[0], grid[1], splits as u32],
+        )?;
+        self.elementwise("gemm_reduce", params, &[a, b, c, t3], m * n)
+    }
+
+    /// Records the 128x128-tile GEMM of `params` on `[a, b, c]`.
+    fn record_gemm_128(&self, params: Params, tensors: [&GpuTensor; 3]) -> Result<()> {
+        let grid = ((params.n).div_ceil(128), (params.m).div_ceil(128));
+        self.record("gemm_128", params, &tensors, grid)
     }
 
     /// The candidate pool's scratch tensors for `len` (rows x candidates) elements and
@@ -334,7 +505,7 @@ impl GpuNn {
         &self,
         entry: &str,
         params: Params,
-        tensors: &[&wgpu::Buffer],
+        tensors: &[&GpuTensor],
         len: usize,
     ) -> Result<()> {
         self.record(entry, params, tensors, ((len as u32).div_ceil(EW), 1))
@@ -355,7 +526,7 @@ impl GpuNn {
             len: w.len as u32,
             ..params
         };
-        let tensors = [&w.buffer, &g.buffer, &s0.buffer, &s1.buffer];
+        let tensors = [w, g, s0, s1];
         self.elementwise(entry, params, &tensors, w.len)
     }
 }
@@ -370,6 +541,7 @@ fn no_gradient(activation: Activation) -> TesseraError {
 
 impl NnKernels for GpuNn {
     type Tensor = GpuTensor;
+    type Metrics = GpuMetrics;
 
     fn tensor(&self, data: &[f32]) -> Result<GpuTensor> {
         self.check_binding(data.len())?;
@@ -388,6 +560,7 @@ impl NnKernels for GpuNn {
         Ok(GpuTensor {
             buffer,
             len: data.len(),
+            identity: Arc::new(()),
         })
     }
 
@@ -401,7 +574,11 @@ impl NnKernels for GpuNn {
                 | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(GpuTensor { buffer, len })
+        Ok(GpuTensor {
+            buffer,
+            len,
+            identity: Arc::new(()),
+        })
     }
 
     fn write(&self, t: &mut GpuTensor, data: &[f32]) -> Result<()> {
@@ -449,7 +626,7 @@ impl NnKernels for GpuNn {
 
     fn gemm(&self, g: Gemm, a: &GpuTensor, b: &GpuTensor, c: &mut GpuTensor) -> Result<()> {
         g.check(a.len, b.len, c.len)?;
-        self.record_gemm(g, &a.buffer, &b.buffer, &c.buffer)
+        self.record_gemm(g, a, b, c)
     }
 
     fn bias_activation(
@@ -471,7 +648,7 @@ impl NnKernels for GpuNn {
             steepness,
             ..Params::default()
         };
-        let tensors = [&z.buffer, &bias.buffer, &y.buffer];
+        let tensors = [&*z, bias, &*y];
         if activation.is_rowwise() {
             self.record("bias_softmax", params, &tensors, (rows as u32, 1))
         } else {
@@ -510,7 +687,7 @@ impl NnKernels for GpuNn {
             derivative: derivative.code(),
             ..Params::default()
         };
-        let tensors = [&z.buffer, &y.buffer, &dy.buffer, &dz.buffer];
+        let tensors = [z, y, dy, &*dz];
         if activation.is_rowwise() {
             self.record(
                 "softmax_backward",
@@ -542,40 +719,68 @@ impl NnKernels for GpuNn {
             scale,
             ..Params::default()
         };
-        self.elementwise(
-            "output_gradient",
-            params,
-            &[&y.buffer, &target.buffer, &grad.buffer],
-            y.len,
-        )
+        self.elementwise("output_gradient", params, &[y, target, &*grad], y.len)
     }
 
-    fn error_metrics(
+    fn metrics(&self) -> Result<GpuMetrics> {
+        Ok(GpuMetrics::default())
+    }
+
+    fn accumulate_error_metrics(
         &self,
         y: &GpuTensor,
         target: &GpuTensor,
         loss: Loss,
         output: Activation,
         bit_fail_limit: f32,
-    ) -> Result<(f64, u64)> {
+        acc: &mut GpuMetrics,
+    ) -> Result<()> {
         check_lens("error_metrics", &[target.len], y.len)?;
         let groups = y.len.div_ceil(EW as usize);
-        let partials = self.zeros(2 * groups)?;
+        if groups == 0 {
+            return Ok(());
+        }
+        while acc
+            .segments
+            .get(acc.cursor)
+            .is_some_and(|(t, used)| t.len / 2 - used < groups)
+        {
+            acc.cursor += 1;
+        }
+        if acc.cursor == acc.segments.len() {
+            let last = acc.segments.last().map_or(0, |(t, _)| t.len / 2);
+            let pairs = groups.max(2 * last).max(METRIC_SEGMENT_PAIRS);
+            acc.segments.push((self.zeros(2 * pairs)?, 0));
+        }
+        let (partials, used) = &mut acc.segments[acc.cursor];
         let params = Params {
             len: y.len as u32,
             diff_scale: loss.diff_scale(output),
             bit_fail_limit,
+            offset: *used as u32,
             ..Params::default()
         };
-        self.elementwise(
-            "error_metrics",
-            params,
-            &[&y.buffer, &target.buffer, &partials.buffer],
-            y.len,
-        )?;
-        let parts = self.read(&partials)?;
-        Ok(parts.chunks_exact(2).fold((0.0, 0), |(sse, fails), p| {
-            (sse + p[0] as f64, fails + p[1] as u64)
+        self.elementwise("error_metrics", params, &[y, target, partials], y.len)?;
+        *used += groups;
+        Ok(())
+    }
+
+    fn take_metrics(&self, acc: &mut GpuMetrics) -> Result<(f64, u64)> {
+        self.flush()?;
+        let parts: Vec<(&wgpu::Buffer, u64)> = acc
+            .segments
+            .iter()
+            .filter(|(_, used)| *used > 0)
+            .map(|(t, used)| (&t.buffer, *used as u64 * 8))
+            .collect();
+        let partials: Vec<f32> = read_buffers(&self.ctx, &parts)?;
+        for (_, used) in &mut acc.segments {
+            *used = 0;
+        }
+        acc.cursor = 0;
+        // Each partial is a workgroup's (sse, bit fails); fails are exact integers.
+        Ok(partials.chunks_exact(2).fold((0.0, 0), |(sse, fails), p| {
+            (sse + f64::from(p[0]), fails + p[1] as u64)
         }))
     }
 
@@ -595,7 +800,7 @@ impl NnKernels for GpuNn {
             beta,
             ..Params::default()
         };
-        self.elementwise("column_sums", params, &[&m.buffer, &out.buffer], cols)
+        self.elementwise("column_sums", params, &[m, &*out], cols)
     }
 
     fn sgd_update(
@@ -613,12 +818,7 @@ impl NnKernels for GpuNn {
             weight_decay: p.weight_decay,
             ..Params::default()
         };
-        self.elementwise(
-            "sgd_update",
-            params,
-            &[&w.buffer, &g.buffer, &v.buffer],
-            w.len,
-        )
+        self.elementwise("sgd_update", params, &[&*w, g, &*v], w.len)
     }
 
     fn rprop_update(
@@ -751,7 +951,7 @@ impl NnKernels for GpuNn {
             alpha: 1.0,
             beta: 0.0,
         };
-        self.record_gemm(sums, &values.buffer, &weights_in.buffer, &s.sums.buffer)?;
+        self.record_gemm(sums, values, weights_in, &s.sums)?;
         let params = Params {
             rows: rows as u32,
             cols: nc as u32,
@@ -763,25 +963,13 @@ impl NnKernels for GpuNn {
         self.elementwise(
             "candidate_activation",
             params,
-            &[
-                &s.sums.buffer,
-                &residuals.buffer,
-                &weights_out.buffer,
-                &s.deriv.buffer,
-                &s.units.buffer,
-            ],
+            &[&s.sums, residuals, weights_out, &s.deriv, &s.units],
             len,
         )?;
         self.record(
             "candidate_reduce",
             params,
-            &[
-                &s.sums.buffer,
-                &residuals.buffer,
-                &weights_out.buffer,
-                &grad_out.buffer,
-                &scores.buffer,
-            ],
+            &[&s.sums, residuals, weights_out, &*grad_out, &*scores],
             (nc as u32, 1),
         )?;
         // grad_in = D^T V: [candidates, inputs]; D is stored [rows, candidates].
@@ -794,6 +982,6 @@ impl NnKernels for GpuNn {
             alpha: 1.0,
             beta: 0.0,
         };
-        self.record_gemm(grads, &s.deriv.buffer, &values.buffer, &grad_in.buffer)
+        self.record_gemm(grads, &s.deriv, values, grad_in)
     }
 }

@@ -30,9 +30,11 @@ pub fn module_source() -> String {
 }
 
 /// Entry points of the neural module.
-pub(crate) const ENTRY_POINTS: [&str; 17] = [
+pub(crate) const ENTRY_POINTS: [&str; 19] = [
     "gemm",
     "gemm_vec4",
+    "gemm_128",
+    "gemm_reduce",
     "gemv",
     "bias_activation",
     "bias_softmax",

@@ -15,5 +15,5 @@ pub use contract::AcquisitionBackend;
 pub use state::AcquisitionState;
 pub use types::{
     Coverage, EnvScalars, Progress, Samples, StepInput, StepSummary, validate_exploration_weight,
-    validate_history_len, validate_observed, validate_posterior,
+    validate_history_len, validate_learning_rate, validate_observed, validate_posterior,
 };

@@ -140,14 +140,20 @@ pub fn validate_observed(config: &AcquisitionConfig, observed: &[f32], lr: f32) 
         config.batch() * config.n_vars * config.feature_dim,
     )?;
     check_magnitude("observed", observed, MAX_MAGNITUDE)?;
-    if !(lr > 0.0 && lr <= 1.0) {
-        return Err(TesseraError::InvalidArgument {
+    validate_learning_rate(lr)
+}
+
+/// Checks the learning rate of `update_mechanism_features`: in (0, 1].
+pub fn validate_learning_rate(lr: f32) -> Result<()> {
+    if lr > 0.0 && lr <= 1.0 {
+        Ok(())
+    } else {
+        Err(TesseraError::InvalidArgument {
             what: "learning_rate",
             value: lr as f64,
             expected: "a value in (0, 1]",
-        });
+        })
     }
-    Ok(())
 }
 
 /// Checks the exploration weight of `acquisition_scores`.

@@ -270,6 +270,24 @@ impl Default for AdamParams {
     }
 }
 
+/// Squared errors and bit fails summed on the host, in f64 (the CPU backends'
+/// [`NnKernels::Metrics`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ErrorSums {
+    /// Sum of squared errors.
+    pub sse: f64,
+    /// Outputs whose error reached the bit-fail limit.
+    pub bit_fails: u64,
+}
+
+impl ErrorSums {
+    /// The sums, leaving zeros behind.
+    pub fn take(&mut self) -> (f64, u64) {
+        let taken = std::mem::take(self);
+        (taken.sse, taken.bit_fails)
+    }
+}
+
 /// The neural kernels every backend implements, on its own resident tensors.
 ///
 /// Every method checks lengths and returns a typed error, writing nothing, when they
@@ -277,6 +295,9 @@ impl Default for AdamParams {
 pub trait NnKernels {
     /// A backend-resident f32 array.
     type Tensor;
+    /// Where [`NnKernels::accumulate_error_metrics`] sums an epoch's errors: on the
+    /// host for CPU backends ([`ErrorSums`]), on the device for a GPU.
+    type Metrics;
 
     /// Uploads `data`.
     fn tensor(&self, data: &[f32]) -> Result<Self::Tensor>;
@@ -356,8 +377,29 @@ pub trait NnKernels {
         scale: f32,
     ) -> Result<()>;
 
-    /// Sum of squared errors and FANN's bit-fail count (`|diff| >= limit`), with
-    /// `diff` as `loss` defines it for activation `output`; read back to the host.
+    /// A zeroed accumulator of squared errors and bit fails.
+    fn metrics(&self) -> Result<Self::Metrics>;
+
+    /// Adds the sum of squared errors and FANN's bit-fail count (`|diff| >= limit`) of
+    /// `y` against `target` into `acc`, with `diff` as `loss` defines it for activation
+    /// `output`. Nothing is read back: a GPU keeps the sums on the device, so an epoch
+    /// of many chunks or mini-batches measures itself without a host sync.
+    #[allow(clippy::too_many_arguments)]
+    fn accumulate_error_metrics(
+        &self,
+        y: &Self::Tensor,
+        target: &Self::Tensor,
+        loss: Loss,
+        output: Activation,
+        bit_fail_limit: f32,
+        acc: &mut Self::Metrics,
+    ) -> Result<()>;
+
+    /// What `acc` has accumulated, read back to the host (a host sync on a GPU), as
+    /// (sum of squared errors, bit fails); `acc` is zeroed.
+    fn take_metrics(&self, acc: &mut Self::Metrics) -> Result<(f64, u64)>;
+
+    /// [`NnKernels::accumulate_error_metrics`] of one pair, read back at once.
     fn error_metrics(
         &self,
         y: &Self::Tensor,
@@ -365,7 +407,11 @@ pub trait NnKernels {
         loss: Loss,
         output: Activation,
         bit_fail_limit: f32,
-    ) -> Result<(f64, u64)>;
+    ) -> Result<(f64, u64)> {
+        let mut acc = self.metrics()?;
+        self.accumulate_error_metrics(y, target, loss, output, bit_fail_limit, &mut acc)?;
+        self.take_metrics(&mut acc)
+    }
 
     /// `out[j] = beta out[j] + sum_i m[i, j]` over `[rows, cols]` (bias gradients).
     fn column_sums(

@@ -11,6 +11,6 @@ mod contract;
 
 pub use activation::{Activation, softmax_row};
 pub use contract::{
-    AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams,
-    SgdParams, check_lens, fann_derivative,
+    AdamParams, Derivative, ErrorSums, Gemm, Loss, NnKernels, QuickpropParams, RpropParams,
+    SarpropParams, SgdParams, check_lens, fann_derivative,
 };

@@ -6,8 +6,8 @@ use crate::nn::cascade::{
     CandidateEpoch, CandidateUnit, candidate_derivative, clamp_candidate_sum,
 };
 use crate::nn::{
-    Activation, AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams,
-    SarpropParams, SgdParams, check_lens, fann_derivative, softmax_row,
+    Activation, AdamParams, Derivative, ErrorSums, Gemm, Loss, NnKernels, QuickpropParams,
+    RpropParams, SarpropParams, SgdParams, check_lens, fann_derivative, softmax_row,
 };
 
 /// The f64 reference backend: tensors are `Vec<f64>`.
@@ -35,6 +35,7 @@ fn no_gradient(activation: Activation) -> TesseraError {
 
 impl NnKernels for ReferenceNn {
     type Tensor = Vec<f64>;
+    type Metrics = ErrorSums;
 
     fn tensor(&self, data: &[f32]) -> Result<Vec<f64>> {
         Ok(data.iter().map(|&v| v as f64).collect())
@@ -194,24 +195,31 @@ impl NnKernels for ReferenceNn {
         Ok(())
     }
 
-    fn error_metrics(
+    fn metrics(&self) -> Result<ErrorSums> {
+        Ok(ErrorSums::default())
+    }
+
+    fn accumulate_error_metrics(
         &self,
         y: &Vec<f64>,
         target: &Vec<f64>,
         loss: Loss,
         output: Activation,
         bit_fail_limit: f32,
-    ) -> Result<(f64, u64)> {
+        acc: &mut ErrorSums,
+    ) -> Result<()> {
         check_lens("error_metrics", &[target.len()], y.len())?;
         let h = loss.diff_scale(output) as f64;
-        let mut sse = 0.0;
-        let mut fails = 0;
         for (yv, tv) in y.iter().zip(target) {
             let diff = (tv - yv) * h;
-            sse += diff * diff;
-            fails += u64::from(diff.abs() >= bit_fail_limit as f64);
+            acc.sse += diff * diff;
+            acc.bit_fails += u64::from(diff.abs() >= bit_fail_limit as f64);
         }
-        Ok((sse, fails))
+        Ok(())
+    }
+
+    fn take_metrics(&self, acc: &mut ErrorSums) -> Result<(f64, u64)> {
+        Ok(acc.take())
     }
 
     fn column_sums(

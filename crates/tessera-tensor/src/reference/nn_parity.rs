@@ -282,6 +282,20 @@ pub fn losses<K: NnKernels>(k: &K) {
                 kfail.abs_diff(rfail) <= 1,
                 "{loss:?} bit fails {kfail} vs {rfail}"
             );
+            // Accumulated twice without a read, then read once: twice the sums, and
+            // the accumulator is left at zero.
+            let mut acc = k.metrics().unwrap();
+            for _ in 0..2 {
+                k.accumulate_error_metrics(&ky, &kt, loss, output, 0.35, &mut acc)
+                    .unwrap();
+            }
+            let (sse2, fail2) = k.take_metrics(&mut acc).unwrap();
+            assert!(
+                (sse2 - 2.0 * ksse).abs() <= NN_REL_TOL * ksse + 1e-6,
+                "{loss:?} accumulated sse {sse2} vs 2 x {ksse}"
+            );
+            assert_eq!(fail2, 2 * kfail, "{loss:?} accumulated bit fails");
+            assert_eq!(k.take_metrics(&mut acc).unwrap(), (0.0, 0));
         }
     }
 }
