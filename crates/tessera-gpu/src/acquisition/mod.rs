@@ -81,19 +81,22 @@ fn flag_words(n_vars: usize) -> usize {
     n_vars.div_ceil(32)
 }
 
+/// The flag words of `[envs, n_vars]` intervention flags, in order: variable `j` of an
+/// environment in bit `j % 32` of its word `j / 32`.
+fn flag_bits(intervened: &[bool], n_vars: usize) -> impl Iterator<Item = u32> + '_ {
+    intervened.chunks(n_vars.max(1)).flat_map(|env| {
+        env.chunks(32).map(|bits| {
+            bits.iter()
+                .enumerate()
+                .fold(0u32, |word, (i, &b)| word | (u32::from(b) << i))
+        })
+    })
+}
+
 /// `[B, n_vars]` intervention flags as the bit words [`GpuAcquisition::step_on_device`]
 /// reads: `[B, ceil(n_vars / 32)]`, variable `j` in bit `j % 32` of word `j / 32`.
 pub fn pack_intervention_flags(intervened: &[bool], n_vars: usize) -> Vec<u32> {
-    let mut words =
-        Vec::with_capacity(intervened.len().div_ceil(n_vars.max(1)) * flag_words(n_vars));
-    for env in intervened.chunks(n_vars.max(1)) {
-        words.extend(env.chunks(32).map(|bits| {
-            bits.iter()
-                .enumerate()
-                .fold(0u32, |w, (i, &b)| w | (u32::from(b) << i))
-        }));
-    }
-    words
+    flag_bits(intervened, n_vars).collect()
 }
 
 /// A step's inputs already on the device that holds the state, each a buffer of the
@@ -438,19 +441,11 @@ impl GpuAcquisition {
         let (offset, words) = self.plane(Plane::Flags);
         for shard in &self.shards {
             let flags = &intervened[shard.first_env * n..(shard.first_env + shard.envs) * n];
-            let packed = flags.chunks(n).flat_map(|env| {
-                (0..words).map(move |k| {
-                    env[32 * k..n.min(32 * (k + 1))]
-                        .iter()
-                        .enumerate()
-                        .fold(0u32, |word, (i, &b)| word | (u32::from(b) << i))
-                })
-            });
             self.ctx.write_buffer_with(
                 &shard.buffers[binding::INPUTS],
                 offset as u64 * 4,
                 shard.envs * words,
-                packed,
+                flag_bits(flags, n),
             );
         }
     }
