@@ -313,7 +313,7 @@ impl SimFixture {
         };
         let mut run = ClosedLoop::on(&device, &self.scm, &LoopConfig::default()).map_err(e)?;
         run.step().map_err(e)?;
-        if run.best_values().iter().any(|v| !v.is_finite()) {
+        if run.best_values().map_err(e)?.iter().any(|v| !v.is_finite()) {
             return Err("non-finite best values after a loop step".into());
         }
         let bytes = self.w.config().model_bytes()
@@ -350,6 +350,6 @@ impl Runner for LoopRunner {
         self.run.step()
     }
     fn sync(&mut self) -> tessera_tensor::Result<()> {
-        Ok(())
+        self.run.sync()
     }
 }

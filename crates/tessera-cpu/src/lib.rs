@@ -29,7 +29,7 @@ pub use acquisition::CpuAcquisition;
 pub use icl::CpuIcl;
 pub use nn::CpuNn;
 pub use search::{CpuIndex, SimdLevel};
-pub use sim::{CpuPosterior, CpuSim};
+pub use sim::{CpuClosedLoop, CpuPosterior, CpuSim};
 pub use voi::CpuVoi;
 
 /// The README's example, compiled and run by `cargo test`.

@@ -29,6 +29,8 @@ pub(crate) struct Inner {
     pub sim: OnceLock<Result<KernelSet>>,
     pub posterior: OnceLock<Result<KernelSet>>,
     pub posterior_f64: OnceLock<Result<KernelSet>>,
+    pub loop_prepare: OnceLock<Result<KernelSet>>,
+    pub loop_outcome: OnceLock<Result<KernelSet>>,
     pub voi: OnceLock<Result<KernelSet>>,
     pub search: OnceLock<Result<KernelSet>>,
     pub icl: OnceLock<Result<KernelSet>>,
@@ -192,6 +194,8 @@ impl GpuContext {
                 sim: OnceLock::new(),
                 posterior: OnceLock::new(),
                 posterior_f64: OnceLock::new(),
+                loop_prepare: OnceLock::new(),
+                loop_outcome: OnceLock::new(),
                 voi: OnceLock::new(),
                 search: OnceLock::new(),
                 icl: OnceLock::new(),
@@ -312,6 +316,28 @@ impl GpuContext {
     ) -> wgpu::BindGroup {
         Counters::add(&self.inner.counters.bind_groups, 1);
         self.inner.device.create_bind_group(desc)
+    }
+
+    /// A bind group of whole buffers, bound in order from binding 0 (counted).
+    pub(crate) fn bind_buffers(
+        &self,
+        label: &str,
+        layout: &wgpu::BindGroupLayout,
+        buffers: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<_> = buffers
+            .iter()
+            .enumerate()
+            .map(|(binding, b)| wgpu::BindGroupEntry {
+                binding: binding as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        self.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout,
+            entries: &entries,
+        })
     }
 
     /// Counts a compute pass begun.

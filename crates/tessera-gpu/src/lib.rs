@@ -21,6 +21,6 @@ pub use icl::GpuIcl;
 pub use nn::{GemmKernel, GpuMetrics, GpuNn, GpuTensor};
 pub use requirements::{DeviceRequirements, REQUIRED};
 pub use search::GpuIndex;
-pub use sim::{GpuPosterior, GpuSim};
+pub use sim::{GpuClosedLoop, GpuPosterior, GpuSim};
 pub use voi::GpuVoi;
 pub use wgpu;

@@ -239,3 +239,39 @@ fn a_draw_and_a_posterior_are_one_submission_and_one_readback_each() {
         "score and reduce in one pass, then the summary's readback: {c:?}"
     );
 }
+
+/// The closed loop's step (issue 10): one submission, nothing uploaded or read back,
+/// no host sync and no bind group after set-up; the caller's values are its only
+/// upload.
+#[test]
+fn a_closed_loop_step_is_one_submission_with_nothing_uploaded_or_read_back() {
+    use tessera_gpu::GpuClosedLoop;
+    use tessera_tensor::sim::closed_loop::{ClosedLoopBackend, LoopConfig};
+    let Some(ctx) = fresh_context() else { return };
+    let scm = ScmBatch::generate(&ScmConfig::new(96, 40, 5)).unwrap();
+    let mut run = GpuClosedLoop::new(&ctx, &scm, &LoopConfig::default()).unwrap();
+    run.step().unwrap();
+    let c = delta(&ctx, || run.step().unwrap());
+    assert_eq!(
+        (
+            c.submissions,
+            c.passes,
+            c.dispatches,
+            c.bind_groups,
+            c.bytes_uploaded,
+            c.bytes_read_back,
+            c.host_syncs
+        ),
+        (1, 6, 8, 0, 0, 0, 0),
+        "{c:?}"
+    );
+    let c = delta(&ctx, || run.step_with_values(&[0.5; 96]).unwrap());
+    assert_eq!(
+        (c.submissions, c.bytes_uploaded, c.bytes_read_back),
+        (1, 96 * 4, 0),
+        "{c:?}"
+    );
+    assert_eq!(run.steps(), 3);
+    let read = delta(&ctx, || drop(run.posterior().unwrap()));
+    assert!(read.bytes_read_back > 0, "reads are on request: {read:?}");
+}

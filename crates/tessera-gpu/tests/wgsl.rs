@@ -55,6 +55,14 @@ fn sim_modules_validate() {
         "posterior module",
         &join(tessera_gpu::sim::WGSL_POSTERIOR_SOURCES),
     );
+    validate(
+        "loop prepare module",
+        &join(tessera_gpu::sim::WGSL_LOOP_PREPARE_SOURCES),
+    );
+    validate(
+        "loop outcome module",
+        &join(tessera_gpu::sim::WGSL_LOOP_OUTCOME_SOURCES),
+    );
     // The f64 variant (devices with SHADER_F64) validates with naga's FLOAT64.
     translate(
         "posterior f64",
@@ -92,6 +100,8 @@ fn every_shader_on_disk_is_built_into_a_module() {
     sim.extend(&tessera_gpu::sim::WGSL_TEST_SOURCES[1..]);
     sim.extend(tessera_gpu::sim::WGSL_POSTERIOR_SOURCES);
     sim.extend(&tessera_gpu::sim::WGSL_POSTERIOR_F64_SOURCES[..1]);
+    sim.extend(&tessera_gpu::sim::WGSL_LOOP_PREPARE_SOURCES[1..]);
+    sim.extend(&tessera_gpu::sim::WGSL_LOOP_OUTCOME_SOURCES[1..]);
     on_disk_matches("sim", &sim);
     on_disk_matches("voi", tessera_gpu::voi::WGSL_SOURCES);
     on_disk_matches("search", tessera_gpu::search::WGSL_SOURCES);
@@ -129,6 +139,14 @@ fn every_module_translates_to_msl_hlsl_and_spirv() {
         ("sim", tessera_gpu::sim::wgsl_module_source()),
         ("philox test", join(tessera_gpu::sim::WGSL_TEST_SOURCES)),
         ("posterior", join(tessera_gpu::sim::WGSL_POSTERIOR_SOURCES)),
+        (
+            "loop prepare",
+            join(tessera_gpu::sim::WGSL_LOOP_PREPARE_SOURCES),
+        ),
+        (
+            "loop outcome",
+            join(tessera_gpu::sim::WGSL_LOOP_OUTCOME_SOURCES),
+        ),
         ("voi", tessera_gpu::voi::wgsl_module_source()),
         ("search", tessera_gpu::search::wgsl_module_source()),
         ("icl", tessera_gpu::icl::wgsl_module_source()),

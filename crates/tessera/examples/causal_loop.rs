@@ -24,12 +24,12 @@ fn arg(i: usize, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn summary(run: &ClosedLoop) -> (f64, f64) {
-    let matches = run.map_matches_truth();
+fn summary(run: &mut ClosedLoop) -> tessera::Result<(f64, f64)> {
+    let matches = run.map_matches_truth()?;
     let found = matches.iter().filter(|&&m| m).count() as f64 / matches.len() as f64;
-    let best = run.best_values();
+    let best = run.best_values()?;
     let mean_best = best.iter().map(|&v| f64::from(v)).sum::<f64>() / best.len() as f64;
-    (found, mean_best)
+    Ok((found, mean_best))
 }
 
 fn main() -> tessera::Result<()> {
@@ -59,16 +59,17 @@ fn main() -> tessera::Result<()> {
         for (_, run, seconds) in runs.iter_mut() {
             let start = Instant::now();
             run.step()?;
+            run.sync()?;
             *seconds += start.elapsed().as_secs_f64();
         }
         if step % 10 == 0 || step == steps {
-            let cells: Vec<String> = runs
-                .iter()
+            let cells = runs
+                .iter_mut()
                 .map(|(_, run, _)| {
-                    let (found, best) = summary(run);
-                    format!("{:>9.1}%, {:>9.3}", 100.0 * found, best)
+                    let (found, best) = summary(run)?;
+                    Ok(format!("{:>9.1}%, {:>9.3}", 100.0 * found, best))
                 })
-                .collect();
+                .collect::<tessera::Result<Vec<String>>>()?;
             println!("{step:>5}  {:>22}  {:>22}", cells[0], cells[1]);
         }
     }

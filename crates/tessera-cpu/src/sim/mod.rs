@@ -1,8 +1,10 @@
 //! The CPU simulator: samples from a batch of SCMs, environments in parallel, and the
 //! exact parent-set posterior of each environment's target.
 
+mod closed_loop;
 mod posterior;
 
+pub use closed_loop::CpuClosedLoop;
 pub use posterior::CpuPosterior;
 
 use rayon::prelude::*;

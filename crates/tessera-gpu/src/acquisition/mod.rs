@@ -473,8 +473,7 @@ impl GpuAcquisition {
     }
 
     /// Dispatches `kernel` with `workgroups` groups on each listed `(shard,
-    /// workgroups)`, in one submission after `before`'s commands, uploading the params
-    /// first if they changed.
+    /// workgroups)`, in one submission after `before`'s commands.
     fn dispatch(
         &mut self,
         kernel: Kernel,
@@ -482,6 +481,27 @@ impl GpuAcquisition {
         before: impl FnOnce(&mut wgpu::CommandEncoder),
     ) -> Result<()> {
         self.ctx.check()?;
+        let mut encoder =
+            self.ctx
+                .device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some(kernel.entry_point()),
+                });
+        before(&mut encoder);
+        self.record(&mut encoder, kernel, work)?;
+        self.ctx.submit(encoder.finish());
+        Ok(())
+    }
+
+    /// Records `kernel`'s pass into `encoder` (with `workgroups` groups on each listed
+    /// `(shard, workgroups)`), uploading the params first if they changed: the upload
+    /// lands before the submission that carries the pass.
+    fn record(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        kernel: Kernel,
+        work: &[(usize, usize)],
+    ) -> Result<()> {
         let _span = tracing::debug_span!(
             "dispatch",
             kernel = kernel.entry_point(),
@@ -495,27 +515,69 @@ impl GpuAcquisition {
                 .write_buffer(&self.params_buffer, 0, bytemuck::bytes_of(&self.params));
             self.uploaded_params = self.params;
         }
-        let mut encoder =
-            self.ctx
-                .device()
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some(kernel.entry_point()),
-                });
-        before(&mut encoder);
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(kernel.entry_point()),
-                timestamp_writes: self.timer.as_ref().and_then(KernelTimer::next_writes),
-            });
-            self.ctx.count_pass();
-            pass.set_pipeline(pipelines.get(kernel.entry_point()));
-            for &(shard, workgroups) in work {
-                pass.set_bind_group(0, &self.shards[shard].bind_group, &[]);
-                self.ctx.count_dispatch();
-                pass.dispatch_workgroups(workgroups as u32, 1, 1);
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(kernel.entry_point()),
+            timestamp_writes: self.timer.as_ref().and_then(KernelTimer::next_writes),
+        });
+        self.ctx.count_pass();
+        pass.set_pipeline(pipelines.get(kernel.entry_point()));
+        for &(shard, workgroups) in work {
+            pass.set_bind_group(0, &self.shards[shard].bind_group, &[]);
+            self.ctx.count_dispatch();
+            pass.dispatch_workgroups(workgroups as u32, 1, 1);
+        }
+        Ok(())
+    }
+
+    /// Records `kernel` over every shard after copying each `(plane, buffer)` of the
+    /// whole batch into the shards' input planes, all on the device.
+    fn record_from_device(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        kernel: Kernel,
+        planes: &[(Plane, &wgpu::Buffer)],
+    ) -> Result<()> {
+        for &(plane, buffer) in planes {
+            let (offset, per_env) = self.plane(plane);
+            for s in &self.shards {
+                let bytes = (s.envs * per_env * 4) as u64;
+                if bytes > 0 {
+                    encoder.copy_buffer_to_buffer(
+                        buffer,
+                        (s.first_env * per_env * 4) as u64,
+                        &s.buffers[binding::INPUTS],
+                        offset as u64 * 4,
+                        bytes,
+                    );
+                }
             }
         }
-        self.ctx.submit(encoder.finish());
+        let work: Vec<(usize, usize)> = self.shards.iter().map(|s| s.envs).enumerate().collect();
+        self.record(encoder, kernel, &work)
+    }
+
+    /// Checks that `buffer` holds `plane` for the whole batch and can be copied from.
+    fn check_device_input(
+        &self,
+        plane: Plane,
+        buffer: &wgpu::Buffer,
+        what: &'static str,
+    ) -> Result<()> {
+        let needed = (self.config.batch() * self.plane(plane).1 * 4) as u64;
+        if buffer.size() < needed {
+            return Err(TesseraError::ShapeMismatch {
+                what,
+                got: buffer.size() as usize,
+                expected: needed as usize,
+            });
+        }
+        if !buffer.usage().contains(wgpu::BufferUsages::COPY_SRC) {
+            return Err(TesseraError::InvalidConfig {
+                field: what,
+                value: format!("a buffer with usage {:?}", buffer.usage()),
+                expected: "a buffer with COPY_SRC usage".into(),
+            });
+        }
         Ok(())
     }
 
@@ -541,7 +603,24 @@ impl GpuAcquisition {
     /// unchanged, on a buffer too small for the batch or without `COPY_SRC`, or on a
     /// rate or weight the host step would refuse.
     pub fn step_on_device(&mut self, inputs: &DeviceStepInputs<'_>) -> Result<()> {
-        let b = self.config.batch();
+        self.ctx.check()?;
+        let mut encoder =
+            self.ctx
+                .device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("tessera acquisition step on device"),
+                });
+        self.record_step_on_device(&mut encoder, inputs)?;
+        self.ctx.submit(encoder.finish());
+        Ok(())
+    }
+
+    /// [`Self::step_on_device`] recorded into `encoder` (a caller's submission).
+    pub(crate) fn record_step_on_device(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        inputs: &DeviceStepInputs<'_>,
+    ) -> Result<()> {
         let planes = [
             (Plane::Values, inputs.values, "values"),
             (Plane::Flags, inputs.intervened, "intervened"),
@@ -549,51 +628,46 @@ impl GpuAcquisition {
             (Plane::Observed, inputs.observed, "observed"),
         ];
         for (plane, buffer, what) in planes {
-            let needed = (b * self.plane(plane).1 * 4) as u64;
-            if buffer.size() < needed {
-                return Err(TesseraError::ShapeMismatch {
-                    what,
-                    got: buffer.size() as usize,
-                    expected: needed as usize,
-                });
-            }
-            if !buffer.usage().contains(wgpu::BufferUsages::COPY_SRC) {
-                return Err(TesseraError::InvalidConfig {
-                    field: what,
-                    value: format!("a buffer with usage {:?}", buffer.usage()),
-                    expected: "a buffer with COPY_SRC usage".into(),
-                });
-            }
+            self.check_device_input(plane, buffer, what)?;
         }
         validate_learning_rate(inputs.learning_rate)?;
         validate_exploration_weight(inputs.exploration_weight)?;
         self.params.learning_rate = inputs.learning_rate;
         self.params.exploration_weight = inputs.exploration_weight;
-        let copies: Vec<_> = planes
+        let _span = tracing::debug_span!(
+            "gpu_acquisition_step_on_device",
+            batch = self.config.batch()
+        )
+        .entered();
+        let planes: Vec<_> = planes.iter().map(|&(p, b, _)| (p, b)).collect();
+        self.record_from_device(encoder, Kernel::PipelineStep, &planes)
+    }
+
+    /// `set_posterior` from device buffers, recorded into `encoder`: `[B, n_vars]`
+    /// marginal probabilities and `[B]` entropies in bits, as the host path takes them
+    /// (not checked: the caller's kernel must keep them in range).
+    pub(crate) fn record_set_posterior_on_device(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        marginals: &wgpu::Buffer,
+        entropy_bits: &wgpu::Buffer,
+    ) -> Result<()> {
+        self.check_device_input(Plane::Values, marginals, "marginal_probs")?;
+        self.check_device_input(Plane::Targets, entropy_bits, "uncertainty_bits")?;
+        self.record_from_device(
+            encoder,
+            Kernel::SetPosterior,
+            &[(Plane::Values, marginals), (Plane::Targets, entropy_bits)],
+        )
+    }
+
+    /// Each shard's first environment, environment count and `[envs]` step summaries
+    /// (the last selection in `StepSummary::selected`), for kernels that read the
+    /// choice on the device.
+    pub(crate) fn shard_summaries(&self) -> impl Iterator<Item = (usize, usize, &wgpu::Buffer)> {
+        self.shards
             .iter()
-            .flat_map(|&(plane, buffer, _)| {
-                let (offset, per_env) = self.plane(plane);
-                self.shards.iter().map(move |s| {
-                    let src = (s.first_env * per_env * 4) as u64;
-                    let bytes = (s.envs * per_env * 4) as u64;
-                    (
-                        buffer,
-                        src,
-                        s.buffers[binding::INPUTS].clone(),
-                        offset as u64 * 4,
-                        bytes,
-                    )
-                })
-            })
-            .collect();
-        let _span = tracing::debug_span!("gpu_acquisition_step_on_device", batch = b).entered();
-        self.run_after(Kernel::PipelineStep, |encoder| {
-            for (src, src_offset, dst, dst_offset, bytes) in copies {
-                if bytes > 0 {
-                    encoder.copy_buffer_to_buffer(src, src_offset, &dst, dst_offset, bytes);
-                }
-            }
-        })
+            .map(|s| (s.first_env, s.envs, &s.buffers[binding::SUMMARIES]))
     }
 
     /// Environments per history chunk for `t` rows, growing the shards' history

@@ -1,6 +1,7 @@
 //! The GPU simulator: the models resident on the device, one invocation per
 //! (environment, row), one submission and one readback per sampling call.
 
+mod closed_loop;
 mod pipelines;
 mod posterior;
 
@@ -12,6 +13,10 @@ use crate::GpuContext;
 use crate::kernels::{KernelSet, KernelSetSpec};
 use crate::readback::read_buffers;
 
+pub use closed_loop::{
+    GpuClosedLoop, OUTCOME_SOURCES as WGSL_LOOP_OUTCOME_SOURCES,
+    PREPARE_SOURCES as WGSL_LOOP_PREPARE_SOURCES,
+};
 pub use pipelines::{
     SOURCES as WGSL_SOURCES, TEST_SOURCES as WGSL_TEST_SOURCES, module_source as wgsl_module_source,
 };
@@ -138,7 +143,9 @@ impl GpuSim {
             interventions: Growable::new(
                 device,
                 "tessera sim interventions",
-                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
             ),
             samples: Growable::new(
                 device,
@@ -182,21 +189,72 @@ impl GpuSim {
                 &self.interventions.buffer,
                 &self.samples.buffer,
             ];
-            let entries: Vec<_> = buffers
-                .iter()
-                .enumerate()
-                .map(|(binding, b)| wgpu::BindGroupEntry {
-                    binding: binding as u32,
-                    resource: b.as_entire_binding(),
-                })
-                .collect();
-            self.bind_group = Some(self.ctx.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("tessera sim"),
-                layout,
-                entries: &entries,
-            }));
+            self.bind_group = Some(self.ctx.bind_buffers("tessera sim", layout, &buffers));
         }
         Ok(self.bind_group.as_ref().expect("just built"))
+    }
+
+    /// The 2D grid of 64-wide workgroups covering `threads` invocations.
+    fn grid(&self, threads: u32) -> Result<(u32, u32)> {
+        let groups = threads.div_ceil(WORKGROUP);
+        let max = self.ctx.limits().max_compute_workgroups_per_dimension;
+        let (x, y) = if groups > max {
+            (max, groups.div_ceil(max))
+        } else {
+            (groups, 1)
+        };
+        if y > max {
+            return Err(TesseraError::DeviceLimit {
+                what: "workgroups per dispatch dimension",
+                needed: y.into(),
+                limit: max.into(),
+            });
+        }
+        Ok((x, y))
+    }
+
+    /// Records one sampling pass over `grid` into `encoder`, with whatever params,
+    /// interventions and samples buffers hold when it runs.
+    pub(crate) fn record_sample(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        (x, y): (u32, u32),
+    ) -> Result<()> {
+        let pipeline = pipelines::pipelines(&self.ctx)?.get("sample").clone();
+        let bind_group = self.bind_group()?.clone();
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("tessera sim sample"),
+            timestamp_writes: None,
+        });
+        self.ctx.count_pass();
+        self.ctx.count_dispatch();
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(x, y, 1);
+        Ok(())
+    }
+
+    /// Sizes the buffers for one row per environment under `[B, n_vars]`
+    /// interventions (the closed loop's draws) and returns the grid of that call; the
+    /// caller writes the params (`SimParams`, 8 words) itself.
+    pub(crate) fn prepare_single_rows(&mut self) -> Result<(u32, u32)> {
+        let (b, d) = (self.scm.batch(), self.scm.n_vars());
+        self.ensure((b * d * 8) as u64, (b * d * 4) as u64)?;
+        let threads = u32::try_from(b).map_err(|_| TesseraError::DeviceLimit {
+            what: "environments of one sampling call",
+            needed: b as u64,
+            limit: u32::MAX.into(),
+        })?;
+        self.grid(threads)
+    }
+
+    /// The params uniform, the `[B, n_vars]` interventions and the samples buffer.
+    pub(crate) fn buffers(&self) -> (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer) {
+        (
+            &self.params,
+            &self.interventions.buffer,
+            &self.samples.buffer,
+        )
     }
 }
 
@@ -222,20 +280,7 @@ impl SimBackend for GpuSim {
         let sample_bytes = (b * rows * d * 4) as u64;
         let ivs: &[u8] = bytemuck::cast_slice(interventions.as_slice());
         self.ensure(ivs.len() as u64, sample_bytes)?;
-        let groups = threads.div_ceil(WORKGROUP);
-        let max = self.ctx.limits().max_compute_workgroups_per_dimension;
-        let (x, y) = if groups > max {
-            (max, groups.div_ceil(max))
-        } else {
-            (groups, 1)
-        };
-        if y > max {
-            return Err(TesseraError::DeviceLimit {
-                what: "workgroups per dispatch dimension",
-                needed: y.into(),
-                limit: max.into(),
-            });
-        }
+        let (x, y) = self.grid(threads)?;
         let key = self.scm.noise_key();
         let params = Params {
             batch: b as u32,
@@ -253,23 +298,11 @@ impl SimBackend for GpuSim {
         if !ivs.is_empty() {
             self.ctx.write_buffer(&self.interventions.buffer, 0, ivs);
         }
-        let pipeline = pipelines::pipelines(&self.ctx)?.get("sample").clone();
-        let bind_group = self.bind_group()?.clone();
         let mut encoder = self
             .ctx
             .device()
             .create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("tessera sim sample"),
-                timestamp_writes: None,
-            });
-            self.ctx.count_pass();
-            self.ctx.count_dispatch();
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(x, y, 1);
-        }
+        self.record_sample(&mut encoder, (x, y))?;
         self.ctx.submit(encoder.finish());
         let out: Vec<f32> = read_buffers(&self.ctx, &[(&self.samples.buffer, sample_bytes)])?;
         check_samples(&out)?;

@@ -264,19 +264,11 @@ impl GpuPosterior {
                 &self.scores,
                 &self.summary,
             ];
-            let entries: Vec<_> = buffers
-                .iter()
-                .enumerate()
-                .map(|(binding, b)| wgpu::BindGroupEntry {
-                    binding: binding as u32,
-                    resource: b.as_entire_binding(),
-                })
-                .collect();
-            self.bind_group = Some(self.ctx.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("tessera posterior"),
-                layout: &pipelines(&self.ctx, self.f64)?.layout,
-                entries: &entries,
-            }));
+            self.bind_group = Some(self.ctx.bind_buffers(
+                "tessera posterior",
+                &pipelines(&self.ctx, self.f64)?.layout,
+                &buffers,
+            ));
         }
         Ok(self.bind_group.clone().expect("just built"))
     }
@@ -304,26 +296,34 @@ impl GpuPosterior {
         self.ctx.check()?;
         self.ctx
             .write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
-        let bind_group = self.bind_group()?;
-        let set = pipelines(&self.ctx, self.f64)?;
         let mut encoder = self
             .ctx
             .device()
             .create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("tessera posterior"),
-                timestamp_writes: None,
-            });
-            self.ctx.count_pass();
-            pass.set_bind_group(0, &bind_group, &[]);
-            for (entry, (x, y)) in passes {
-                self.ctx.count_dispatch();
-                pass.set_pipeline(set.get(entry));
-                pass.dispatch_workgroups(*x, *y, 1);
-            }
-        }
+        self.record(&mut encoder, passes)?;
         self.ctx.submit(encoder.finish());
+        Ok(())
+    }
+
+    /// Records `passes` (entry point, grid) as one compute pass.
+    fn record(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        passes: &[(&str, (u32, u32))],
+    ) -> Result<()> {
+        let bind_group = self.bind_group()?;
+        let set = pipelines(&self.ctx, self.f64)?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("tessera posterior"),
+            timestamp_writes: None,
+        });
+        self.ctx.count_pass();
+        pass.set_bind_group(0, &bind_group, &[]);
+        for (entry, (x, y)) in passes {
+            self.ctx.count_dispatch();
+            pass.set_pipeline(set.get(entry));
+            pass.dispatch_workgroups(*x, *y, 1);
+        }
         Ok(())
     }
 
@@ -440,6 +440,11 @@ impl GpuPosterior {
     fn summarize(&mut self) -> Result<PosteriorSummary> {
         let _span = tracing::debug_span!("gpu_posterior", batch = self.config.batch()).entered();
         self.score(true)?;
+        self.read_summary()
+    }
+
+    /// Reads and decodes the summary the last `posterior_reduce` left on the device.
+    pub(crate) fn read_summary(&self) -> Result<PosteriorSummary> {
         let (b, d) = (self.config.batch(), self.config.n_vars);
         let raw: Vec<f32> = read_buffers(&self.ctx, &[(&self.summary, (b * (d + 3) * 4) as u64)])?;
         if raw.chunks_exact(d + 3).any(|row| row[d + 2] >= UNRESOLVED) {
@@ -475,6 +480,60 @@ impl GpuPosterior {
             });
         }
         Ok(summary)
+    }
+
+    /// Sizes the input buffers for one row per environment under `[B, n_vars]`
+    /// interventions and writes the params of such calls once, so that
+    /// [`Self::record_single_row_update`] uploads nothing.
+    pub(crate) fn prepare_single_rows(&mut self) -> Result<()> {
+        let (b, d) = (self.config.batch() as u64, self.config.n_vars as u64);
+        let limit = self.ctx.max_binding_bytes();
+        if b * d * 8 > limit {
+            return Err(TesseraError::DeviceLimit {
+                what: "bytes of one step's interventions (B x n_vars x 8, one storage binding)",
+                needed: b * d * 8,
+                limit,
+            });
+        }
+        let device = self.ctx.device().clone();
+        if self.samples.ensure(&device, b * d * 4) | self.interventions.ensure(&device, b * d * 8) {
+            self.bind_group = None;
+        }
+        self.ctx
+            .write_buffer(&self.params, 0, bytemuck::bytes_of(&self.params(1, 1)));
+        Ok(())
+    }
+
+    /// The samples and interventions buffers `posterior_add_rows` reads, and the
+    /// `[B, n_vars + 3]` summary `posterior_reduce` writes.
+    pub(crate) fn buffers(&self) -> (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer) {
+        (
+            &self.samples.buffer,
+            &self.interventions.buffer,
+            &self.summary,
+        )
+    }
+
+    /// Records, in one pass, the addition of the row per environment the input buffers
+    /// will hold, the scores and the summary (after [`Self::prepare_single_rows`]).
+    /// Counts the row as kept in every environment: the caller never clamps a target.
+    pub(crate) fn record_single_row_update(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+    ) -> Result<()> {
+        let b = self.config.batch() as u64;
+        let passes = [
+            ("posterior_add_rows", self.grid(b.div_ceil(64))?),
+            (
+                "posterior_score",
+                self.grid((b * self.sets.len() as u64).div_ceil(64))?,
+            ),
+            ("posterior_reduce", self.grid(b)?),
+        ];
+        self.record(encoder, &passes)?;
+        self.rows.iter_mut().for_each(|r| *r += 1);
+        self.scores_current = true;
+        Ok(())
     }
 
     fn scores_of(&mut self, env: usize) -> Result<Vec<f64>> {

@@ -207,26 +207,18 @@ impl GpuVoi {
             .write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
         let set = pipelines(&self.ctx)?;
         let a = a.unwrap_or(&self.a.buffer);
-        let entries: Vec<wgpu::BindGroupEntry<'_>> = [
-            &self.params,
-            a,
-            &self.b.buffer,
-            &self.wtp.buffer,
-            &self.reference.buffer,
-            &self.partials.buffer,
-        ]
-        .iter()
-        .enumerate()
-        .map(|(i, buffer)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: buffer.as_entire_binding(),
-        })
-        .collect();
-        let bind_group = self.ctx.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("tessera voi"),
-            layout: &set.layout,
-            entries: &entries,
-        });
+        let bind_group = self.ctx.bind_buffers(
+            "tessera voi",
+            &set.layout,
+            &[
+                &self.params,
+                a,
+                &self.b.buffer,
+                &self.wtp.buffer,
+                &self.reference.buffer,
+                &self.partials.buffer,
+            ],
+        );
         let mut encoder = self
             .ctx
             .device()

@@ -7,10 +7,14 @@
 //! draws samples from it with Philox4x32-10 streams keyed by (seed, environment,
 //! draw, row), so every backend draws the same random integers.
 
+pub mod closed_loop;
 mod contract;
 pub mod posterior;
 mod scm;
 
+pub use closed_loop::{
+    ClosedLoopBackend, LoopConfig, PolicyKeys, Selection, ValuePolicy, mechanism_features,
+};
 pub use contract::{
     Intervention, InterventionKind, Interventions, SimBackend, check_samples, noise_key,
     validate_sample,
