@@ -11,9 +11,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::Kernel;
 use tessera_tensor::error::Result;
-use tessera_tensor::sim::{
-    Interventions, MAX_SIM_VARS, ScmBatch, SimBackend, check_samples, validate_sample,
-};
+use tessera_tensor::sim::{Interventions, ScmBatch, SimBackend, check_samples, validate_sample};
 
 /// Environments with fewer samples than this run on the calling thread.
 const PARALLEL_MIN_VALUES: usize = 1 << 14;
@@ -103,45 +101,51 @@ fn cos_sin(theta: f32) -> (f32, f32) {
     (c * c - s * s, 2.0 * s * c)
 }
 
-/// The normals of `words` (Philox blocks, structure of arrays) into `z`, four per
-/// block as `rng::normals4` orders them, with the polynomial `ln`, `cos` and `sin`
-/// above (the results agree with `normals4` to about 1e-6 relative).
+/// The two normals of each pair of words `(a[k], b[k])` into `(zc[k], zs[k])`: the
+/// cosine and sine branches of Box-Muller as `rng::normals4` computes them, with the
+/// polynomial `ln`, `cos` and `sin` above (agreeing with `normals4` to about 1e-6
+/// relative). Planes in, planes out, so the loop vectorises.
 #[inline(always)]
-fn box_muller_lanes(words: [&[u32]; 4], z: &mut [f32]) {
-    for (k, out) in z.chunks_exact_mut(4).enumerate() {
-        for (pair, (a, b)) in [(words[0][k], words[1][k]), (words[2][k], words[3][k])]
-            .into_iter()
-            .enumerate()
-        {
-            let (u1, u2) = tessera_tensor::rng::box_muller_units(a, b);
-            let radius = (-2.0 * ln_unit(u1)).sqrt();
-            let (c, s) = cos_sin(std::f32::consts::PI * (2.0 * u2 - 1.0));
-            out[2 * pair] = radius * c;
-            out[2 * pair + 1] = radius * s;
-        }
+fn box_muller_planes(a: &[u32], b: &[u32], zc: &mut [f32], zs: &mut [f32]) {
+    for (((&a, &b), c), s) in a.iter().zip(b).zip(zc.iter_mut()).zip(zs.iter_mut()) {
+        let (u1, u2) = tessera_tensor::rng::box_muller_units(a, b);
+        let radius = (-2.0 * ln_unit(u1)).sqrt();
+        let (cos, sin) = cos_sin(std::f32::consts::PI * (2.0 * u2 - 1.0));
+        *c = radius * cos;
+        *s = radius * sin;
     }
 }
 
-/// Scratch for one environment's draws: Philox lanes and their normals, allocated once
-/// per task and reused across environments.
+/// Scratch for one environment's draws, allocated once per task and reused across
+/// environments. For a chunk of `R` rows, lane `b R + r` holds the Philox block `b` of
+/// row `r`; `z[c][b R + r]` is then the normal of topological position `4 b + c` in row
+/// `r`, and `x[v R + r]` the value of variable `v`: every plane is contiguous over the
+/// rows, so each position's update is one vector loop over the chunk (into `acc`).
 struct Draws {
     lanes: [Vec<u32>; 4],
-    z: Vec<f32>,
+    z: [Vec<f32>; 4],
+    x: Vec<f32>,
+    acc: Vec<f32>,
 }
 
 impl Draws {
     /// Scratch for `rows` rows of `d` variables (at most a chunk of rows at a time).
     fn new(rows: usize, d: usize) -> Self {
-        let len = CHUNK_ROWS.min(rows) * d.div_ceil(4);
+        let chunk = CHUNK_ROWS.min(rows);
+        let len = chunk * d.div_ceil(4);
         Self {
             lanes: std::array::from_fn(|_| vec![0u32; len]),
-            z: vec![0.0; len * 4],
+            z: std::array::from_fn(|_| vec![0.0; len]),
+            x: vec![0.0; chunk * d],
+            acc: vec![0.0; chunk],
         }
     }
 }
 
-/// The samples of one environment, `[rows, d]`, into `out`: normals for a chunk of
-/// rows at a time, then each row's `d` sequential steps.
+/// The samples of one environment, `[rows, d]`, into `out`, a chunk of rows at a
+/// time: the chunk's normals, then each topological position for every row of the
+/// chunk at once (parents with a zero weight skipped), then the chunk transposed to
+/// rows. Returns whether every value is finite.
 #[inline(always)]
 fn sample_env(
     (scm, env, draw, interventions, out, draws): (
@@ -152,7 +156,7 @@ fn sample_env(
         &mut [f32],
         &mut Draws,
     ),
-) {
+) -> bool {
     let d = scm.n_vars();
     let rows = out.len() / d;
     let blocks = d.div_ceil(4);
@@ -160,49 +164,76 @@ fn sample_env(
     let order = &scm.order()[env * d..][..d];
     let weights = &scm.weights()[env * d * d..][..d * d];
     let (bias, noise) = (&scm.bias()[env * d..][..d], &scm.noise()[env * d..][..d]);
+    let mut finite = true;
     for (chunk, rows_out) in out.chunks_mut(CHUNK_ROWS * d).enumerate() {
         let first = chunk * CHUNK_ROWS;
-        let n = rows_out.len() / d * blocks;
-        for k in 0..n {
-            let (r, b) = (first + k / blocks, k % blocks);
-            let counter = [b as u32, r as u32, env as u32, draw];
-            for (lane, c) in draws.lanes.iter_mut().zip(counter) {
-                lane[k] = c;
+        let chunk_rows = rows_out.len() / d;
+        let n = chunk_rows * blocks;
+        let [l0, l1, l2, l3] = &mut draws.lanes;
+        for b in 0..blocks {
+            for r in 0..chunk_rows {
+                let k = b * chunk_rows + r;
+                (l0[k], l1[k], l2[k], l3[k]) = (b as u32, (first + r) as u32, env as u32, draw);
             }
         }
-        let [l0, l1, l2, l3] = &mut draws.lanes;
         philox_lanes(
             [&mut l0[..n], &mut l1[..n], &mut l2[..n], &mut l3[..n]],
             key,
         );
-        box_muller_lanes(
-            [&l0[..n], &l1[..n], &l2[..n], &l3[..n]],
-            &mut draws.z[..4 * n],
-        );
-        // Values by topological position, so each step's dot product reads contiguous
-        // memory; scattered to variable order at the end of the row.
-        let mut by_position = [0.0f32; MAX_SIM_VARS];
-        for (i_row, row) in rows_out.chunks_exact_mut(d).enumerate() {
-            let r = first + i_row;
-            let z = &draws.z[i_row * blocks * 4..][..blocks * 4];
-            for i in 0..d {
-                let iv = interventions.at(env, r, rows, d, order[i] as usize);
-                by_position[i] = if iv.kind == 1 {
-                    iv.value
-                } else {
-                    let parents: f32 = weights[i * d..][..i]
-                        .iter()
-                        .zip(&by_position[..i])
-                        .map(|(&w, &x)| w * x)
-                        .sum();
-                    let shift = if iv.kind == 2 { iv.value } else { 0.0 };
-                    bias[i] + parents + noise[i] * z[i] + shift
-                };
+        let [z0, z1, z2, z3] = &mut draws.z;
+        box_muller_planes(&l0[..n], &l1[..n], &mut z0[..n], &mut z1[..n]);
+        box_muller_planes(&l2[..n], &l3[..n], &mut z2[..n], &mut z3[..n]);
+        let x = &mut draws.x[..d * chunk_rows];
+        let acc = &mut draws.acc[..chunk_rows];
+        for i in 0..d {
+            let z = &draws.z[i % 4][(i / 4) * chunk_rows..][..chunk_rows];
+            // The parents in position order, as the reference sums them.
+            acc.fill(0.0);
+            for (j, &w) in weights[i * d..][..i].iter().enumerate() {
+                if w != 0.0 {
+                    let xj = &x[order[j] as usize * chunk_rows..][..chunk_rows];
+                    for (a, &v) in acc.iter_mut().zip(xj) {
+                        *a += w * v;
+                    }
+                }
             }
-            for (&v, &x) in order.iter().zip(&by_position[..d]) {
-                row[v as usize] = x;
+            let var = order[i] as usize;
+            let xi = &mut x[var * chunk_rows..][..chunk_rows];
+            let (b, s) = (bias[i], noise[i]);
+            for ((out, &a), &zr) in xi.iter_mut().zip(acc.iter()).zip(z) {
+                *out = b + a + s * zr;
+            }
+            match interventions {
+                Interventions::None => {}
+                Interventions::PerEnv(_) => {
+                    apply_intervention(interventions.at(env, 0, rows, d, var), xi)
+                }
+                Interventions::PerRow(_) => {
+                    for (r, out) in xi.iter_mut().enumerate() {
+                        let iv = interventions.at(env, first + r, rows, d, var);
+                        apply_intervention(iv, std::slice::from_mut(out));
+                    }
+                }
             }
         }
+        finite &= x.iter().fold(true, |ok, v| ok & v.is_finite());
+        // Planes by variable to rows: a transpose.
+        for (r, row) in rows_out.chunks_exact_mut(d).enumerate() {
+            for (out, plane) in row.iter_mut().zip(x.chunks_exact(chunk_rows)) {
+                *out = plane[r];
+            }
+        }
+    }
+    finite
+}
+
+/// `do` sets the values, a shift adds to them, observation leaves them.
+#[inline(always)]
+fn apply_intervention(iv: tessera_tensor::sim::Intervention, xs: &mut [f32]) {
+    match iv.kind {
+        1 => xs.fill(iv.value),
+        2 => xs.iter_mut().for_each(|x| *x += iv.value),
+        _ => {}
     }
 }
 
@@ -223,26 +254,34 @@ impl SimBackend for CpuSim {
         let per_env = rows * self.scm.n_vars();
         let mut out = vec![0.0f32; self.scm.batch() * per_env];
         let (scm, arch) = (&self.scm, crate::dispatch::arch());
-        if out.len() >= PARALLEL_MIN_VALUES && scm.batch() > 1 {
-            out.par_chunks_mut(per_env).enumerate().for_each_init(
-                || Draws::new(rows, scm.n_vars()),
-                |draws, (env, o)| {
-                    arch.dispatch(Kernel(
-                        sample_env,
-                        (scm, env, draw, interventions, o, draws),
-                    ));
-                },
-            );
+        let finite = if out.len() >= PARALLEL_MIN_VALUES && scm.batch() > 1 {
+            out.par_chunks_mut(per_env)
+                .enumerate()
+                .map_init(
+                    || Draws::new(rows, scm.n_vars()),
+                    |draws, (env, o)| {
+                        arch.dispatch(Kernel(
+                            sample_env,
+                            (scm, env, draw, interventions, o, draws),
+                        ))
+                    },
+                )
+                .reduce(|| true, |a, b| a & b)
         } else {
             let mut draws = Draws::new(rows, scm.n_vars());
-            for (env, o) in out.chunks_mut(per_env).enumerate() {
-                arch.dispatch(Kernel(
-                    sample_env,
-                    (scm, env, draw, interventions, o, &mut draws),
-                ));
-            }
+            out.chunks_mut(per_env)
+                .enumerate()
+                .fold(true, |ok, (env, o)| {
+                    ok & arch.dispatch(Kernel(
+                        sample_env,
+                        (scm, env, draw, interventions, o, &mut draws),
+                    ))
+                })
+        };
+        if !finite {
+            // Only to name the value: the kernel already knows one is not finite.
+            check_samples(&out)?;
         }
-        check_samples(&out)?;
         Ok(out)
     }
 }
@@ -259,13 +298,15 @@ mod tests {
             std::array::from_fn(|j| counters.iter().map(|c| c[j]).collect());
         let [l0, l1, l2, l3] = &mut lanes;
         philox_lanes([l0, l1, l2, l3], key);
-        let mut z = vec![0.0; 4 * counters.len()];
-        box_muller_lanes([&lanes[0], &lanes[1], &lanes[2], &lanes[3]], &mut z);
-        for (c, got) in counters.iter().zip(z.chunks_exact(4)) {
+        let mut z: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0.0; counters.len()]);
+        let [z0, z1, z2, z3] = &mut z;
+        box_muller_planes(&lanes[0], &lanes[1], z0, z1);
+        box_muller_planes(&lanes[2], &lanes[3], z2, z3);
+        for (k, c) in counters.iter().enumerate() {
             let want = tessera_tensor::rng::normals4_f64(*c, key);
-            for (g, w) in got.iter().zip(want) {
+            for (g, w) in z.iter().map(|plane| plane[k]).zip(want) {
                 assert!(
-                    (f64::from(*g) - w).abs() <= 2e-6 * w.abs().max(1.0),
+                    (f64::from(g) - w).abs() <= 2e-6 * w.abs().max(1.0),
                     "{g} vs {w}"
                 );
             }

@@ -241,17 +241,86 @@ impl ScmBatch {
             noise: vec![0.0; b * d],
             targets: vec![0; b],
         };
-        for env in 0..b {
-            batch.generate_env(env);
+        let c = &batch.config;
+        let envs = EnvSlices {
+            order: &mut batch.order,
+            weights: &mut batch.weights,
+            bias: &mut batch.bias,
+            noise: &mut batch.noise,
+            targets: &mut batch.targets,
+        };
+        // Environments draw from their own streams, so they split across threads with
+        // the same result; small batches stay on the calling thread.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = b.div_ceil(threads).max(PARALLEL_MIN_ENVS);
+        if per_thread >= b {
+            envs.generate(c, 0);
+        } else {
+            std::thread::scope(|scope| {
+                let mut rest = envs;
+                let mut first = 0;
+                while first < b {
+                    let count = per_thread.min(b - first);
+                    let (head, tail) = rest.split(count, d);
+                    scope.spawn(move || head.generate(c, first));
+                    (rest, first) = (tail, first + count);
+                }
+            });
         }
         Ok(batch)
     }
+}
 
-    fn generate_env(&mut self, env: usize) {
-        let c = &self.config;
+/// Environments a generation thread takes at least.
+const PARALLEL_MIN_ENVS: usize = 64;
+
+/// The arrays of a run of environments of an [`ScmBatch`] being generated.
+struct EnvSlices<'a> {
+    order: &'a mut [u32],
+    weights: &'a mut [f32],
+    bias: &'a mut [f32],
+    noise: &'a mut [f32],
+    targets: &'a mut [u32],
+}
+
+impl EnvSlices<'_> {
+    /// The first `count` environments and the rest, for `d` variables.
+    fn split(self, count: usize, d: usize) -> (Self, Self) {
+        let (order, order_rest) = self.order.split_at_mut(count * d);
+        let (weights, weights_rest) = self.weights.split_at_mut(count * d * d);
+        let (bias, bias_rest) = self.bias.split_at_mut(count * d);
+        let (noise, noise_rest) = self.noise.split_at_mut(count * d);
+        let (targets, targets_rest) = self.targets.split_at_mut(count);
+        (
+            Self {
+                order,
+                weights,
+                bias,
+                noise,
+                targets,
+            },
+            Self {
+                order: order_rest,
+                weights: weights_rest,
+                bias: bias_rest,
+                noise: noise_rest,
+                targets: targets_rest,
+            },
+        )
+    }
+
+    /// Generates every environment of the run, the first being `first_env`.
+    fn generate(mut self, c: &ScmConfig, first_env: usize) {
+        for local in 0..self.targets.len() {
+            self.generate_env(c, first_env, local);
+        }
+    }
+
+    /// Generates environment `first_env + local` into its slot `local`.
+    fn generate_env(&mut self, c: &ScmConfig, first_env: usize, local: usize) {
         let d = c.n_vars;
-        let mut rng = Stream::new(c.seed, env as u32);
-        let order = &mut self.order[env * d..][..d];
+        let mut rng = Stream::new(c.seed, (first_env + local) as u32);
+        let order = &mut self.order[local * d..][..d];
         order
             .iter_mut()
             .enumerate()
@@ -302,7 +371,7 @@ impl ScmBatch {
                 }
             }
         }
-        let weights = &mut self.weights[env * d * d..][..d * d];
+        let weights = &mut self.weights[local * d * d..][..d * d];
         for i in 0..d {
             let in_degree = (0..i).filter(|&j| adjacency[i * d + j]).count();
             let scale = if c.scale_by_in_degree && in_degree > 0 {
@@ -316,8 +385,8 @@ impl ScmBatch {
                     weights[i * d + j] = sign * rng.range(c.weight_range) * scale;
                 }
             }
-            self.bias[env * d + i] = rng.range(c.bias_range);
-            self.noise[env * d + i] = rng.range(c.noise_range);
+            self.bias[local * d + i] = rng.range(c.bias_range);
+            self.noise[local * d + i] = rng.range(c.noise_range);
         }
         let candidates: Vec<usize> = match c.target {
             TargetRule::Sink => (0..d)
@@ -332,9 +401,11 @@ impl ScmBatch {
         } else {
             candidates[rng.below(candidates.len())]
         };
-        self.targets[env] = self.order[env * d + position];
+        self.targets[local] = self.order[local * d + position];
     }
+}
 
+impl ScmBatch {
     /// The configuration the batch was generated from.
     pub fn config(&self) -> &ScmConfig {
         &self.config
