@@ -8,8 +8,9 @@ use rayon::prelude::*;
 use crate::dispatch::Kernel;
 use tessera_tensor::error::Result;
 use tessera_tensor::sim::posterior::{
-    PosteriorBackend, PosteriorConfig, PosteriorSummary, augmented_row, candidate_variable,
-    evidence_constant, parent_sets, summarize, target_intervention, validate_rows,
+    PosteriorBackend, PosteriorConfig, PosteriorSummary, SummaryScratch, augmented_row,
+    candidate_variable, evidence_constant, parent_sets, summarize_with, target_intervention,
+    validate_rows,
 };
 use tessera_tensor::sim::{Interventions, MAX_PARENTS, NO_PARENT};
 
@@ -61,6 +62,41 @@ fn ln_in_place(xs: &mut [f64]) {
     }
 }
 
+/// `e^x` of every element `x <= 0` (below -708, where `e^x` leaves the normal range,
+/// 0): `x = n ln 2 + r` with `|r| <= ln 2 / 2` (ln 2 in two parts, so `r` is exact),
+/// `e^r` by its Taylor series to r^13 (below 2e-16 relative), scaled by `2^n` through
+/// the exponent bits. A loop the compiler vectorises, unlike calls to libm.
+#[inline(always)]
+fn exp_in_place(xs: &mut [f64]) {
+    const LN2_HI: f64 = 0.693_147_180_369_123_8;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    for x in xs.iter_mut() {
+        let v = x.max(-708.0);
+        let n = (v * std::f64::consts::LOG2_E).round();
+        let r = (v - n * LN2_HI) - n * LN2_LO;
+        let mut p = 1.0 / 6_227_020_800.0;
+        for k in [
+            479_001_600.0,
+            39_916_800.0,
+            3_628_800.0,
+            362_880.0,
+            40_320.0,
+            5040.0,
+            720.0,
+            120.0,
+            24.0,
+            6.0,
+            2.0,
+            1.0,
+            1.0,
+        ] {
+            p = p * r + 1.0 / k;
+        }
+        let scale = f64::from_bits(((n as i64 + 1023) as u64) << 52);
+        *x = if *x < -708.0 { 0.0 } else { p * scale };
+    }
+}
+
 /// Scratch of one environment's scoring, reused across environments.
 #[derive(Default)]
 struct Scratch {
@@ -77,6 +113,8 @@ struct Scratch {
     pair_l1: Vec<f64>,
     pair_v: Vec<f64>,
     pair_inv: Vec<f64>,
+    /// `[m]` the diagonal of `S`.
+    diag: Vec<f64>,
     logs: Vec<f64>,
 }
 
@@ -165,15 +203,25 @@ fn score_env((post, env, out, w): (&CpuPosterior, usize, &mut Vec<f64>, &mut Scr
         return;
     }
     let l0: Vec<f64> = (0..m).map(|a| at(0, col(a)) / l00).collect();
-    // The whole of S is needed from pairs on; singles need only its diagonal.
+    // The upper triangle of S (all the levels read) from pairs on; singles need only
+    // its diagonal. Candidates skip the target, so the Gram columns of candidates
+    // `a..target` are `a + 1..` and those of `target..m` are `target + 2..`: two
+    // contiguous runs of Gram row `col(a)`.
     w.s.clear();
     w.s.resize(m * m, 0.0);
     for a in 0..m {
-        let range = if c.max_parents >= 2 { 0..m } else { a..a + 1 };
-        for b in range {
-            let lambda = if a == b { c.lambda } else { 0.0 };
-            w.s[a * m + b] = at(col(a), col(b)) + lambda - l0[a] * l0[b];
+        let g_row = &g[col(a) * d1..][..d1];
+        let end = if c.max_parents >= 2 { m } else { a + 1 };
+        let s_row = &mut w.s[a * m..][..m];
+        let split = target.clamp(a, end);
+        let runs = [(a..split, 1), (split..end, 2)];
+        for (run, offset) in runs {
+            let gram = &g_row[run.start + offset..run.end + offset];
+            for ((s_ab, &g_ab), &l0_b) in s_row[run.clone()].iter_mut().zip(gram).zip(&l0[run]) {
+                *s_ab = g_ab - l0[a] * l0_b;
+            }
         }
+        s_row[a] += c.lambda;
     }
     w.r.clear();
     w.r.extend((0..m).map(|a| at(col(a), y) - l0[a] * v0));
@@ -194,23 +242,50 @@ fn score_env((post, env, out, w): (&CpuPosterior, usize, &mut Vec<f64>, &mut Scr
         return;
     }
     let single_ln: Vec<f64> = w.sum_ln.clone();
-    // Pairs (a, b), a < b: the row [l1] under {a}.
+    // The diagonal of S, so that the loops over a set's last member read contiguous
+    // memory and vectorise.
+    w.diag.clear();
+    w.diag.extend((0..m).map(|t| w.s[t * m + t]));
+    // Pairs (a, b), a < b, in lexicographic order: the row [l1] under {a}.
+    let pairs = m * (m - 1) / 2;
     w.start_level();
-    w.pair_l1.clear();
-    w.pair_v.clear();
-    w.pair_inv.clear();
+    for v in [
+        &mut w.pair_l1,
+        &mut w.pair_v,
+        &mut w.pair_inv,
+        &mut w.sum_ln,
+        &mut w.pivot,
+        &mut w.vtv,
+    ] {
+        v.resize(pairs, 0.0);
+    }
+    let mut start = 0;
     for a in 0..m {
-        for b in a + 1..m {
-            let l1 = w.s[a * m + b] * single_inv[a];
-            let d = pivot(w.s[b * m + b] - l1 * l1);
+        let count = m - a - 1;
+        let range = start..start + count;
+        start += count;
+        let (inv_a, v_a) = (single_inv[a], single_v[a]);
+        let vtv_a = base_vtv + v_a * v_a;
+        w.sum_ln[range.clone()].fill(single_ln[a]);
+        let lanes = w.pair_l1[range.clone()]
+            .iter_mut()
+            .zip(&mut w.pair_v[range.clone()])
+            .zip(&mut w.pair_inv[range.clone()])
+            .zip(&mut w.pivot[range.clone()])
+            .zip(&mut w.vtv[range]);
+        let inputs = w.s[a * m + a + 1..(a + 1) * m]
+            .iter()
+            .zip(&w.diag[a + 1..])
+            .zip(&w.r[a + 1..]);
+        for (((((l1_out, v_out), inv_out), pivot_out), vtv_out), ((&s_ab, &s_bb), &r_b)) in
+            lanes.zip(inputs)
+        {
+            let l1 = s_ab * inv_a;
+            let d = pivot(s_bb - l1 * l1);
             let inv = 1.0 / d;
-            let v = (w.r[b] - l1 * single_v[a]) * inv;
-            w.pair_l1.push(l1);
-            w.pair_v.push(v);
-            w.pair_inv.push(inv);
-            w.sum_ln.push(single_ln[a]);
-            w.pivot.push(d);
-            w.vtv.push(base_vtv + single_v[a] * single_v[a] + v * v);
+            let v = (r_b - l1 * v_a) * inv;
+            (*l1_out, *v_out, *inv_out, *pivot_out) = (l1, v, inv, d);
+            *vtv_out = vtv_a + v * v;
         }
     }
     w.finish_level(2, constant, ln_lambda, an, c.b0, yy, out);
@@ -219,21 +294,37 @@ fn score_env((post, env, out, w): (&CpuPosterior, usize, &mut Vec<f64>, &mut Scr
     }
     let pair_ln: Vec<f64> = w.sum_ln.clone();
     let pair_vtv: Vec<f64> = w.vtv.clone();
-    // Triples (a, b, t): the row [l1, l2] under {a, b}.
+    // Triples (a, b, t), a < b < t: the row [l1, l2] under {a, b}.
     w.start_level();
     let mut pair = 0;
     for a in 0..m {
+        let (inv_a, v_a) = (single_inv[a], single_v[a]);
+        let s_a = &w.s[a * m..][..m];
         for b in a + 1..m {
             let (l1_ab, inv_b) = (w.pair_l1[pair], w.pair_inv[pair]);
-            let v_b = w.pair_v[pair];
-            for t in b + 1..m {
-                let l1 = w.s[a * m + t] * single_inv[a];
-                let l2 = (w.s[b * m + t] - l1_ab * l1) * inv_b;
-                let d = pivot(w.s[t * m + t] - l1 * l1 - l2 * l2);
-                let v = (w.r[t] - l1 * single_v[a] - l2 * v_b) / d;
-                w.sum_ln.push(pair_ln[pair]);
-                w.pivot.push(d);
-                w.vtv.push(pair_vtv[pair] + v * v);
+            let (v_b, ln_ab, vtv_ab) = (w.pair_v[pair], pair_ln[pair], pair_vtv[pair]);
+            let first = w.pivot.len();
+            let count = m - b - 1;
+            for v in [&mut w.sum_ln, &mut w.pivot, &mut w.vtv] {
+                v.resize(first + count, 0.0);
+            }
+            w.sum_ln[first..].fill(ln_ab);
+            let inputs = s_a[b + 1..]
+                .iter()
+                .zip(&w.s[b * m + b + 1..(b + 1) * m])
+                .zip(&w.diag[b + 1..])
+                .zip(&w.r[b + 1..]);
+            for ((pivot_out, vtv_out), (((&s_at, &s_bt), &s_tt), &r_t)) in w.pivot[first..]
+                .iter_mut()
+                .zip(&mut w.vtv[first..])
+                .zip(inputs)
+            {
+                let l1 = s_at * inv_a;
+                let l2 = (s_bt - l1_ab * l1) * inv_b;
+                let d = pivot(s_tt - l1 * l1 - l2 * l2);
+                let v = (r_t - l1 * v_a - l2 * v_b) / d;
+                *pivot_out = d;
+                *vtv_out = vtv_ab + v * v;
             }
             pair += 1;
         }
@@ -290,11 +381,19 @@ impl PosteriorBackend for CpuPosterior {
             .par_chunks_mut(d)
             .enumerate()
             .map_init(
-                <(Vec<f64>, Scratch)>::default,
-                |(scores, scratch), (env, m)| {
+                <(Vec<f64>, Scratch, SummaryScratch)>::default,
+                |(scores, scratch, summary), (env, m)| {
                     self.score_env(env, scores, scratch);
                     let target = self.config.targets[env] as usize;
-                    let (h, map) = summarize(&self.config, target, &self.sets, scores, m);
+                    let (h, map) = summarize_with(
+                        &self.config,
+                        target,
+                        &self.sets,
+                        scores,
+                        m,
+                        summary,
+                        |xs| crate::dispatch::arch().dispatch(Kernel(exp_in_place, xs)),
+                    );
                     (h, map, self.gram[env * (d + 1) * (d + 1)] as u64)
                 },
             )
@@ -326,6 +425,30 @@ impl PosteriorBackend for CpuPosterior {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn polynomial_exp_agrees_with_libm() {
+        let mut xs: Vec<f64> = (0..40_000).map(|i| -(i as f64) * 0.0177).collect();
+        xs.extend([
+            0.0,
+            -1e-300,
+            -0.5 * std::f64::consts::LN_2,
+            -707.9,
+            -708.0,
+            -709.0,
+        ]);
+        xs.extend([-745.0, -1e10, f64::NEG_INFINITY]);
+        let want: Vec<f64> = xs.iter().map(|x| x.exp()).collect();
+        super::exp_in_place(&mut xs);
+        for (g, w) in xs.iter().zip(&want) {
+            let tolerance = if *w < f64::MIN_POSITIVE * 4.0 {
+                f64::MIN_POSITIVE * 4.0
+            } else {
+                4e-16 * w
+            };
+            assert!((g - w).abs() <= tolerance, "{g} vs {w}");
+        }
+    }
+
     #[test]
     fn polynomial_ln_agrees_with_libm() {
         let mut xs: Vec<f64> = (0..20_000)

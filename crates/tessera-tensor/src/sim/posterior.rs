@@ -329,11 +329,44 @@ pub fn summarize(
     log_ml: &[f64],
     marginals: &mut [f32],
 ) -> (f32, [u32; MAX_PARENTS]) {
-    let log_w: Vec<f64> = sets
-        .iter()
-        .zip(log_ml)
-        .map(|(s, l)| l - config.sparsity * s.len() as f64)
-        .collect();
+    summarize_with(
+        config,
+        target,
+        sets,
+        log_ml,
+        marginals,
+        &mut SummaryScratch::default(),
+        |xs| xs.iter_mut().for_each(|x| *x = x.exp()),
+    )
+}
+
+/// Scratch of [`summarize_with`], reused across environments.
+#[derive(Debug, Clone, Default)]
+pub struct SummaryScratch {
+    log_w: Vec<f64>,
+    scaled: Vec<f64>,
+    acc: Vec<f64>,
+}
+
+/// [`summarize`] with the caller's scratch and its `exp_in_place` (every element `x <=
+/// 0` replaced by `e^x`, to within a few ulps), so a SIMD backend can take the
+/// exponentials in one vectorised pass.
+pub fn summarize_with(
+    config: &PosteriorConfig,
+    target: usize,
+    sets: &[Vec<usize>],
+    log_ml: &[f64],
+    marginals: &mut [f32],
+    scratch: &mut SummaryScratch,
+    exp_in_place: impl FnOnce(&mut [f64]),
+) -> (f32, [u32; MAX_PARENTS]) {
+    let SummaryScratch { log_w, scaled, acc } = scratch;
+    log_w.clear();
+    log_w.extend(
+        sets.iter()
+            .zip(log_ml)
+            .map(|(s, l)| l - config.sparsity * s.len() as f64),
+    );
     let (map, max) = log_w
         .iter()
         .enumerate()
@@ -341,12 +374,15 @@ pub fn summarize(
             if v > bv { (i, v) } else { (bi, bv) }
         });
     // One exp per set: w = exp(lw - max) / total; -w ln w = w (ln total - (lw - max)).
-    let scaled: Vec<f64> = log_w.iter().map(|v| (v - max).exp()).collect();
+    scaled.clear();
+    scaled.extend(log_w.iter().map(|v| v - max));
+    exp_in_place(scaled);
     let total: f64 = scaled.iter().sum();
     let ln_total = total.ln();
-    let mut acc = vec![0.0f64; marginals.len()];
+    acc.clear();
+    acc.resize(marginals.len(), 0.0);
     let mut entropy = 0.0;
-    for ((set, &lw), &e) in sets.iter().zip(&log_w).zip(&scaled) {
+    for ((set, &lw), &e) in sets.iter().zip(log_w.iter()).zip(scaled.iter()) {
         let w = e / total;
         if w > 0.0 {
             entropy += w * (ln_total - (lw - max));
@@ -355,7 +391,7 @@ pub fn summarize(
             acc[candidate_variable(c, target) as usize] += w;
         }
     }
-    for (m, a) in marginals.iter_mut().zip(acc) {
+    for (m, a) in marginals.iter_mut().zip(acc.iter()) {
         *m = a.clamp(0.0, 1.0) as f32;
     }
     let mut map_set = [NO_PARENT; MAX_PARENTS];
