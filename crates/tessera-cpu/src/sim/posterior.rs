@@ -8,8 +8,8 @@ use rayon::prelude::*;
 use crate::dispatch::Kernel;
 use tessera_tensor::error::Result;
 use tessera_tensor::sim::posterior::{
-    PosteriorBackend, PosteriorConfig, PosteriorSummary, SummaryScratch, augmented_row,
-    candidate_variable, evidence_constant, parent_sets, summarize_with, target_intervention,
+    IndexedSets, PosteriorBackend, PosteriorConfig, PosteriorSummary, SummaryScratch,
+    augmented_row, candidate_variable, evidence_constant, summarize_with, target_intervention,
     validate_rows,
 };
 use tessera_tensor::sim::{Interventions, MAX_PARENTS, NO_PARENT};
@@ -20,7 +20,7 @@ pub struct CpuPosterior {
     config: PosteriorConfig,
     /// `[B, (d+1), (d+1)]`; only the upper triangle is kept up to date.
     gram: Vec<f64>,
-    sets: Vec<Vec<usize>>,
+    sets: IndexedSets,
 }
 
 impl CpuPosterior {
@@ -30,7 +30,7 @@ impl CpuPosterior {
         let d1 = config.n_vars + 1;
         Ok(Self {
             gram: vec![0.0; config.batch() * d1 * d1],
-            sets: parent_sets(config.n_vars - 1, config.max_parents),
+            sets: IndexedSets::new(config.n_vars - 1, config.max_parents),
             config: config.clone(),
         })
     }
@@ -128,6 +128,7 @@ impl Scratch {
     /// Appends the level's scores to `out`: the pivots' logs and `ln b_n` in two
     /// vectorised passes.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn finish_level(
         &mut self,
         p: usize,
@@ -267,25 +268,34 @@ fn score_env((post, env, out, w): (&CpuPosterior, usize, &mut Vec<f64>, &mut Scr
         let (inv_a, v_a) = (single_inv[a], single_v[a]);
         let vtv_a = base_vtv + v_a * v_a;
         w.sum_ln[range.clone()].fill(single_ln[a]);
-        let lanes = w.pair_l1[range.clone()]
-            .iter_mut()
-            .zip(&mut w.pair_v[range.clone()])
-            .zip(&mut w.pair_inv[range.clone()])
-            .zip(&mut w.pivot[range.clone()])
-            .zip(&mut w.vtv[range]);
-        let inputs = w.s[a * m + a + 1..(a + 1) * m]
-            .iter()
-            .zip(&w.diag[a + 1..])
-            .zip(&w.r[a + 1..]);
-        for (((((l1_out, v_out), inv_out), pivot_out), vtv_out), ((&s_ab, &s_bb), &r_b)) in
-            lanes.zip(inputs)
-        {
-            let l1 = s_ab * inv_a;
-            let d = pivot(s_bb - l1 * l1);
+        // Slices of one length from distinct fields: no bounds checks, no aliasing, so
+        // the loop vectorises.
+        let Scratch {
+            s,
+            r,
+            diag,
+            pair_l1,
+            pair_v,
+            pair_inv,
+            pivot: pivots,
+            vtv,
+            ..
+        } = &mut *w;
+        let (s_row, diag, r) = (
+            &s[a * m + a + 1..][..count],
+            &diag[a + 1..][..count],
+            &r[a + 1..][..count],
+        );
+        let (l1_out, v_out) = (&mut pair_l1[range.clone()], &mut pair_v[range.clone()]);
+        let (inv_out, pivot_out) = (&mut pair_inv[range.clone()], &mut pivots[range.clone()]);
+        let vtv_out = &mut vtv[range];
+        for k in 0..count {
+            let l1 = s_row[k] * inv_a;
+            let d = pivot(diag[k] - l1 * l1);
             let inv = 1.0 / d;
-            let v = (r_b - l1 * v_a) * inv;
-            (*l1_out, *v_out, *inv_out, *pivot_out) = (l1, v, inv, d);
-            *vtv_out = vtv_a + v * v;
+            let v = (r[k] - l1 * v_a) * inv;
+            (l1_out[k], v_out[k], inv_out[k], pivot_out[k]) = (l1, v, inv, d);
+            vtv_out[k] = vtv_a + v * v;
         }
     }
     w.finish_level(2, constant, ln_lambda, an, c.b0, yy, out);

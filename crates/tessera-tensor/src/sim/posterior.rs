@@ -329,10 +329,11 @@ pub fn summarize(
     log_ml: &[f64],
     marginals: &mut [f32],
 ) -> (f32, [u32; MAX_PARENTS]) {
+    let indexed = IndexedSets::from_sets(sets.to_vec(), marginals.len().saturating_sub(1));
     summarize_with(
         config,
         target,
-        sets,
+        &indexed,
         log_ml,
         marginals,
         &mut SummaryScratch::default(),
@@ -340,12 +341,95 @@ pub fn summarize(
     )
 }
 
+/// Parent sets (in set order) with, for each candidate, the indices of the sets that
+/// contain it: an inverted index built once, so that each marginal is a sum of
+/// independent loads instead of a scatter into shared accumulators.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedSets {
+    sets: Vec<Vec<usize>>,
+    member_offsets: Vec<usize>,
+    members: Vec<u32>,
+}
+
+impl IndexedSets {
+    /// The sets of size at most `k` among `m` candidates ([`parent_sets`]), indexed.
+    pub fn new(m: usize, k: usize) -> Self {
+        Self::from_sets(parent_sets(m, k), m)
+    }
+
+    /// `sets` of candidates below `m`, indexed.
+    pub fn from_sets(sets: Vec<Vec<usize>>, m: usize) -> Self {
+        let mut member_offsets = vec![0usize; m + 1];
+        for &c in sets.iter().flatten() {
+            member_offsets[c + 1] += 1;
+        }
+        for c in 0..m {
+            member_offsets[c + 1] += member_offsets[c];
+        }
+        let mut members = vec![0u32; member_offsets[m]];
+        let mut next = member_offsets[..m].to_vec();
+        for (i, set) in sets.iter().enumerate() {
+            for &c in set {
+                members[next[c]] = i as u32;
+                next[c] += 1;
+            }
+        }
+        Self {
+            sets,
+            member_offsets,
+            members,
+        }
+    }
+
+    /// The sets, in set order.
+    pub fn sets(&self) -> &[Vec<usize>] {
+        &self.sets
+    }
+
+    /// Candidates the sets are drawn from.
+    pub fn candidates(&self) -> usize {
+        self.member_offsets.len() - 1
+    }
+
+    /// The indices of the sets that contain candidate `c`.
+    fn containing(&self, c: usize) -> &[u32] {
+        &self.members[self.member_offsets[c]..self.member_offsets[c + 1]]
+    }
+}
+
 /// Scratch of [`summarize_with`], reused across environments.
 #[derive(Debug, Clone, Default)]
 pub struct SummaryScratch {
     log_w: Vec<f64>,
     scaled: Vec<f64>,
-    acc: Vec<f64>,
+    terms: Vec<f64>,
+}
+
+/// A sum in four interleaved partial sums (so that the additions pipeline), then
+/// combined pairwise.
+fn sum4(xs: &[f64]) -> f64 {
+    let mut acc = [0.0; 4];
+    let chunks = xs.chunks_exact(4);
+    let tail: f64 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// `sum values[i]` over `idx`, in four interleaved partial sums.
+fn gather_sum4(values: &[f64], idx: &[u32]) -> f64 {
+    let mut acc = [0.0; 4];
+    let chunks = idx.chunks_exact(4);
+    let tail: f64 = chunks.remainder().iter().map(|&i| values[i as usize]).sum();
+    for c in chunks {
+        for (a, &i) in acc.iter_mut().zip(c) {
+            *a += values[i as usize];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// [`summarize`] with the caller's scratch and its `exp_in_place` (every element `x <=
@@ -354,45 +438,52 @@ pub struct SummaryScratch {
 pub fn summarize_with(
     config: &PosteriorConfig,
     target: usize,
-    sets: &[Vec<usize>],
+    indexed: &IndexedSets,
     log_ml: &[f64],
     marginals: &mut [f32],
     scratch: &mut SummaryScratch,
     exp_in_place: impl FnOnce(&mut [f64]),
 ) -> (f32, [u32; MAX_PARENTS]) {
-    let SummaryScratch { log_w, scaled, acc } = scratch;
+    let sets = indexed.sets();
+    let SummaryScratch {
+        log_w,
+        scaled,
+        terms,
+    } = scratch;
     log_w.clear();
     log_w.extend(
         sets.iter()
             .zip(log_ml)
             .map(|(s, l)| l - config.sparsity * s.len() as f64),
     );
-    let (map, max) = log_w
-        .iter()
-        .enumerate()
-        .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
-            if v > bv { (i, v) } else { (bi, bv) }
-        });
-    // One exp per set: w = exp(lw - max) / total; -w ln w = w (ln total - (lw - max)).
+    // The MAP set is the first of the largest (NaN scores never win).
+    let max = log_w
+        .chunks(4)
+        .fold([f64::NEG_INFINITY; 4], |mut m, c| {
+            for (m, &v) in m.iter_mut().zip(c) {
+                *m = m.max(v);
+            }
+            m
+        })
+        .into_iter()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let map = log_w.iter().position(|&v| v == max).unwrap_or(0);
+    // One exp per set: w = e / total with e = exp(lw - max), and, as the weights sum
+    // to 1, the entropy -sum w ln w = ln total - sum e (lw - max) / total.
     scaled.clear();
     scaled.extend(log_w.iter().map(|v| v - max));
+    terms.clear();
+    terms.extend_from_slice(scaled);
     exp_in_place(scaled);
-    let total: f64 = scaled.iter().sum();
-    let ln_total = total.ln();
-    acc.clear();
-    acc.resize(marginals.len(), 0.0);
-    let mut entropy = 0.0;
-    for ((set, &lw), &e) in sets.iter().zip(log_w.iter()).zip(scaled.iter()) {
-        let w = e / total;
-        if w > 0.0 {
-            entropy += w * (ln_total - (lw - max));
-        }
-        for &c in set {
-            acc[candidate_variable(c, target) as usize] += w;
-        }
+    for (t, &e) in terms.iter_mut().zip(scaled.iter()) {
+        *t = if e > 0.0 { e * *t } else { 0.0 };
     }
-    for (m, a) in marginals.iter_mut().zip(acc.iter()) {
-        *m = a.clamp(0.0, 1.0) as f32;
+    let total = sum4(scaled);
+    let entropy = total.ln() - sum4(terms) / total;
+    marginals.fill(0.0);
+    for c in 0..indexed.candidates() {
+        let p = gather_sum4(scaled, indexed.containing(c)) / total;
+        marginals[candidate_variable(c, target) as usize] = p.clamp(0.0, 1.0) as f32;
     }
     let mut map_set = [NO_PARENT; MAX_PARENTS];
     for (slot, &c) in map_set.iter_mut().zip(&sets[map]) {
