@@ -3,6 +3,7 @@
 
 mod closed_loop;
 mod posterior;
+mod transpose;
 
 pub use closed_loop::CpuClosedLoop;
 pub use posterior::CpuPosterior;
@@ -170,12 +171,19 @@ fn sample_env(
         let chunk_rows = rows_out.len() / d;
         let n = chunk_rows * blocks;
         let [l0, l1, l2, l3] = &mut draws.lanes;
-        for b in 0..blocks {
-            for r in 0..chunk_rows {
-                let k = b * chunk_rows + r;
-                (l0[k], l1[k], l2[k], l3[k]) = (b as u32, (first + r) as u32, env as u32, draw);
+        // Counters [block, row, env, draw], block-major.
+        for (b, (blocks0, rows1)) in l0[..n]
+            .chunks_exact_mut(chunk_rows)
+            .zip(l1[..n].chunks_exact_mut(chunk_rows))
+            .enumerate()
+        {
+            blocks0.fill(b as u32);
+            for (r, row) in rows1.iter_mut().enumerate() {
+                *row = (first + r) as u32;
             }
         }
+        l2[..n].fill(env as u32);
+        l3[..n].fill(draw);
         philox_lanes(
             [&mut l0[..n], &mut l1[..n], &mut l2[..n], &mut l3[..n]],
             key,
@@ -217,12 +225,7 @@ fn sample_env(
             }
         }
         finite &= x.iter().fold(true, |ok, v| ok & v.is_finite());
-        // Planes by variable to rows: a transpose.
-        for (r, row) in rows_out.chunks_exact_mut(d).enumerate() {
-            for (out, plane) in row.iter_mut().zip(x.chunks_exact(chunk_rows)) {
-                *out = plane[r];
-            }
-        }
+        transpose::planes_to_rows(x, chunk_rows, d, rows_out);
     }
     finite
 }
