@@ -81,6 +81,33 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     c
 }
 
+/// [`philox4x32_10`] of `c[0].len()` counters at once, in place, as structure of
+/// arrays (`c[w][i]` is word `w` of counter `i`), so that the round loop vectorises
+/// (inlined, so it compiles for the caller's instruction set). The slices must have one
+/// length.
+#[inline(always)]
+pub fn philox4x32_10_lanes(c: [&mut [u32]; 4], key: [u32; 2]) {
+    let [c0, c1, c2, c3] = c;
+    let mut k = key;
+    for round in 0..10 {
+        if round > 0 {
+            k = [k[0].wrapping_add(PHILOX_W0), k[1].wrapping_add(PHILOX_W1)];
+        }
+        for (((a, b), c), d) in c0
+            .iter_mut()
+            .zip(c1.iter_mut())
+            .zip(c2.iter_mut())
+            .zip(c3.iter_mut())
+        {
+            let p0 = u64::from(PHILOX_M0) * u64::from(*a);
+            let p1 = u64::from(PHILOX_M1) * u64::from(*c);
+            let (hi0, lo0) = ((p0 >> 32) as u32, p0 as u32);
+            let (hi1, lo1) = ((p1 >> 32) as u32, p1 as u32);
+            (*a, *b, *c, *d) = (hi1 ^ *b ^ k[0], lo1, hi0 ^ *d ^ k[1], lo0);
+        }
+    }
+}
+
 /// The Box-Muller inputs of two random words: `u1` in (0, 1] (never 0, so its log is
 /// finite) and `u2` in [0, 1), each with 24 random bits (exact in f32).
 pub fn box_muller_units(a: u32, b: u32) -> (f32, f32) {

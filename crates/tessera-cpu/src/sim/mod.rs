@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::Kernel;
 use tessera_tensor::error::Result;
+use tessera_tensor::rng::philox4x32_10_lanes;
 use tessera_tensor::sim::{Interventions, ScmBatch, SimBackend, check_samples, validate_sample};
 
 /// Environments with fewer samples than this run on the calling thread.
@@ -33,35 +34,6 @@ impl CpuSim {
 /// Rows whose normals are drawn together: enough independent Philox blocks for the
 /// loops below to fill SIMD registers.
 const CHUNK_ROWS: usize = 64;
-
-/// Philox4x32-10 on `c.len()` independent counters at once, in place, structure of
-/// arrays so that the round loop vectorises (the twin of `rng::philox4x32_10`).
-#[inline(always)]
-fn philox_lanes(c: [&mut [u32]; 4], key: [u32; 2]) {
-    let [c0, c1, c2, c3] = c;
-    let mut k = key;
-    for round in 0..10 {
-        if round > 0 {
-            k = [
-                k[0].wrapping_add(0x9E37_79B9),
-                k[1].wrapping_add(0xBB67_AE85),
-            ];
-        }
-        for (((a, b), c), d) in c0
-            .iter_mut()
-            .zip(c1.iter_mut())
-            .zip(c2.iter_mut())
-            .zip(c3.iter_mut())
-        {
-            let p0 = u64::from(0xD251_1F53u32) * u64::from(*a);
-            let p1 = u64::from(0xCD9E_8D57u32) * u64::from(*c);
-            let (hi0, lo0) = ((p0 >> 32) as u32, p0 as u32);
-            let (hi1, lo1) = ((p1 >> 32) as u32, p1 as u32);
-            let next = [hi1 ^ *b ^ k[0], lo1, hi0 ^ *d ^ k[1], lo0];
-            (*a, *b, *c, *d) = (next[0], next[1], next[2], next[3]);
-        }
-    }
-}
 
 /// `ln x` for `x` in [2^-24, 1]: exponent and mantissa split, the mantissa reduced
 /// to [sqrt(1/2), sqrt(2)), then `2 atanh t` to t^9 (error below 1e-8 relative).
@@ -184,7 +156,7 @@ fn sample_env(
         }
         l2[..n].fill(env as u32);
         l3[..n].fill(draw);
-        philox_lanes(
+        philox4x32_10_lanes(
             [&mut l0[..n], &mut l1[..n], &mut l2[..n], &mut l3[..n]],
             key,
         );
@@ -300,7 +272,7 @@ mod tests {
         let mut lanes: [Vec<u32>; 4] =
             std::array::from_fn(|j| counters.iter().map(|c| c[j]).collect());
         let [l0, l1, l2, l3] = &mut lanes;
-        philox_lanes([l0, l1, l2, l3], key);
+        philox4x32_10_lanes([l0, l1, l2, l3], key);
         let mut z: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0.0; counters.len()]);
         let [z0, z1, z2, z3] = &mut z;
         box_muller_planes(&lanes[0], &lanes[1], z0, z1);

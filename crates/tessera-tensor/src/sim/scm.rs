@@ -258,22 +258,7 @@ unsafe fn philox_lanes_avx2(lanes: &mut [[u32; STREAM_BLOCKS]; 4], key: [u32; 2]
 #[inline(always)]
 fn philox_lanes_body(lanes: &mut [[u32; STREAM_BLOCKS]; 4], key: [u32; 2]) {
     let [a, b, c, d] = lanes;
-    let mut k = key;
-    for round in 0..10 {
-        if round > 0 {
-            k = [
-                k[0].wrapping_add(0x9E37_79B9),
-                k[1].wrapping_add(0xBB67_AE85),
-            ];
-        }
-        for j in 0..STREAM_BLOCKS {
-            let p0 = u64::from(0xD251_1F53u32) * u64::from(a[j]);
-            let p1 = u64::from(0xCD9E_8D57u32) * u64::from(c[j]);
-            let (hi0, lo0) = ((p0 >> 32) as u32, p0 as u32);
-            let (hi1, lo1) = ((p1 >> 32) as u32, p1 as u32);
-            (a[j], b[j], c[j], d[j]) = (hi1 ^ b[j] ^ k[0], lo1, hi0 ^ d[j] ^ k[1], lo0);
-        }
-    }
+    crate::rng::philox4x32_10_lanes([a, b, c, d], key);
 }
 
 /// A batch of linear-Gaussian SCMs, stored in each environment's topological order:
