@@ -49,3 +49,32 @@ pub fn shared_context() -> Option<GpuContext> {
         }
     }
 }
+
+/// The shared context's adapter opened again without optional features, so without
+/// `SHADER_F64`: the kernels Metal and GL run (the f32 posterior) tested on the same
+/// adapter. `None` as [`shared_context`]; panics if the adapter cannot be opened twice.
+pub fn f32_context() -> Option<GpuContext> {
+    shared_context()?;
+    static CONTEXT: OnceLock<GpuContext> = OnceLock::new();
+    let ctx = CONTEXT.get_or_init(|| {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pollster::block_on(wgpu::util::initialize_adapter_from_env_or_default(
+            &instance, None,
+        ))
+        .expect("the shared context's adapter");
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("tessera tests without f64"),
+            required_limits: crate::REQUIRED.limits(),
+            ..Default::default()
+        }))
+        .expect("a second device on the shared context's adapter");
+        GpuContext::from_device(device, queue, adapter.get_info())
+            .expect("REQUIRED's limits are enough")
+    });
+    assert!(
+        !ctx.device().features().contains(wgpu::Features::SHADER_F64),
+        "opened without optional features"
+    );
+    Some(ctx.clone())
+}

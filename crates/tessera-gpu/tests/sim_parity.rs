@@ -57,6 +57,25 @@ mod posterior {
     tessera_tensor::posterior_parity_suite!(gpu());
 }
 
+/// The same suite on the f32 kernels (a device without `SHADER_F64`, as Metal and GL
+/// are): CI's lavapipe has f64, so without this the f32 posterior would only be
+/// compiled, never run.
+mod posterior_f32 {
+    use tessera_gpu::{GpuPosterior, testing};
+    use tessera_tensor::reference::posterior_parity::F32Factory;
+    use tessera_tensor::sim::PosteriorConfig;
+
+    fn gpu() -> Option<F32Factory<impl Fn(&PosteriorConfig) -> tessera_tensor::Result<GpuPosterior>>>
+    {
+        let ctx = testing::f32_context()?;
+        Some(F32Factory(move |c: &PosteriorConfig| {
+            GpuPosterior::new(&ctx, c)
+        }))
+    }
+
+    tessera_tensor::posterior_parity_suite!(gpu());
+}
+
 /// On a device with f64 the GPU posterior agrees with the f64 reference at every size;
 /// on one without, data that f32 cannot score (a target almost determined by its
 /// parents, thousands of rows) is refused with an error, never returned as a wrong
@@ -64,14 +83,20 @@ mod posterior {
 /// split into dispatches of at most 512 rows.
 #[test]
 fn the_gpu_posterior_is_exact_with_f64_and_refuses_what_f32_cannot_resolve() {
+    for ctx in [testing::shared_context(), testing::f32_context()]
+        .into_iter()
+        .flatten()
+    {
+        exact_or_refused(&ctx);
+    }
+}
+
+fn exact_or_refused(ctx: &GpuContext) {
     use tessera_gpu::GpuPosterior;
     use tessera_tensor::TesseraError;
     use tessera_tensor::reference::{ReferencePosterior, ReferenceSim};
     use tessera_tensor::sim::{
         Interventions, PosteriorBackend, PosteriorConfig, ScmConfig, SimBackend,
-    };
-    let Some(ctx) = testing::shared_context() else {
-        return;
     };
     let f64 = ctx
         .device()
@@ -85,7 +110,7 @@ fn the_gpu_posterior_is_exact_with_f64_and_refuses_what_f32_cannot_resolve() {
             .sample(0, rows, &Interventions::None)
             .unwrap();
         let config = PosteriorConfig::for_scm(&scm, 3);
-        let mut gpu = GpuPosterior::new(&ctx, &config).unwrap();
+        let mut gpu = GpuPosterior::new(ctx, &config).unwrap();
         let mut reference = ReferencePosterior::new(&config).unwrap();
         gpu.add_rows(&samples, rows, &Interventions::None).unwrap();
         reference

@@ -403,3 +403,67 @@ fn cascade_training_solves_two_spirals_on_every_device() {
         assert_eq!(accuracy, 1.0);
     }
 }
+
+/// On a device without `SHADER_F64` (as Metal and GL are) the loop runs the f32
+/// posterior: with random choices it follows the CPU's f64 loop to f32 tolerance, and
+/// a long run on models whose targets f32 cannot score is reported as `Diverged` (from
+/// the first step that faulted, on every later read), never as a wrong posterior.
+#[test]
+fn the_loop_without_f64_follows_the_cpu_or_says_it_cannot() {
+    use tessera::causal::{ClosedLoop, LoopConfig, Selection};
+    use tessera::sim::{ScmBatch, ScmConfig};
+    let Some(ctx) = tessera_gpu::testing::f32_context() else {
+        return;
+    };
+    let f32_device = Device::from_context(ctx);
+    let mut config = ScmConfig::new(40, 10, 21);
+    config.scale_by_in_degree = true;
+    let scm = ScmBatch::generate(&config).unwrap();
+    let random = LoopConfig {
+        selection: Selection::Random { seed: 4 },
+        ..LoopConfig::default()
+    };
+    let mut cpu = ClosedLoop::on(&Device::cpu(), &scm, &random).unwrap();
+    let mut gpu = ClosedLoop::on(&f32_device, &scm, &random).unwrap();
+    for _ in 0..20 {
+        assert_eq!(cpu.chosen().unwrap(), gpu.chosen().unwrap());
+        cpu.step().unwrap();
+        gpu.step().unwrap();
+    }
+    let (want, got) = (cpu.posterior().unwrap(), gpu.posterior().unwrap());
+    for (g, w) in got.marginals.iter().zip(&want.marginals) {
+        assert!((g - w).abs() <= 2e-3, "marginal {g} vs {w}");
+    }
+    for (g, w) in gpu
+        .best_values()
+        .unwrap()
+        .iter()
+        .zip(cpu.best_values().unwrap())
+    {
+        assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "best {g} vs {w}");
+    }
+
+    // Unscaled weights: targets fitted ever more tightly as rows accumulate.
+    let scm = ScmBatch::generate(&ScmConfig::new(256, 20, 3)).unwrap();
+    let mut run = ClosedLoop::on(&f32_device, &scm, &LoopConfig::default()).unwrap();
+    let mut first_fault = None;
+    for step in 1..=250u32 {
+        run.step().unwrap();
+        if step % 25 != 0 {
+            continue;
+        }
+        match (run.posterior(), first_fault) {
+            (Ok(p), None) => {
+                assert!(p.marginals.iter().all(|m| (0.0..=1.0).contains(m)));
+                assert!(p.rows.iter().all(|&r| r == u64::from(step)));
+            }
+            (Err(TesseraError::Diverged { step: at, .. }), None) => {
+                assert!((1..=step as usize).contains(&at), "fault at {at} by {step}");
+                first_fault = Some(at);
+            }
+            (Err(TesseraError::Diverged { step: at, .. }), Some(first)) => assert_eq!(at, first),
+            (other, _) => panic!("step {step}: {other:?} after {first_fault:?}"),
+        }
+    }
+    eprintln!("f32 loop, 256 x 20 unscaled: first fault at {first_fault:?}");
+}

@@ -437,18 +437,19 @@ impl GpuClosedLoop {
     /// The error for a fault a step recorded on the device, if any.
     fn check_fault(&self) -> Result<()> {
         let fault: Vec<u32> = read_buffers(&self.ctx, &[(&self.buffers.fault, 8)])?;
-        let step = fault[1];
+        // The device records the draw number (from 0); errors count steps from 1.
+        let step = fault[1] as usize + 1;
         if fault[0] & FAULT_SAMPLES != 0 {
             return Err(TesseraError::Diverged {
                 what: "closed-loop samples (a value overflowed f32 or passed the acquisition bound MAX_MAGNITUDE; the state after that step is not meaningful)",
-                step: step as usize,
+                step,
                 value: f64::from(MAX_MAGNITUDE),
             });
         }
         if fault[0] & FAULT_UNRESOLVED != 0 {
             return Err(TesseraError::Diverged {
                 what: "closed-loop posterior: scores this device's f32 cannot resolve to 0.05 nats (no SHADER_F64); run the loop on the CPU",
-                step: step as usize,
+                step,
                 value: f64::INFINITY,
             });
         }
