@@ -7,7 +7,7 @@ use tessera_tensor::acquisition::{
 use tessera_tensor::error::Result;
 use tessera_tensor::sim::closed_loop::{
     ClosedLoopBackend, LoopConfig, PolicyKeys, Selection, ValuePolicy, empty_summary,
-    mechanism_features, policy_word, random_choice, uniform_value, validate_values,
+    mechanism_features, policy_word, random_choices, uniform_value, validate_values,
 };
 use tessera_tensor::sim::{
     Intervention, Interventions, PosteriorBackend, PosteriorConfig, PosteriorSummary, ScmBatch,
@@ -139,7 +139,6 @@ impl ClosedLoopBackend for CpuClosedLoop {
     }
 
     fn chosen(&mut self) -> Result<Vec<u32>> {
-        let scm = self.sim.scm();
         Ok(match self.config.selection {
             Selection::Acquisition => self
                 .acquisition
@@ -147,14 +146,7 @@ impl ClosedLoopBackend for CpuClosedLoop {
                 .iter()
                 .map(|s| s.selected)
                 .collect(),
-            Selection::Random { .. } => scm
-                .targets()
-                .iter()
-                .enumerate()
-                .map(|(e, &t)| {
-                    random_choice(policy_word(self.keys.choice, e, self.step), scm.n_vars(), t)
-                })
-                .collect(),
+            Selection::Random { .. } => random_choices(self.keys.choice, self.sim.scm(), self.step),
         })
     }
 

@@ -12,7 +12,7 @@ use tessera_tensor::acquisition::{AcquisitionBackend, AcquisitionConfig, MAX_MAG
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::sim::closed_loop::{
     ClosedLoopBackend, LoopConfig, PolicyKeys, Selection, ValuePolicy, empty_summary,
-    validate_values,
+    random_choices, validate_values,
 };
 use tessera_tensor::sim::{PosteriorConfig, PosteriorSummary, ScmBatch};
 
@@ -497,25 +497,7 @@ impl ClosedLoopBackend for GpuClosedLoop {
                     .collect())
             }
             // The draw of the next step, computed on the host as loop_prepare will.
-            Selection::Random { .. } => {
-                let scm = self.scm();
-                Ok(scm
-                    .targets()
-                    .iter()
-                    .enumerate()
-                    .map(|(e, &t)| {
-                        tessera_tensor::sim::closed_loop::random_choice(
-                            tessera_tensor::sim::closed_loop::policy_word(
-                                self.keys.choice,
-                                e,
-                                self.step,
-                            ),
-                            scm.n_vars(),
-                            t,
-                        )
-                    })
-                    .collect())
-            }
+            Selection::Random { .. } => Ok(random_choices(self.keys.choice, self.scm(), self.step)),
         }
     }
 

@@ -157,6 +157,16 @@ pub fn random_choice(word: u32, n_vars: usize, target: u32) -> u32 {
     if v >= target { v + 1 } else { v }
 }
 
+/// The random policy's choice for every environment of `scm` at step `step` (what
+/// `loop_prepare.wgsl` draws on the device).
+pub fn random_choices(key: [u32; 2], scm: &ScmBatch, step: u32) -> Vec<u32> {
+    scm.targets()
+        .iter()
+        .enumerate()
+        .map(|(e, &t)| random_choice(policy_word(key, e, step), scm.n_vars(), t))
+        .collect()
+}
+
 /// A value uniform in `[lo, hi)` from a word's top 24 bits: `lo + (hi - lo) u`.
 pub fn uniform_value(word: u32, lo: f32, hi: f32) -> f32 {
     let u = (word >> 8) as f32 * (1.0 / 16_777_216.0);
