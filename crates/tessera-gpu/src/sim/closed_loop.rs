@@ -358,11 +358,6 @@ impl GpuClosedLoop {
         })
     }
 
-    /// The policy keys of the run (the same draws as the CPU loop's).
-    pub fn policy_keys(&self) -> PolicyKeys {
-        self.keys
-    }
-
     /// Records and submits one step; `caller_values` selects the prepare bind groups
     /// that read the values the caller uploaded.
     fn run_step(&mut self, caller_values: bool) -> Result<()> {
