@@ -1,5 +1,6 @@
 //! Neural workloads: SGEMM (against the `gemm` crate on the CPU), forward passes at
-//! batch 1 and 256, an Adam training step, and an RPROP epoch against libfann 2.2.
+//! batch 1 and 256, an Adam training step, and RPROP epochs against libfann 2.2: one
+//! of a 784-128-10 net, and one per FANN benchmark dataset with 32 hidden neurons.
 
 use tessera_cpu::CpuNn;
 use tessera_gpu::GpuNn;
@@ -42,6 +43,149 @@ pub enum NnKind {
     },
     /// One FANN RPROP epoch of a 784-128-10 net on 1000 samples.
     FannEpoch,
+    /// One FANN RPROP epoch of an `inputs`-32-`outputs` net on one of FANN's benchmark
+    /// datasets.
+    FannDataset(&'static FannDataset),
+}
+
+/// One of the benchmark datasets of the FANN repository (`datasets/<name>.train`,
+/// from PROBEN1). The bench reads the file from the folder named by the
+/// `TESSERA_FANN_DATASETS` environment variable; without it, it trains on synthetic
+/// data of the same shape (the epoch's cost depends on the shape alone).
+#[derive(Debug, PartialEq, Eq)]
+pub struct FannDataset {
+    /// File stem, e.g. `building`.
+    pub name: &'static str,
+    /// Inputs per sample.
+    pub inputs: usize,
+    /// Outputs per sample.
+    pub outputs: usize,
+    /// Samples in the training file.
+    pub samples: usize,
+}
+
+/// Hidden neurons of the nets trained on [`FANN_DATASETS`].
+pub const FANN_DATASET_HIDDEN: usize = 32;
+
+/// The FANN benchmark datasets, with the shapes of their `.train` files.
+pub const FANN_DATASETS: &[FannDataset] = &[
+    FannDataset {
+        name: "building",
+        inputs: 14,
+        outputs: 3,
+        samples: 2104,
+    },
+    FannDataset {
+        name: "robot",
+        inputs: 48,
+        outputs: 3,
+        samples: 374,
+    },
+    FannDataset {
+        name: "soybean",
+        inputs: 82,
+        outputs: 19,
+        samples: 342,
+    },
+    FannDataset {
+        name: "thyroid",
+        inputs: 21,
+        outputs: 3,
+        samples: 3600,
+    },
+    FannDataset {
+        name: "gene",
+        inputs: 120,
+        outputs: 3,
+        samples: 1588,
+    },
+    FannDataset {
+        name: "mushroom",
+        inputs: 125,
+        outputs: 2,
+        samples: 4062,
+    },
+];
+
+/// The environment variable naming the folder of FANN's dataset files.
+pub const FANN_DATASETS_ENV: &str = "TESSERA_FANN_DATASETS";
+
+impl FannDataset {
+    /// Layer sizes of the net trained on it.
+    pub fn sizes(&self) -> [usize; 3] {
+        [self.inputs, FANN_DATASET_HIDDEN, self.outputs]
+    }
+
+    /// The dataset's training file from the folder `TESSERA_FANN_DATASETS` names, or
+    /// `None` (with the reason) where it is unset, missing or of another shape.
+    pub fn load(&self) -> Result<TrainData, String> {
+        let dir = std::env::var_os(FANN_DATASETS_ENV)
+            .ok_or_else(|| format!("{FANN_DATASETS_ENV} is not set"))?;
+        let path = std::path::Path::new(&dir).join(format!("{}.train", self.name));
+        let data = tessera_nn::fann::read_data(&path).map_err(|e| e.to_string())?;
+        if (data.len(), data.n_inputs(), data.n_outputs())
+            != (self.samples, self.inputs, self.outputs)
+        {
+            return Err(format!(
+                "{} holds {} samples of {} inputs and {} outputs, not FANN's {} x {} x {}",
+                path.display(),
+                data.len(),
+                data.n_inputs(),
+                data.n_outputs(),
+                self.samples,
+                self.inputs,
+                self.outputs
+            ));
+        }
+        Ok(data)
+    }
+
+    /// Synthetic data of the dataset's shape: inputs uniform in [0, 1], targets a
+    /// random teacher's sigmoid outputs.
+    pub fn synthetic(&self, seed: u64) -> TrainData {
+        let mut rng = Rng::new(seed);
+        let inputs: Vec<f32> = (0..self.samples * self.inputs)
+            .map(|_| rng.range(0.0, 1.0))
+            .collect();
+        let teacher: Vec<f32> = (0..self.inputs * self.outputs)
+            .map(|_| rng.range(-1.0, 1.0))
+            .collect();
+        let targets = inputs
+            .chunks(self.inputs)
+            .flat_map(|x| {
+                let teacher = &teacher;
+                (0..self.outputs).map(move |o| {
+                    let z: f32 = x
+                        .iter()
+                        .zip(&teacher[o * self.inputs..])
+                        .map(|(x, w)| x * w)
+                        .sum();
+                    1.0 / (1.0 + (-z).exp())
+                })
+            })
+            .collect();
+        TrainData::new(self.inputs, self.outputs, inputs, targets).expect("valid shape")
+    }
+
+    /// The net FANN's quality benchmark trains: symmetric sigmoid hidden neurons, a
+    /// sigmoid output (the targets are in [0, 1]), steepness 0.5, FANN's uniform
+    /// initialisation from `seed`.
+    pub fn net(&self, seed: u64) -> Network {
+        let mut net = Network::new(&self.sizes(), Activation::Sigmoid, Init::FannUniform, seed)
+            .expect("valid sizes");
+        net.set_hidden_activation(Activation::SigmoidSymmetric, 0.5)
+            .expect("valid layer");
+        net.set_output_activation(Activation::Sigmoid, 0.5)
+            .expect("valid layer");
+        net
+    }
+}
+
+impl NnKind {
+    /// Whether libfann runs it (the FANN RPROP epochs).
+    fn is_fann(self) -> bool {
+        matches!(self, NnKind::FannEpoch | NnKind::FannDataset(_))
+    }
 }
 
 /// One neural workload.
@@ -118,6 +262,11 @@ pub fn workloads(quick: bool) -> Vec<NnWorkload> {
         software_max_flop,
         kind: NnKind::FannEpoch,
     });
+    out.extend(FANN_DATASETS.iter().map(|d| NnWorkload {
+        group: "fann-datasets",
+        software_max_flop,
+        kind: NnKind::FannDataset(d),
+    }));
     out
 }
 
@@ -143,6 +292,7 @@ impl NnWorkload {
             NnKind::Forward { sizes, batch } => net_flops(sizes, batch),
             NnKind::TrainStep { sizes, batch } => 3.0 * net_flops(sizes, batch),
             NnKind::FannEpoch => 3.0 * net_flops(MNIST, FANN_SAMPLES),
+            NnKind::FannDataset(d) => 3.0 * net_flops(&d.sizes(), d.samples),
         }
     }
 }
@@ -164,6 +314,12 @@ impl Workload for NnWorkload {
                 format!("Adam step {} batch {batch}", sizes_label(sizes))
             }
             NnKind::FannEpoch => format!("RPROP epoch 784-128-10, {FANN_SAMPLES} samples"),
+            NnKind::FannDataset(d) => format!(
+                "RPROP epoch {} {}, {} samples",
+                d.name,
+                sizes_label(&d.sizes()),
+                d.samples
+            ),
         }
     }
     fn x(&self) -> f64 {
@@ -171,6 +327,7 @@ impl Workload for NnWorkload {
             NnKind::Gemm { n } => n as f64,
             NnKind::Forward { batch, .. } | NnKind::TrainStep { batch, .. } => batch as f64,
             NnKind::FannEpoch => FANN_SAMPLES as f64,
+            NnKind::FannDataset(d) => d.samples as f64,
         }
     }
     fn unit(&self) -> &'static str {
@@ -192,7 +349,7 @@ impl Workload for NnWorkload {
             NnKind::Gemm { n } => return Some(crate::cost::gemm(n, n, n)),
             NnKind::Forward { sizes, batch } => 4.0 * (params(sizes) + io(sizes, batch)),
             NnKind::TrainStep { sizes, batch } => 4.0 * (7.0 * params(sizes) + io(sizes, batch)),
-            NnKind::FannEpoch => return None,
+            NnKind::FannEpoch | NnKind::FannDataset(_) => return None,
         };
         Some(crate::cost::Cost {
             bytes,
@@ -204,6 +361,7 @@ impl Workload for NnWorkload {
             NnKind::Gemm { .. } => self.flops(),
             NnKind::Forward { batch, .. } | NnKind::TrainStep { batch, .. } => batch as f64,
             NnKind::FannEpoch => FANN_SAMPLES as f64,
+            NnKind::FannDataset(d) => d.samples as f64,
         }
     }
     fn fixture(&self) -> Box<dyn Fixture + '_> {
@@ -241,6 +399,7 @@ impl Workload for NnWorkload {
                     w: *self,
                     net,
                     data,
+                    source: None,
                 })
             }
             NnKind::FannEpoch => {
@@ -260,6 +419,19 @@ impl Workload for NnWorkload {
                     w: *self,
                     net,
                     data,
+                    source: None,
+                })
+            }
+            NnKind::FannDataset(d) => {
+                let (data, source) = match d.load() {
+                    Ok(data) => (data, format!("FANN's {}.train", d.name)),
+                    Err(why) => (d.synthetic(1), format!("synthetic data ({why})")),
+                };
+                Box::new(NetFixture {
+                    w: *self,
+                    net: d.net(1),
+                    data,
+                    source: Some(source),
                 })
             }
         }
@@ -474,11 +646,13 @@ struct NetFixture {
     w: NnWorkload,
     net: Network,
     data: TrainData,
+    /// Where the data came from, where the note should say (FANN's datasets).
+    source: Option<String>,
 }
 
 fn config_for(kind: NnKind, samples: usize) -> TrainConfig {
     match kind {
-        NnKind::FannEpoch => TrainConfig {
+        NnKind::FannEpoch | NnKind::FannDataset(_) => TrainConfig {
             loss: Loss::Fann { tanh: true },
             ..TrainConfig::new(Algorithm::fann_rprop())
         },
@@ -561,6 +735,16 @@ impl Runner for LibfannRunner {
 const QUALITY_EPOCHS: usize = 10;
 
 impl NetFixture {
+    /// The quality note of a FANN epoch: the MSE after [`QUALITY_EPOCHS`], and the
+    /// data's source.
+    fn note(&self, mse: f64) -> String {
+        let note = format!("MSE after {QUALITY_EPOCHS} epochs {mse:.5}");
+        match &self.source {
+            Some(source) => format!("{note}; {source}"),
+            None => note,
+        }
+    }
+
     fn kernel_runner<K: NnKernels + 'static>(
         &self,
         make: impl Fn() -> tessera_tensor::Result<K>,
@@ -592,7 +776,7 @@ impl NetFixture {
                 ))
             }
             _ => {
-                let quality = if self.w.kind == NnKind::FannEpoch {
+                let quality = if self.w.kind.is_fann() {
                     QUALITY_EPOCHS
                 } else {
                     1
@@ -608,7 +792,7 @@ impl NetFixture {
                     ));
                 }
                 let note = if quality > 1 {
-                    format!("MSE after {quality} epochs {:.5}", got[quality - 1])
+                    self.note(got[quality - 1])
                 } else {
                     String::new()
                 };
@@ -645,10 +829,7 @@ impl NetFixture {
                 mses[0], ours[0]
             ));
         }
-        let note = format!(
-            "MSE after {QUALITY_EPOCHS} epochs {:.5}",
-            mses[QUALITY_EPOCHS - 1]
-        );
+        let note = self.note(mses[QUALITY_EPOCHS - 1] as f64);
         let fresh = lib.open(&net_path, &data_path)?;
         let mut fresh = fresh;
         fresh.set_algorithm(2);
@@ -671,9 +852,7 @@ impl Fixture for NetFixture {
             // either way).
             BackendKind::CpuScalar => self.kernel_runner(|| Ok(CpuNn::new_scalar())),
             BackendKind::Gpu(ctx) => self.kernel_runner(|| GpuNn::new(ctx)),
-            BackendKind::Libfann(lib) if self.w.kind == NnKind::FannEpoch => {
-                self.libfann_runner(lib)
-            }
+            BackendKind::Libfann(lib) if self.w.kind.is_fann() => self.libfann_runner(lib),
             _ => Ok(Prepared::NotApplicable(
                 "no network kernels on this backend",
             )),

@@ -134,6 +134,10 @@ pub const GROUPS: &[(&str, &str)] = &[
         "FANN RPROP training epoch against libfann 2.2 (same net, data and algorithm)",
     ),
     (
+        "fann-datasets",
+        "FANN RPROP epoch on FANN's benchmark datasets, 32 hidden neurons, against libfann 2.2 (same net, data and algorithm)",
+    ),
+    (
         "cascade",
         "Cascade2 training against libfann 2.2's fann_cascadetrain_on_data (same nets, data and parameters)",
     ),

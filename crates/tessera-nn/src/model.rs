@@ -2,7 +2,8 @@
 //! and gradients sized for a batch.
 
 use tessera_tensor::error::{Result, TesseraError};
-use tessera_tensor::nn::{Gemm, NnKernels};
+use tessera_tensor::nn::NnKernels;
+use tessera_tensor::nn::dense::{DenseLayerRef, forward_per_layer};
 
 use crate::network::{Layer, Network};
 
@@ -131,27 +132,33 @@ impl<K: NnKernels> Model<K> {
         Ok(())
     }
 
+    /// The layers as the dense kernels read them.
+    pub(crate) fn dense_layers(layers: &[DeviceLayer<K>]) -> Vec<DenseLayerRef<'_, K::Tensor>> {
+        layers
+            .iter()
+            .map(|l| DenseLayerRef {
+                w: &l.w,
+                b: &l.b,
+                inputs: l.spec.inputs,
+                outputs: l.spec.outputs,
+                activation: l.spec.activation,
+                steepness: l.spec.steepness,
+            })
+            .collect()
+    }
+
     /// Runs the forward pass on the workspace's input (already written).
     pub(crate) fn forward_workspace(&mut self) -> Result<()> {
-        let k = &self.kernels;
         let work = self.work.as_mut().expect("workspace allocated");
-        let rows = work.rows;
-        for (i, l) in self.layers.iter().enumerate() {
-            let (before, after) = work.a.split_at_mut(i);
-            let input = if i == 0 { &work.x } else { &before[i - 1] };
-            let g = Gemm::new(rows, l.spec.outputs, l.spec.inputs);
-            k.gemm(g, input, &l.w, &mut work.z[i])?;
-            k.bias_activation(
-                &mut work.z[i],
-                &l.b,
-                &mut after[0],
-                rows,
-                l.spec.outputs,
-                l.spec.activation,
-                l.spec.steepness,
-            )?;
-        }
-        Ok(())
+        let layers = Self::dense_layers(&self.layers);
+        forward_per_layer(
+            &self.kernels,
+            &layers,
+            &work.x,
+            work.rows,
+            &mut work.z,
+            &mut work.a,
+        )
     }
 
     /// Outputs for `inputs` (`[rows, inputs]` row-major), `[rows, outputs]`. Finite

@@ -4,9 +4,9 @@
 //! asked for (SARPROP's update needs the epoch's MSE, so it always reads them).
 
 use tessera_tensor::error::{Result, TesseraError};
+use tessera_tensor::nn::dense::{DenseBackprop, DenseGrads, DenseWork};
 use tessera_tensor::nn::{
-    AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams,
-    SgdParams,
+    AdamParams, Derivative, Loss, NnKernels, QuickpropParams, RpropParams, SarpropParams, SgdParams,
 };
 use tessera_tensor::rng::Rng;
 
@@ -683,95 +683,42 @@ impl<K: NnKernels> Trainer<K> {
             k.write(&mut work.target, &self.t)?;
             work.samples = samples;
         }
-        self.model.forward_workspace()?;
         let k = &self.model.kernels;
-        let layers = &self.model.layers;
-        let last = layers.len() - 1;
         let work = self.model.work.as_mut().expect("workspace allocated");
-        let out = &layers[last].spec;
-        if measure {
-            self.metrics_pending = true;
-            k.accumulate_error_metrics(
-                &work.a[last],
-                &work.target,
-                self.config.loss,
-                out.activation,
-                self.config.bit_fail_limit,
-                &mut self.metrics,
-            )?;
-        }
-        if self.config.loss == Loss::SoftmaxCrossEntropy {
-            k.output_gradient(
-                &work.a[last],
-                &work.target,
-                &mut work.dz[last],
-                self.config.loss,
-                out.activation,
-                out.steepness,
-                scale,
-            )?;
-        } else {
-            k.output_gradient(
-                &work.a[last],
-                &work.target,
-                &mut work.da[last],
-                self.config.loss,
-                out.activation,
-                out.steepness,
-                scale,
-            )?;
-            k.activation_backward(
-                &work.z[last],
-                &work.a[last],
-                &work.da[last],
-                &mut work.dz[last],
-                out.outputs,
-                out.activation,
-                out.steepness,
-                self.config.derivative,
-            )?;
-        }
-        let beta = if accumulate { 1.0 } else { 0.0 };
-        for l in (0..layers.len()).rev() {
-            let spec = &layers[l].spec;
-            let st = &mut self.state[l];
-            let input = if l == 0 { &work.x } else { &work.a[l - 1] };
-            let g = Gemm {
-                m: spec.inputs,
-                n: spec.outputs,
-                k: rows,
-                trans_a: true,
-                trans_b: false,
-                alpha: 1.0,
-                beta,
-            };
-            k.gemm(g, input, &work.dz[l], &mut st.gw)?;
-            k.column_sums(&work.dz[l], &mut st.gb, rows, spec.outputs, beta)?;
-            if l > 0 {
-                let g = Gemm {
-                    m: rows,
-                    n: spec.inputs,
-                    k: spec.outputs,
-                    trans_a: false,
-                    trans_b: true,
-                    alpha: 1.0,
-                    beta: 0.0,
-                };
-                k.gemm(g, &work.dz[l], &layers[l].w, &mut work.da[l - 1])?;
-                let prev = &layers[l - 1].spec;
-                k.activation_backward(
-                    &work.z[l - 1],
-                    &work.a[l - 1],
-                    &work.da[l - 1],
-                    &mut work.dz[l - 1],
-                    prev.outputs,
-                    prev.activation,
-                    prev.steepness,
-                    self.config.derivative,
-                )?;
-            }
-        }
-        Ok(())
+        let layers = Model::dense_layers(&self.model.layers);
+        let mut grads: Vec<DenseGrads<'_, K::Tensor>> = self
+            .state
+            .iter_mut()
+            .map(|st| DenseGrads {
+                w: &mut st.gw,
+                b: &mut st.gb,
+            })
+            .collect();
+        let p = DenseBackprop {
+            rows,
+            loss: self.config.loss,
+            derivative: self.config.derivative,
+            scale,
+            accumulate,
+            bit_fail_limit: self.config.bit_fail_limit,
+        };
+        let scratch = DenseWork {
+            z: &mut work.z,
+            a: &mut work.a,
+            dz: &mut work.dz,
+            da: &mut work.da,
+        };
+        self.metrics_pending |= measure;
+        let metrics = measure.then_some(&mut self.metrics);
+        k.dense_backprop(
+            p,
+            &layers,
+            &work.x,
+            &work.target,
+            scratch,
+            &mut grads,
+            metrics,
+        )
     }
 
     /// Whether the workspace holds `rows` rows of the samples `samples` names.

@@ -3,6 +3,7 @@
 
 mod activation;
 mod cascade;
+mod dense;
 mod gemv;
 mod loss;
 mod update;
@@ -13,6 +14,7 @@ use tessera_tensor::error::{Result, TesseraError};
 
 use crate::dispatch::Kernel;
 use tessera_tensor::nn::cascade::{CandidateEpoch, CandidateUnit};
+use tessera_tensor::nn::dense::{DenseBackprop, DenseGrads, DenseLayerRef, DenseWork};
 use tessera_tensor::nn::{
     Activation, AdamParams, Derivative, ErrorSums, Gemm, Loss, NnKernels, QuickpropParams,
     RpropParams, SarpropParams, SgdParams, check_lens,
@@ -353,6 +355,29 @@ impl NnKernels for CpuNn {
         let c2 = 1.0 - p.beta2.powi(t as i32);
         let args = (&mut w[..], &g[..], &mut m[..], &mut v[..], [c1, c2], p);
         self.arch.dispatch(Kernel(update::adam, args));
+        Ok(())
+    }
+
+    fn dense_backprop(
+        &self,
+        p: DenseBackprop,
+        layers: &[DenseLayerRef<'_, Vec<f32>>],
+        x: &Vec<f32>,
+        target: &Vec<f32>,
+        work: DenseWork<'_, Vec<f32>>,
+        grads: &mut [DenseGrads<'_, Vec<f32>>],
+        metrics: Option<&mut ErrorSums>,
+    ) -> Result<()> {
+        if !dense::suits(layers) {
+            return tessera_tensor::nn::dense::backprop_per_layer(
+                self, p, layers, x, target, work, grads, metrics,
+            );
+        }
+        p.check(layers, (x.len(), target.len()), grads, Vec::len)?;
+        let _span =
+            tracing::trace_span!("cpu_dense_backprop", rows = p.rows, layers = layers.len())
+                .entered();
+        dense::backprop(self.arch, p, layers, x, target, grads, metrics);
         Ok(())
     }
 

@@ -484,6 +484,27 @@ pub trait NnKernels {
         scores: &mut Self::Tensor,
     ) -> Result<()>;
 
+    /// Forward and backward of a dense net on one batch of `p.rows` samples `x`
+    /// (`[rows, inputs]`) with targets `target` (`[rows, outputs]`): every layer's
+    /// weight and bias gradients into `grads` (added to them when `p.accumulate`), and
+    /// the batch's squared errors and bit fails into `metrics` when given. Defined by
+    /// [`backprop_per_layer`](crate::nn::dense::backprop_per_layer), the default; a
+    /// backend may fuse it (then `work` may be left unwritten). Checked with
+    /// [`DenseBackprop::check`](crate::nn::dense::DenseBackprop::check).
+    #[allow(clippy::too_many_arguments)]
+    fn dense_backprop(
+        &self,
+        p: crate::nn::dense::DenseBackprop,
+        layers: &[crate::nn::dense::DenseLayerRef<'_, Self::Tensor>],
+        x: &Self::Tensor,
+        target: &Self::Tensor,
+        work: crate::nn::dense::DenseWork<'_, Self::Tensor>,
+        grads: &mut [crate::nn::dense::DenseGrads<'_, Self::Tensor>],
+        metrics: Option<&mut Self::Metrics>,
+    ) -> Result<()> {
+        crate::nn::dense::backprop_per_layer(self, p, layers, x, target, work, grads, metrics)
+    }
+
     /// One Adam(W) step number `t` (from 1) with moments `m` and `v`.
     #[allow(clippy::too_many_arguments)]
     fn adam_update(

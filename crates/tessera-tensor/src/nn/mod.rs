@@ -8,6 +8,7 @@
 mod activation;
 pub mod cascade;
 mod contract;
+pub mod dense;
 
 pub use activation::{Activation, softmax_row};
 pub use contract::{

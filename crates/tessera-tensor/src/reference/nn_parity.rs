@@ -300,6 +300,286 @@ pub fn losses<K: NnKernels>(k: &K) {
     }
 }
 
+/// One layer's weights and biases (or their gradients) on the host.
+type LayerParams = (Vec<f32>, Vec<f32>);
+
+/// One net's tensors on a backend: weights, biases and gradient buffers per layer.
+struct DenseNet<K: NnKernels> {
+    w: Vec<K::Tensor>,
+    b: Vec<K::Tensor>,
+    gw: Vec<K::Tensor>,
+    gb: Vec<K::Tensor>,
+    work: [Vec<K::Tensor>; 4],
+}
+
+impl<K: NnKernels> DenseNet<K> {
+    fn new(
+        k: &K,
+        sizes: &[usize],
+        rows: usize,
+        params: &[LayerParams],
+        grads: &[LayerParams],
+    ) -> Self {
+        let t = |v: &Vec<f32>| k.tensor(v).unwrap();
+        let work = || {
+            sizes[1..]
+                .iter()
+                .map(|&o| k.zeros(rows * o).unwrap())
+                .collect()
+        };
+        Self {
+            w: params.iter().map(|(w, _)| t(w)).collect(),
+            b: params.iter().map(|(_, b)| t(b)).collect(),
+            gw: grads.iter().map(|(w, _)| t(w)).collect(),
+            gb: grads.iter().map(|(_, b)| t(b)).collect(),
+            work: [work(), work(), work(), work()],
+        }
+    }
+
+    /// Runs [`NnKernels::dense_backprop`]; returns the gradients read back and the
+    /// error sums (when measured).
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        k: &K,
+        p: crate::nn::dense::DenseBackprop,
+        sizes: &[usize],
+        acts: &[(Activation, f32)],
+        x: &K::Tensor,
+        t: &K::Tensor,
+        measure: bool,
+    ) -> crate::error::Result<(Vec<LayerParams>, (f64, u64))> {
+        use crate::nn::dense::{DenseGrads, DenseLayerRef, DenseWork};
+        let layers: Vec<DenseLayerRef<'_, K::Tensor>> = (0..acts.len())
+            .map(|l| DenseLayerRef {
+                w: &self.w[l],
+                b: &self.b[l],
+                inputs: sizes[l],
+                outputs: sizes[l + 1],
+                activation: acts[l].0,
+                steepness: acts[l].1,
+            })
+            .collect();
+        let mut grads: Vec<DenseGrads<'_, K::Tensor>> = self
+            .gw
+            .iter_mut()
+            .zip(&mut self.gb)
+            .map(|(w, b)| DenseGrads { w, b })
+            .collect();
+        let [z, a, dz, da] = &mut self.work;
+        let work = DenseWork { z, a, dz, da };
+        let mut acc = k.metrics()?;
+        k.dense_backprop(
+            p,
+            &layers,
+            x,
+            t,
+            work,
+            &mut grads,
+            measure.then_some(&mut acc),
+        )?;
+        let sums = k.take_metrics(&mut acc)?;
+        let read = self
+            .gw
+            .iter()
+            .zip(&self.gb)
+            .map(|(w, b)| (k.read(w).unwrap(), k.read(b).unwrap()))
+            .collect();
+        Ok((read, sums))
+    }
+}
+
+/// Forward and backward of whole nets ([`NnKernels::dense_backprop`]) against the
+/// f64 composition of per-layer kernels: random depths, widths around the CPU's
+/// register tiles (1, 7, 8, 9, 16, 17, ...), batches around its 128-row blocks and
+/// beyond eight of them, every loss and derivative, with and without accumulation,
+/// and nets too large for the CPU's fused pass.
+pub fn dense_backprop<K: NnKernels>(k: &K) {
+    use crate::nn::dense::DenseBackprop;
+    let r = ReferenceNn;
+    let mut rng = Rng::new(43);
+    let widths = [1, 2, 3, 7, 8, 9, 16, 17, 19, 32, 33];
+    let hidden = [
+        Activation::SigmoidSymmetric,
+        Activation::Sigmoid,
+        Activation::Linear,
+        Activation::Elliot,
+        Activation::Gaussian,
+    ];
+    let rows_cases = [1, 5, 127, 128, 129, 300, 1100];
+    for case in 0..28 {
+        let rows = rows_cases[case % rows_cases.len()];
+        let sizes: Vec<usize> = if case == 27 {
+            // Past the CPU's fused limits: the per-layer path.
+            vec![300, 70, 4]
+        } else {
+            (0..=1 + case % 3)
+                .map(|_| widths[(rng.next_u64() % widths.len() as u64) as usize])
+                .collect()
+        };
+        let depth = sizes.len() - 1;
+        let (loss, output) = match case % 4 {
+            0 => (Loss::MeanSquared, Activation::Linear),
+            1 => (Loss::Fann { tanh: false }, Activation::Sigmoid),
+            2 => (Loss::Fann { tanh: true }, Activation::SigmoidSymmetric),
+            _ => (Loss::SoftmaxCrossEntropy, Activation::Softmax),
+        };
+        let acts: Vec<(Activation, f32)> = (0..depth)
+            .map(|l| {
+                let a = if l + 1 == depth {
+                    output
+                } else {
+                    hidden[(rng.next_u64() % hidden.len() as u64) as usize]
+                };
+                (a, rng.range(0.3, 1.2))
+            })
+            .collect();
+        let derivative = if case % 2 == 0 {
+            Derivative::Exact
+        } else {
+            Derivative::Fann
+        };
+        let p = DenseBackprop {
+            rows,
+            loss,
+            derivative,
+            scale: if case % 3 == 0 {
+                1.0 / rows as f32
+            } else {
+                1.0
+            },
+            accumulate: case % 5 == 1,
+            bit_fail_limit: 0.35,
+        };
+        let params: Vec<(Vec<f32>, Vec<f32>)> = sizes
+            .windows(2)
+            .map(|w| {
+                (
+                    random(&mut rng, w[0] * w[1], -0.8, 0.8),
+                    random(&mut rng, w[1], -0.3, 0.3),
+                )
+            })
+            .collect();
+        let grads0: Vec<(Vec<f32>, Vec<f32>)> = sizes
+            .windows(2)
+            .map(|w| {
+                (
+                    random(&mut rng, w[0] * w[1], -1.0, 1.0),
+                    random(&mut rng, w[1], -1.0, 1.0),
+                )
+            })
+            .collect();
+        let x = random(&mut rng, rows * sizes[0], -1.0, 1.0);
+        let n_out = sizes[depth];
+        let t: Vec<f32> = if loss == Loss::SoftmaxCrossEntropy {
+            (0..rows)
+                .flat_map(|i| (0..n_out).map(move |o| f32::from(o == i % n_out)))
+                .collect()
+        } else {
+            random(&mut rng, rows * n_out, -0.9, 0.9)
+        };
+        let measure = case % 7 != 3;
+        let mut kn = DenseNet::new(k, &sizes, rows, &params, &grads0);
+        let (kx, kt) = (k.tensor(&x).unwrap(), k.tensor(&t).unwrap());
+        let (got, (ksse, kfail)) = kn.run(k, p, &sizes, &acts, &kx, &kt, measure).unwrap();
+        let mut rn = DenseNet::new(&r, &sizes, rows, &params, &grads0);
+        let (rx, rt) = (r.tensor(&x).unwrap(), r.tensor(&t).unwrap());
+        let (want, (rsse, rfail)) = rn.run(&r, p, &sizes, &acts, &rx, &rt, measure).unwrap();
+        let what = format!("dense_backprop {sizes:?} x {rows} {loss:?} {derivative:?}");
+        for (l, ((gw, gb), (ww, wb))) in got.iter().zip(&want).enumerate() {
+            // Each gradient is a sum over the rows: its rounding scales with the
+            // tensor's largest entry and the rows summed.
+            let scale = |v: &[f32]| v.iter().fold(1e-3f64, |m, x| m.max(x.abs() as f64));
+            let bound = 10.0 * scale(ww).max(scale(wb));
+            assert_close(
+                &format!("{what} layer {l} w"),
+                gw,
+                ww,
+                &vec![bound; gw.len()],
+            );
+            assert_close(
+                &format!("{what} layer {l} b"),
+                gb,
+                wb,
+                &vec![bound; gb.len()],
+            );
+        }
+        if measure {
+            assert!(
+                (ksse - rsse).abs() <= 1e-3 * rsse + 1e-5,
+                "{what}: sse {ksse} vs {rsse}"
+            );
+            assert!(
+                kfail.abs_diff(rfail) <= 1 + rfail / 100,
+                "{what}: bit fails {kfail} vs {rfail}"
+            );
+        } else {
+            assert_eq!((ksse, kfail), (0.0, 0), "{what}: nothing measured");
+        }
+    }
+}
+
+/// A malformed [`NnKernels::dense_backprop`] call (a target of the wrong length,
+/// layers that do not chain, a loss that does not fit) is a typed error that leaves
+/// the gradients as they were.
+pub fn dense_backprop_errors<K: NnKernels>(k: &K) {
+    use crate::nn::dense::DenseBackprop;
+    let mut rng = Rng::new(47);
+    let sizes = [5, 9, 3];
+    let rows = 40;
+    let params: Vec<(Vec<f32>, Vec<f32>)> = sizes
+        .windows(2)
+        .map(|w| {
+            (
+                random(&mut rng, w[0] * w[1], -1.0, 1.0),
+                random(&mut rng, w[1], -1.0, 1.0),
+            )
+        })
+        .collect();
+    let grads0 = params.clone();
+    let acts = [
+        (Activation::SigmoidSymmetric, 0.5),
+        (Activation::Sigmoid, 0.5),
+    ];
+    let p = DenseBackprop {
+        rows,
+        loss: Loss::Fann { tanh: true },
+        derivative: Derivative::Fann,
+        scale: 1.0,
+        accumulate: false,
+        bit_fail_limit: 0.35,
+    };
+    let x = k.tensor(&random(&mut rng, rows * 5, -1.0, 1.0)).unwrap();
+    let short = k.tensor(&random(&mut rng, rows * 3 - 1, 0.0, 1.0)).unwrap();
+    let t = k.tensor(&random(&mut rng, rows * 3, 0.0, 1.0)).unwrap();
+    let unchanged = |net: &DenseNet<K>| {
+        for (l, (w, b)) in grads0.iter().enumerate() {
+            assert_eq!(
+                &k.read(&net.gw[l]).unwrap(),
+                w,
+                "weight gradient {l} written"
+            );
+            assert_eq!(&k.read(&net.gb[l]).unwrap(), b, "bias gradient {l} written");
+        }
+    };
+    let mut net = DenseNet::new(k, &sizes, rows, &params, &grads0);
+    let err = net.run(k, p, &sizes, &acts, &x, &short, true).unwrap_err();
+    assert!(matches!(err, TesseraError::ShapeMismatch { .. }), "{err}");
+    unchanged(&net);
+    let softmax_loss = DenseBackprop {
+        loss: Loss::SoftmaxCrossEntropy,
+        ..p
+    };
+    let err = net
+        .run(k, softmax_loss, &sizes, &acts, &x, &t, true)
+        .unwrap_err();
+    assert!(matches!(err, TesseraError::InvalidArgument { .. }), "{err}");
+    unchanged(&net);
+    let err = net.run(k, p, &[5, 8, 3], &acts, &x, &t, true).unwrap_err();
+    assert!(matches!(err, TesseraError::ShapeMismatch { .. }), "{err}");
+    unchanged(&net);
+}
+
 /// Bias gradients: column sums with and without accumulation.
 pub fn column_sums<K: NnKernels>(k: &K) {
     let r = ReferenceNn;
@@ -742,7 +1022,7 @@ pub fn shape_errors<K: NnKernels>(k: &K) {
 #[macro_export]
 macro_rules! nn_parity_suite {
     ($kernels:expr) => {
-        $crate::nn_parity_suite!(@tests $kernels; gemm_layouts, activations, losses, column_sums, optimizers, cascade_candidates, shape_errors);
+        $crate::nn_parity_suite!(@tests $kernels; gemm_layouts, activations, losses, column_sums, optimizers, cascade_candidates, shape_errors, dense_backprop, dense_backprop_errors);
     };
     (@tests $kernels:expr; $($name:ident),*) => {
         $(
