@@ -20,6 +20,7 @@ pub mod acquisition;
 mod dispatch;
 pub mod icl;
 mod linalg;
+mod math;
 pub mod nn;
 pub mod search;
 pub mod sim;

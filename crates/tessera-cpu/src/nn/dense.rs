@@ -6,7 +6,7 @@
 //! batch, every call pays packing, a thread fork-join and a trip through memory for
 //! a few microseconds of arithmetic: FANN's building set (14-32-3, 2104 samples) spent
 //! more time in thread wake-ups, packing and passes than in multiply-adds. Here a
-//! block of [`BLOCK_ROWS`] samples goes forward and backward through every layer
+//! block of up to [`BLOCK_ROWS`] samples goes forward and backward through every layer
 //! while its activations are in cache, with register-blocked GEMMs that need no
 //! packing, and the batch is cut into at most [`PARTS`] runs of blocks whose gradients
 //! are summed in run order: the same result on any number of threads.
@@ -23,17 +23,22 @@ use super::loss::{column_sums, error_metrics, output_gradient};
 
 /// Samples that go through the whole net together.
 const BLOCK_ROWS: usize = 128;
+/// The fewest samples of a block: smaller batches take fewer, narrower blocks.
+const MIN_BLOCK_ROWS: usize = 16;
+
+/// Rows per block for a batch of `rows`: [`BLOCK_ROWS`], or for batches under
+/// [`PARTS`] full blocks, enough 16-row multiples to give every part a block (so two
+/// or more cores share a small batch evenly). A function of `rows` alone, so the
+/// sums' order is the same on every machine.
+fn block_rows(rows: usize) -> usize {
+    let even = rows.div_ceil(PARTS).next_multiple_of(MIN_BLOCK_ROWS);
+    even.clamp(MIN_BLOCK_ROWS, BLOCK_ROWS)
+}
 /// Runs of blocks whose gradients are summed separately (and in parallel), then in
 /// order: a constant, so the sums do not depend on the thread count.
 const PARTS: usize = 8;
 /// The widest layer (inputs included) the fused pass takes.
 const MAX_WIDTH: usize = 256;
-/// The longest reduction of the block GEMMs: a layer's width or a block's rows.
-const MAX_REDUCED: usize = if MAX_WIDTH > BLOCK_ROWS {
-    MAX_WIDTH
-} else {
-    BLOCK_ROWS
-};
 /// The most weights the fused pass takes: they are re-read for every block, so they
 /// must stay in the core's L2 cache (64 KiB of them here).
 const MAX_WEIGHTS: usize = 1 << 14;
@@ -81,6 +86,8 @@ struct Shared<'a> {
     x: &'a [f32],
     target: &'a [f32],
     measure: bool,
+    /// Samples per block.
+    block_rows: usize,
 }
 
 /// The fused pass; the caller has checked `p` with [`DenseBackprop::check`] and
@@ -107,7 +114,8 @@ pub(super) fn backprop(
             t
         })
         .collect();
-    let blocks = p.rows.div_ceil(BLOCK_ROWS);
+    let block_rows = block_rows(p.rows);
+    let blocks = p.rows.div_ceil(block_rows);
     let parts = blocks.clamp(1, PARTS);
     let shared = Shared {
         p,
@@ -117,12 +125,16 @@ pub(super) fn backprop(
         x,
         target,
         measure: metrics.is_some(),
+        block_rows,
     };
     // Part `i` takes blocks [i blocks / parts, (i + 1) blocks / parts).
     let part_blocks = |i: usize| (i * blocks / parts, (i + 1) * blocks / parts);
     PART_GRADS.with_borrow_mut(|sums| {
-        sums.clear();
-        sums.resize(parts * params, 0.0);
+        // Each part zeroes its own sums.
+        if sums.len() < parts * params {
+            sums.resize(parts * params, 0.0);
+        }
+        let sums = &mut sums[..parts * params];
         let mut errors = vec![(0.0f64, 0u64); parts];
         let run = |(i, (sum, err)): (usize, (&mut [f32], &mut (f64, u64)))| {
             let (first, end) = part_blocks(i);
@@ -210,10 +222,13 @@ fn run_blocks(
     let widths: usize = shared.layers.iter().map(|l| l.outputs).sum();
     // Taken out of the thread-local for the call: a closure around the dispatched
     // kernel would be compiled for the baseline instruction set.
+    // Every block writes its buffers before reading them: grown, never cleared.
     let mut scratch = BLOCK_SCRATCH.take();
-    scratch.clear();
-    scratch.resize(4 * BLOCK_ROWS * widths, 0.0);
-    let errors = arch.dispatch(BlocksKernel((shared, blocks, &mut scratch[..], sum)));
+    let len = 4 * shared.block_rows * widths;
+    if scratch.len() < len {
+        scratch.resize(len, 0.0);
+    }
+    let errors = arch.dispatch(BlocksKernel((shared, blocks, &mut scratch[..len], sum)));
     BLOCK_SCRATCH.set(scratch);
     errors
 }
@@ -235,19 +250,22 @@ impl WithSimd for BlocksKernel<'_, '_> {
     type Output = (f64, u64);
 
     #[inline(always)]
-    fn with_simd<S: Simd>(self, _simd: S) -> (f64, u64) {
-        blocks_kernel(self.0)
+    fn with_simd<S: Simd>(self, simd: S) -> (f64, u64) {
+        blocks_kernel(simd, self.0)
     }
 }
 
 /// The loop of [`run_blocks`], under SIMD dispatch.
 #[inline(always)]
-fn blocks_kernel((shared, blocks, scratch, sum): BlocksArgs<'_, '_>) -> (f64, u64) {
+fn blocks_kernel<S: Simd>(
+    simd: S,
+    (shared, blocks, scratch, sum): BlocksArgs<'_, '_>,
+) -> (f64, u64) {
     let mut errors = (0.0, 0);
     for b in blocks {
-        let start = b * BLOCK_ROWS;
-        let rows = BLOCK_ROWS.min(shared.p.rows - start);
-        let (sse, fails) = block(shared, start, rows, scratch, sum);
+        let start = b * shared.block_rows;
+        let rows = shared.block_rows.min(shared.p.rows - start);
+        let (sse, fails) = block(simd, shared, start, rows, scratch, sum);
         errors.0 += sse;
         errors.1 += fails;
     }
@@ -257,7 +275,8 @@ fn blocks_kernel((shared, blocks, scratch, sum): BlocksArgs<'_, '_>) -> (f64, u6
 /// One block of `rows` samples from `start`: forward, output error, backward, with
 /// gradients added into `sum`.
 #[inline(always)]
-fn block(
+fn block<S: Simd>(
+    simd: S,
     s: &Shared<'_>,
     start: usize,
     rows: usize,
@@ -288,9 +307,16 @@ fn block(
         let [z, a, ..] = &mut after[0];
         if l.outputs < NARROW {
             // Few columns: dot products along the contiguous inputs.
-            gemm_dot((rows, l.outputs, l.inputs), input, &s.transposed[i], z);
+            gemm_dot(
+                simd,
+                (rows, l.outputs, l.inputs),
+                input,
+                &s.transposed[i],
+                z,
+            );
         } else {
             gemm_small(
+                simd,
                 (rows, l.outputs, l.inputs),
                 input,
                 (l.inputs, 1),
@@ -328,6 +354,7 @@ fn block(
         if transposed_gradient(layer) {
             // gW^T += dZ^T input: the inputs are the long, vector side.
             gemm_small(
+                simd,
                 (layer.outputs, layer.inputs, rows),
                 dz,
                 (1, layer.outputs),
@@ -338,6 +365,7 @@ fn block(
         } else {
             // gW += input^T dZ: A(i, q) = input[q, i].
             gemm_small(
+                simd,
                 (layer.inputs, layer.outputs, rows),
                 input,
                 (1, layer.inputs),
@@ -352,6 +380,7 @@ fn block(
             let [z, a, dz_prev, da] = &mut below[l - 1];
             // dA = dZ W^T, with W^T `[outputs, inputs]` row-major.
             gemm_small(
+                simd,
                 (rows, layer.inputs, layer.outputs),
                 dz,
                 (layer.outputs, 1),
@@ -384,37 +413,42 @@ fn activation_backward(
 }
 
 /// `C[i, j] (+)= Σ_q A(i, q) B[q, j]` for `i < m`, `j < n`, `q < k`, with
-/// `A(i, q) = a[i rs + q cs]` and `B` (`[k, n]`) and `C` (`[m, n]`) row-major:
-/// columns in register tiles of 16, then 8, then single columns, four rows at a time.
+/// `A(i, q) = a[i rs + q cs]` and `B` (`[k, n]`) and `C` (`[m, n]`) row-major: four
+/// rows of `C` at a time, in register tiles of two vectors of columns, then one, then
+/// a masked one. Nothing is packed: a block's operands are in L1 or L2 already.
 #[inline(always)]
-fn gemm_small(
-    (m, n, k): (usize, usize, usize),
+fn gemm_small<S: Simd>(
+    simd: S,
+    dims: (usize, usize, usize),
     a: &[f32],
     strides: (usize, usize),
     b: &[f32],
     c: &mut [f32],
     accumulate: bool,
 ) {
+    let (n, lanes) = (dims.1, S::F32_LANES);
     let mut j = 0;
-    while j + 16 <= n {
-        column_tile::<16>((m, n, k), a, strides, b, c, accumulate, j);
-        j += 16;
+    while j + 2 * lanes <= n {
+        column_tile::<S, 2>(simd, dims, a, strides, b, c, accumulate, j);
+        j += 2 * lanes;
     }
-    if j + 8 <= n {
-        column_tile::<8>((m, n, k), a, strides, b, c, accumulate, j);
-        j += 8;
+    if j + lanes <= n {
+        column_tile::<S, 1>(simd, dims, a, strides, b, c, accumulate, j);
+        j += lanes;
     }
     if j < n {
-        partial_tile((m, n, k), a, strides, b, c, accumulate, j);
+        partial_tile(simd, dims, a, strides, b, c, accumulate, j);
     }
 }
 
-/// The last `n - j` (< 8) columns of [`gemm_small`]: those columns of `B` copied
-/// once into zero-padded 8-wide rows, then four rows of `C` at a time as in
-/// [`column_tile`].
+/// Rows of `C` per register tile.
+const TILE_ROWS: usize = 4;
+
+/// Columns `j..j + NV lanes` of [`gemm_small`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn partial_tile(
+fn column_tile<S: Simd, const NV: usize>(
+    simd: S,
     (m, n, k): (usize, usize, usize),
     a: &[f32],
     (rs, cs): (usize, usize),
@@ -423,103 +457,114 @@ fn partial_tile(
     accumulate: bool,
     j: usize,
 ) {
-    const W: usize = 8;
-    const R: usize = 4;
-    let width = n - j;
-    let mut padded = [[0.0f32; W]; MAX_REDUCED];
-    for (q, row) in padded.iter_mut().enumerate().take(k) {
-        row[..width].copy_from_slice(&b[q * n + j..][..width]);
-    }
+    const R: usize = TILE_ROWS;
+    let width = NV * S::F32_LANES;
     let mut i = 0;
     while i < m {
         let tile_rows = R.min(m - i);
-        let mut acc = [[0.0f32; W]; R];
-        for (r, acc) in acc.iter_mut().enumerate().take(tile_rows) {
-            if accumulate {
-                acc[..width].copy_from_slice(&c[(i + r) * n + j..][..width]);
+        let mut acc = [[simd.splat_f32s(0.0); NV]; R];
+        if accumulate {
+            for (r, acc) in acc.iter_mut().enumerate().take(tile_rows) {
+                let (row, _) = S::as_simd_f32s(&c[(i + r) * n + j..][..width]);
+                acc.copy_from_slice(row);
             }
-            for (q, bq) in padded.iter().enumerate().take(k) {
-                let av = a[(i + r) * rs + q * cs];
-                for (o, &bv) in acc.iter_mut().zip(bq) {
-                    *o += av * bv;
+        }
+        if tile_rows == R && k > 0 {
+            // Every index of `a` the loop reads, checked once: this loop is the hot
+            // path of small-net training, and a check per load adds a third to it.
+            assert!((i + R - 1) * rs + (k - 1) * cs < a.len());
+            for q in 0..k {
+                let (bq, _) = S::as_simd_f32s(&b[q * n + j..][..width]);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: r < R and q < k: within the assertion's bound.
+                    let av = simd.splat_f32s(unsafe { *a.get_unchecked((i + r) * rs + q * cs) });
+                    for (o, &bv) in acc.iter_mut().zip(bq) {
+                        *o = simd.mul_add_e_f32s(av, bv, *o);
+                    }
                 }
             }
-            c[(i + r) * n + j..][..width].copy_from_slice(&acc[..width]);
+        } else {
+            for q in 0..k {
+                let (bq, _) = S::as_simd_f32s(&b[q * n + j..][..width]);
+                for (r, acc) in acc.iter_mut().enumerate().take(tile_rows) {
+                    let av = simd.splat_f32s(a[(i + r) * rs + q * cs]);
+                    for (o, &bv) in acc.iter_mut().zip(bq) {
+                        *o = simd.mul_add_e_f32s(av, bv, *o);
+                    }
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate().take(tile_rows) {
+            let (row, _) = S::as_mut_simd_f32s(&mut c[(i + r) * n + j..][..width]);
+            row.copy_from_slice(acc);
+        }
+        i += R;
+    }
+}
+
+/// The last `n - j` columns of [`gemm_small`], fewer than a vector: masked loads of
+/// `B`, four rows of `C` at a time.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn partial_tile<S: Simd>(
+    simd: S,
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    (rs, cs): (usize, usize),
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+    j: usize,
+) {
+    const R: usize = TILE_ROWS;
+    let width = n - j;
+    let mut i = 0;
+    while i < m {
+        let tile_rows = R.min(m - i);
+        let mut acc = [simd.splat_f32s(0.0); R];
+        if accumulate {
+            for (r, acc) in acc.iter_mut().enumerate().take(tile_rows) {
+                *acc = simd.partial_load_f32s(&c[(i + r) * n + j..][..width]);
+            }
+        }
+        for q in 0..k {
+            let bq = simd.partial_load_f32s(&b[q * n + j..][..width]);
+            for (r, acc) in acc.iter_mut().enumerate().take(tile_rows) {
+                let av = simd.splat_f32s(a[(i + r) * rs + q * cs]);
+                *acc = simd.mul_add_e_f32s(av, bq, *acc);
+            }
+        }
+        for (r, &acc) in acc.iter().enumerate().take(tile_rows) {
+            simd.partial_store_f32s(&mut c[(i + r) * n + j..][..width], acc);
         }
         i += R;
     }
 }
 
 /// `C[i, j] = Σ_q A[i, q] B^T[j, q]` with `A` (`[m, k]`), `B^T` (`[n, k]`) and `C`
-/// (`[m, n]`) row-major: for narrow `C`, 8 lanes along `k`, then summed.
+/// (`[m, n]`) row-major: for narrow `C`, vectors along `k`, then summed.
 #[inline(always)]
-fn gemm_dot((m, n, k): (usize, usize, usize), a: &[f32], bt: &[f32], c: &mut [f32]) {
-    const L: usize = 8;
-    for (row, out) in a.chunks_exact(k).zip(c.chunks_exact_mut(n)).take(m) {
-        for (col, o) in bt.chunks_exact(k).zip(out.iter_mut()) {
-            let mut acc = [0.0f32; L];
-            let (row8, col8) = (row.chunks_exact(L), col.chunks_exact(L));
-            let (row_tail, col_tail) = (row8.remainder(), col8.remainder());
-            for (x, y) in row8.zip(col8) {
-                for l in 0..L {
-                    acc[l] += x[l] * y[l];
-                }
-            }
-            let mut total = acc.iter().sum::<f32>();
-            for (x, y) in row_tail.iter().zip(col_tail) {
-                total += x * y;
-            }
-            *o = total;
-        }
-    }
-}
-
-/// Columns `j..j + W` of [`gemm_small`].
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn column_tile<const W: usize>(
+fn gemm_dot<S: Simd>(
+    simd: S,
     (m, n, k): (usize, usize, usize),
     a: &[f32],
-    (rs, cs): (usize, usize),
-    b: &[f32],
+    bt: &[f32],
     c: &mut [f32],
-    accumulate: bool,
-    j: usize,
 ) {
-    const R: usize = 4;
-    let mut i = 0;
-    while i < m {
-        let tile_rows = R.min(m - i);
-        let mut acc = [[0.0f32; W]; R];
-        if accumulate {
-            for (r, acc) in acc.iter_mut().enumerate().take(tile_rows) {
-                acc.copy_from_slice(&c[(i + r) * n + j..][..W]);
+    for (row, out) in a.chunks_exact(k).zip(c.chunks_exact_mut(n)).take(m) {
+        let (row_v, row_tail) = S::as_simd_f32s(row);
+        for (col, o) in bt.chunks_exact(k).zip(out.iter_mut()) {
+            let (col_v, col_tail) = S::as_simd_f32s(col);
+            let mut acc = [simd.splat_f32s(0.0); 2];
+            for (pair, (&x, &y)) in row_v.iter().zip(col_v).enumerate() {
+                acc[pair % 2] = simd.mul_add_e_f32s(x, y, acc[pair % 2]);
             }
+            let tail = simd.mul_add_e_f32s(
+                simd.partial_load_f32s(row_tail),
+                simd.partial_load_f32s(col_tail),
+                simd.add_f32s(acc[0], acc[1]),
+            );
+            *o = simd.reduce_sum_f32s(tail);
         }
-        if tile_rows == R {
-            for q in 0..k {
-                let bq: &[f32; W] = b[q * n + j..][..W].try_into().expect("W columns");
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let av = a[(i + r) * rs + q * cs];
-                    for (o, &bv) in acc.iter_mut().zip(bq) {
-                        *o += av * bv;
-                    }
-                }
-            }
-        } else {
-            for q in 0..k {
-                let bq: &[f32; W] = b[q * n + j..][..W].try_into().expect("W columns");
-                for (r, acc) in acc.iter_mut().enumerate().take(tile_rows) {
-                    let av = a[(i + r) * rs + q * cs];
-                    for (o, &bv) in acc.iter_mut().zip(bq) {
-                        *o += av * bv;
-                    }
-                }
-            }
-        }
-        for (r, acc) in acc.iter().enumerate().take(tile_rows) {
-            c[(i + r) * n + j..][..W].copy_from_slice(acc);
-        }
-        i += R;
     }
 }

@@ -3,15 +3,21 @@
 
 use tessera_tensor::nn::Loss;
 
-/// FANN's tanh error mapping of a (possibly halved) difference.
+/// FANN's tanh error mapping of a (possibly halved) difference, with a
+/// vectorisable `ln` (FANN calls libm's per output).
 #[inline(always)]
 fn fann_tanh_error(diff: f32) -> f32 {
+    let clipped = diff.clamp(-0.9999999, 0.9999999);
+    let mapped = crate::math::ln((1.0 + clipped) / (1.0 - clipped));
     if diff < -0.9999999 {
         -17.0
     } else if diff > 0.9999999 {
         17.0
+    } else if diff.is_nan() {
+        // As libm's ln would: a NaN stays a NaN.
+        diff
     } else {
-        ((1.0 + diff) / (1.0 - diff)).ln()
+        mapped
     }
 }
 

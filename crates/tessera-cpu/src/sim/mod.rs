@@ -35,22 +35,6 @@ impl CpuSim {
 /// loops below to fill SIMD registers.
 const CHUNK_ROWS: usize = 64;
 
-/// `ln x` for `x` in [2^-24, 1]: exponent and mantissa split, the mantissa reduced
-/// to [sqrt(1/2), sqrt(2)), then `2 atanh t` to t^9 (error below 1e-8 relative).
-#[inline(always)]
-fn ln_unit(x: f32) -> f32 {
-    let bits = x.to_bits();
-    let e = (bits >> 23) as i32 - 127;
-    let m = f32::from_bits((bits & 0x007F_FFFF) | 0x3F80_0000);
-    let big = m > std::f32::consts::SQRT_2;
-    let (m, e) = if big { (m * 0.5, e + 1) } else { (m, e) };
-    let t = (m - 1.0) / (m + 1.0);
-    let t2 = t * t;
-    let series =
-        t * (2.0 + t2 * (2.0 / 3.0 + t2 * (2.0 / 5.0 + t2 * (2.0 / 7.0 + t2 * (2.0 / 9.0)))));
-    e as f32 * std::f32::consts::LN_2 + series
-}
-
 /// `(cos theta, sin theta)` for theta in [-pi, pi]: Taylor series of the half angle
 /// (to y^13 and y^14, truncation below 1e-9), then the double-angle formulas.
 #[inline(always)]
@@ -82,7 +66,7 @@ fn cos_sin(theta: f32) -> (f32, f32) {
 fn box_muller_planes(a: &[u32], b: &[u32], zc: &mut [f32], zs: &mut [f32]) {
     for (((&a, &b), c), s) in a.iter().zip(b).zip(zc.iter_mut()).zip(zs.iter_mut()) {
         let (u1, u2) = tessera_tensor::rng::box_muller_units(a, b);
-        let radius = (-2.0 * ln_unit(u1)).sqrt();
+        let radius = (-2.0 * crate::math::ln(u1)).sqrt();
         let (cos, sin) = cos_sin(std::f32::consts::PI * (2.0 * u2 - 1.0));
         *c = radius * cos;
         *s = radius * sin;
