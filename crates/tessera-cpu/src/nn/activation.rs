@@ -3,6 +3,8 @@
 
 use tessera_tensor::nn::Activation;
 
+use crate::math::exp;
+
 /// `tanh` in f32 without a libm call: a [13/6] rational minimax approximation on
 /// [-7.9988, 7.9988] (beyond it tanh rounds to +-1), the one Eigen uses. Branch-free,
 /// so loops over it vectorise; within 8 ulp of tanh (relative error below 1e-6,
@@ -223,7 +225,7 @@ pub(super) fn bias_activation_rows(
         let max = zr.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(s * v));
         let mut sum = 0.0;
         for (yv, zv) in yr.iter_mut().zip(zr.iter()) {
-            *yv = (s * zv - max).exp();
+            *yv = exp(s * zv - max);
             sum += *yv;
         }
         let inv = 1.0 / sum;
@@ -258,11 +260,12 @@ pub fn activate(a: Activation, u: f32) -> f32 {
                 1.0
             }
         }
-        // 1 / (1 + exp(-2u)), through the vectorisable tanh.
-        Sigmoid | SigmoidStepwise => 0.5 + 0.5 * tanh(u),
+        // Full relative precision near 0, where (1 + tanh u) / 2 would round outputs
+        // below about 3e-8 to 0 and stop their gradients (a vectorisable exp).
+        Sigmoid | SigmoidStepwise => 1.0 / (1.0 + exp(-2.0 * u)),
         SigmoidSymmetric | SigmoidSymmetricStepwise => tanh(u),
-        Gaussian => (-u * u).exp(),
-        GaussianSymmetric => 2.0 * (-u * u).exp() - 1.0,
+        Gaussian => exp(-u * u),
+        GaussianSymmetric => 2.0 * exp(-u * u) - 1.0,
         Elliot => (u / 2.0) / (1.0 + u.abs()) + 0.5,
         ElliotSymmetric => u / (1.0 + u.abs()),
         LinearPiece => u.clamp(0.0, 1.0),
@@ -283,7 +286,7 @@ pub fn activate(a: Activation, u: f32) -> f32 {
             let c = (2.0 / std::f32::consts::PI).sqrt();
             0.5 * u * (1.0 + tanh(c * (u + 0.044715 * u * u * u)))
         }
-        Silu => u / (1.0 + (-u).exp()),
+        Silu => u / (1.0 + exp(-u)),
     }
 }
 
@@ -302,8 +305,8 @@ pub fn derivative(a: Activation, u: f32) -> f32 {
             let y = tanh(u);
             1.0 - y * y
         }
-        Gaussian => -2.0 * u * (-u * u).exp(),
-        GaussianSymmetric => -4.0 * u * (-u * u).exp(),
+        Gaussian => -2.0 * u * exp(-u * u),
+        GaussianSymmetric => -4.0 * u * exp(-u * u),
         Elliot => 0.5 / ((1.0 + u.abs()) * (1.0 + u.abs())),
         ElliotSymmetric => 1.0 / ((1.0 + u.abs()) * (1.0 + u.abs())),
         LinearPiece => f32::from((0.0..=1.0).contains(&u)),
@@ -326,7 +329,7 @@ pub fn derivative(a: Activation, u: f32) -> f32 {
             0.5 * (1.0 + t) + 0.5 * u * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * u * u)
         }
         Silu => {
-            let s = 1.0 / (1.0 + (-u).exp());
+            let s = 1.0 / (1.0 + exp(-u));
             s + u * s * (1.0 - s)
         }
     }

@@ -19,7 +19,7 @@ use tessera_tensor::nn::dense::{DenseBackprop, DenseGrads, DenseLayerRef};
 use tessera_tensor::nn::{Derivative, ErrorSums, Loss};
 
 use super::activation::{backward_slice, bias_activation_rows, softmax_backward_rows};
-use super::loss::{column_sums, error_metrics, output_gradient};
+use super::loss::{error_metrics, output_gradient};
 
 /// Samples that go through the whole net together.
 const BLOCK_ROWS: usize = 128;
@@ -374,7 +374,9 @@ fn block<S: Simd>(
                 true,
             );
         }
-        column_sums((&mut gb[..layer.outputs], dz, layer.outputs, 1.0));
+        // gb += 1^T dZ: a one-row product, its sums held in registers.
+        let ones = (0, 0);
+        gemm_small(simd, (1, layer.outputs, rows), &[1.0], ones, dz, gb, true);
         if l > 0 {
             let prev = &layers[l - 1];
             let [z, a, dz_prev, da] = &mut below[l - 1];
