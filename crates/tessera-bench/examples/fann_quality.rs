@@ -1,7 +1,9 @@
 //! RPROP on FANN's benchmark datasets, tessera on the CPU against libfann 2.2 in the
 //! same run: for each dataset, `SEEDS` initialisations of the bench's `inputs`-32-
 //! `outputs` net, each trained `EPOCHS` epochs by both from the same `.net` file.
-//! Prints the final training MSE (mean and spread over seeds) and the time per epoch.
+//! Prints the final training MSE (mean and spread over seeds, and the median: a
+//! seed stuck on a plateau moves the mean by more than the others together) and the
+//! time per epoch.
 //!
 //! Trajectories part after a few epochs: the CPU sums a small net's gradients in
 //! blocks of rows, libfann sample by sample, and RPROP turns any rounding difference
@@ -21,6 +23,17 @@ use tessera_nn::fann::{FannSettings, write_data, write_net};
 use tessera_nn::{Algorithm, Model, TrainConfig, Trainer};
 use tessera_tensor::nn::Loss;
 
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
 fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n;
@@ -38,7 +51,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lib = Arc::new(lib);
     let dir = std::env::temp_dir().join(format!("tessera-fann-quality-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    println!("RPROP, FANN defaults, {epochs} epochs, seeds 1..={seeds}; MSE mean ± sd over seeds");
+    println!(
+        "RPROP, FANN defaults, {epochs} epochs, seeds 1..={seeds}; MSE mean ± sd (median) over seeds"
+    );
     println!(
         "| dataset | net | tessera MSE | libfann MSE | tessera ms/epoch | libfann ms/epoch | ratio |"
     );
@@ -84,11 +99,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ((om, os), (tm, ts)) = (mean_sd(&ours), mean_sd(&theirs));
         let per_epoch = |t: f64| t * 1e3 / (epochs as f64 * seeds as f64);
         println!(
-            "| {} | {}-32-{} × {} | {om:.5} ± {os:.5} | {tm:.5} ± {ts:.5} | {:.3} | {:.3} | {:.1}x |",
+            "| {} | {}-32-{} × {} | {om:.5} ± {os:.5} ({:.5}) | {tm:.5} ± {ts:.5} ({:.5}) | {:.3} | {:.3} | {:.1}x |",
             d.name,
             d.inputs,
             d.outputs,
             d.samples,
+            median(&ours),
+            median(&theirs),
             per_epoch(our_time),
             per_epoch(their_time),
             their_time / our_time
