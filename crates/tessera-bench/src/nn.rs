@@ -34,6 +34,11 @@ pub enum NnKind {
         /// Samples per pass.
         batch: usize,
     },
+    /// A batch-1 forward pass with bf16 weights (`tessera_cpu::nn::Bf16Mlp`, CPU only).
+    ForwardBf16 {
+        /// Layer sizes, inputs first.
+        sizes: &'static [usize],
+    },
     /// One Adam step on one batch: forward, backward, update, metrics read back.
     TrainStep {
         /// Layer sizes, inputs first.
@@ -240,6 +245,11 @@ pub fn workloads(quick: bool) -> Vec<NnWorkload> {
         }
     }
     out.push(NnWorkload {
+        group: "nn-forward",
+        software_max_flop,
+        kind: NnKind::ForwardBf16 { sizes: MNIST },
+    });
+    out.push(NnWorkload {
         group: "nn-train",
         software_max_flop,
         kind: NnKind::TrainStep {
@@ -290,6 +300,7 @@ impl NnWorkload {
         match self.kind {
             NnKind::Gemm { n } => Gemm::new(n, n, n).flops(),
             NnKind::Forward { sizes, batch } => net_flops(sizes, batch),
+            NnKind::ForwardBf16 { sizes } => net_flops(sizes, 1),
             NnKind::TrainStep { sizes, batch } => 3.0 * net_flops(sizes, batch),
             NnKind::FannEpoch => 3.0 * net_flops(MNIST, FANN_SAMPLES),
             NnKind::FannDataset(d) => 3.0 * net_flops(&d.sizes(), d.samples),
@@ -310,6 +321,9 @@ impl Workload for NnWorkload {
             NnKind::Forward { sizes, batch } => {
                 format!("forward {} batch {batch}", sizes_label(sizes))
             }
+            NnKind::ForwardBf16 { sizes } => {
+                format!("forward {} batch 1, bf16 weights", sizes_label(sizes))
+            }
             NnKind::TrainStep { sizes, batch } => {
                 format!("Adam step {} batch {batch}", sizes_label(sizes))
             }
@@ -326,6 +340,7 @@ impl Workload for NnWorkload {
         match self.kind {
             NnKind::Gemm { n } => n as f64,
             NnKind::Forward { batch, .. } | NnKind::TrainStep { batch, .. } => batch as f64,
+            NnKind::ForwardBf16 { .. } => 1.0,
             NnKind::FannEpoch => FANN_SAMPLES as f64,
             NnKind::FannDataset(d) => d.samples as f64,
         }
@@ -348,6 +363,7 @@ impl Workload for NnWorkload {
         let bytes = match self.kind {
             NnKind::Gemm { n } => return Some(crate::cost::gemm(n, n, n)),
             NnKind::Forward { sizes, batch } => 4.0 * (params(sizes) + io(sizes, batch)),
+            NnKind::ForwardBf16 { sizes } => 2.0 * params(sizes) + 4.0 * io(sizes, 1),
             NnKind::TrainStep { sizes, batch } => 4.0 * (7.0 * params(sizes) + io(sizes, batch)),
             NnKind::FannEpoch | NnKind::FannDataset(_) => return None,
         };
@@ -360,6 +376,7 @@ impl Workload for NnWorkload {
         match self.kind {
             NnKind::Gemm { .. } => self.flops(),
             NnKind::Forward { batch, .. } | NnKind::TrainStep { batch, .. } => batch as f64,
+            NnKind::ForwardBf16 { .. } => 1.0,
             NnKind::FannEpoch => FANN_SAMPLES as f64,
             NnKind::FannDataset(d) => d.samples as f64,
         }
@@ -382,6 +399,23 @@ impl Workload for NnWorkload {
                     a,
                     b,
                     c_ref: c,
+                })
+            }
+            NnKind::ForwardBf16 { sizes } => {
+                let net = Network::new(sizes, Activation::SigmoidSymmetric, Init::Xavier, 1)
+                    .expect("valid sizes");
+                let data = TrainData::new(
+                    sizes[0],
+                    sizes[sizes.len() - 1],
+                    random(sizes[0], 0.0, 1.0),
+                    random(sizes[sizes.len() - 1], -0.9, 0.9),
+                )
+                .expect("valid data");
+                Box::new(NetFixture {
+                    w: *self,
+                    net,
+                    data,
+                    source: None,
                 })
             }
             NnKind::Forward { sizes, batch } | NnKind::TrainStep { sizes, batch } => {
@@ -716,6 +750,18 @@ impl<K: NnKernels> Runner for NetRunner<K> {
     }
 }
 
+/// Batch-1 inference with bf16 weights.
+struct Bf16Runner(tessera_cpu::nn::Bf16Mlp, Vec<f32>);
+
+impl Runner for Bf16Runner {
+    fn run_once(&mut self) -> tessera_tensor::Result<()> {
+        self.0.forward(&self.1).map(|_| ())
+    }
+    fn sync(&mut self) -> tessera_tensor::Result<()> {
+        Ok(())
+    }
+}
+
 struct LibfannRunner(FannRun, String);
 
 impl Runner for LibfannRunner {
@@ -809,6 +855,32 @@ impl NetFixture {
         }
     }
 
+    /// The bf16 net, checked against the f32 forward (1e-2 of the larger of the output
+    /// and 0.1) before it is timed.
+    fn bf16_runner(&self) -> Result<Prepared, String> {
+        let e = |err: tessera_tensor::TesseraError| err.to_string();
+        let x = self.data.inputs().to_vec();
+        let mut bf16 = tessera_cpu::nn::Bf16Mlp::new(&self.net.dense_layers()).map_err(e)?;
+        let got = bf16.forward(&x).map_err(e)?.to_vec();
+        let want = Model::new(CpuNn::new(), &self.net)
+            .and_then(|mut m| m.forward(&x))
+            .map_err(e)?;
+        if let Some(i) = got
+            .iter()
+            .zip(&want)
+            .position(|(g, w)| (g - w).abs() > 1e-2 * w.abs().max(0.1))
+        {
+            return Err(format!(
+                "{}: output {i} is {} but the f32 forward gives {}",
+                self.w.label(),
+                got[i],
+                want[i]
+            ));
+        }
+        let bytes = (self.net.parameter_count() * 2) as u64;
+        Ok(Prepared::Ready(Box::new(Bf16Runner(bf16, x)), bytes))
+    }
+
     fn libfann_runner(
         &self,
         lib: &std::sync::Arc<crate::libfann::Libfann>,
@@ -845,6 +917,12 @@ impl Fixture for NetFixture {
     fn prepare(&self, b: &BenchBackend) -> Result<Prepared, String> {
         if software_too_big(b, &self.w) {
             return Ok(Prepared::NotApplicable(SOFTWARE_SKIP));
+        }
+        if matches!(self.w.kind, NnKind::ForwardBf16 { .. }) {
+            return match &b.kind {
+                BackendKind::CpuSimd => self.bf16_runner(),
+                _ => Ok(Prepared::NotApplicable("bf16 inference is CPU-only")),
+            };
         }
         match &b.kind {
             BackendKind::CpuSimd => self.kernel_runner(|| Ok(CpuNn::new())),

@@ -288,6 +288,22 @@ impl Network {
         }
     }
 
+    /// The layers as the kernel contract reads them (for a backend's own inference
+    /// formats, e.g. `tessera_cpu::nn::Bf16Mlp::new(&net.dense_layers())`).
+    pub fn dense_layers(&self) -> Vec<tessera_tensor::nn::dense::DenseLayerRef<'_, Vec<f32>>> {
+        self.layers
+            .iter()
+            .map(|l| tessera_tensor::nn::dense::DenseLayerRef {
+                w: &l.weights,
+                b: &l.bias,
+                inputs: l.inputs,
+                outputs: l.outputs,
+                activation: l.activation,
+                steepness: l.steepness,
+            })
+            .collect()
+    }
+
     /// Number of inputs (0 for a network without layers).
     pub fn inputs(&self) -> usize {
         self.layers.first().map_or(0, |l| l.inputs)

@@ -67,12 +67,25 @@ fn split_rows(arch: Arch, g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
 
 /// The offered half: raw parts of its slices, so the job can be `'static`.
 #[derive(Clone, Copy)]
-struct FarHalf {
-    arch: Arch,
-    g: Gemm,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
+pub(super) enum FarHalf {
+    /// `c = a B` over f32 rows of B ([`RowAxpys`]).
+    F32 {
+        arch: Arch,
+        g: Gemm,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+    },
+    /// `z = x W` over bf16 pair rows of W (`super::bf16`): `x` has `2 rows` values,
+    /// `pairs` `rows * n` words, `z` `n`.
+    Bf16 {
+        arch: Arch,
+        rows: usize,
+        n: usize,
+        x: *const f32,
+        pairs: *const u32,
+        z: *mut f32,
+    },
 }
 
 // SAFETY: the pointers are only dereferenced by the one party that claims the job,
@@ -83,16 +96,37 @@ impl FarHalf {
     /// # Safety
     /// The slices it was made from must be alive and not otherwise accessed.
     unsafe fn run(&self) {
-        let g = self.g;
-        // SAFETY: per the contract above, with the lengths `Offer::post` took.
-        let (a, b, c) = unsafe {
-            (
-                std::slice::from_raw_parts(self.a, g.k),
-                std::slice::from_raw_parts(self.b, g.k * g.n),
-                std::slice::from_raw_parts_mut(self.c, g.n),
-            )
-        };
-        self.arch.dispatch(RowAxpys { g, a, b, c });
+        match *self {
+            FarHalf::F32 { arch, g, a, b, c } => {
+                // SAFETY: per the contract above, with the lengths `Offer::post` took.
+                let (a, b, c) = unsafe {
+                    (
+                        std::slice::from_raw_parts(a, g.k),
+                        std::slice::from_raw_parts(b, g.k * g.n),
+                        std::slice::from_raw_parts_mut(c, g.n),
+                    )
+                };
+                arch.dispatch(RowAxpys { g, a, b, c });
+            }
+            FarHalf::Bf16 {
+                arch,
+                rows,
+                n,
+                x,
+                pairs,
+                z,
+            } => {
+                // SAFETY: per the contract above, with the lengths the poster gave.
+                let (x, pairs, z) = unsafe {
+                    (
+                        std::slice::from_raw_parts(x, 2 * rows),
+                        std::slice::from_raw_parts(pairs, rows * n),
+                        std::slice::from_raw_parts_mut(z, n),
+                    )
+                };
+                super::bf16::paired_gemv(arch, x, pairs, z);
+            }
+        }
     }
 }
 
@@ -105,7 +139,7 @@ struct OfferState {
 /// A [`FarHalf`] posted to the rayon pool. It borrows the slices for `'a`, and neither
 /// [`Offer::finish`] nor its drop returns before the job is either claimed here (so the
 /// pool's copy will never touch them) or finished by the pool.
-struct Offer<'a> {
+pub(super) struct Offer<'a> {
     half: FarHalf,
     state: Arc<OfferState>,
     _borrows: PhantomData<&'a mut [f32]>,
@@ -113,13 +147,41 @@ struct Offer<'a> {
 
 impl<'a> Offer<'a> {
     fn post(arch: Arch, g: Gemm, a: &'a [f32], b: &'a [f32], c: &'a mut [f32]) -> Self {
-        let half = FarHalf {
-            arch,
-            g,
-            a: a.as_ptr(),
-            b: b.as_ptr(),
-            c: c.as_mut_ptr(),
-        };
+        // SAFETY: the pointers come from slices borrowed for 'a with the lengths the
+        // job reads.
+        unsafe {
+            Self::post_half(FarHalf::F32 {
+                arch,
+                g,
+                a: a.as_ptr(),
+                b: b.as_ptr(),
+                c: c.as_mut_ptr(),
+            })
+        }
+    }
+
+    /// Offers `z = x W` over bf16 pair rows: `x` holds `2 rows` values, `pairs`
+    /// `rows * z.len()` words.
+    pub(super) fn post_bf16(arch: Arch, x: &'a [f32], pairs: &'a [u32], z: &'a mut [f32]) -> Self {
+        let n = z.len();
+        let rows = x.len() / 2;
+        assert!(pairs.len() >= rows * n, "bf16 offer: pairs out of range");
+        // SAFETY: as in `post`; the assertion keeps the job's reads in `pairs`.
+        unsafe {
+            Self::post_half(FarHalf::Bf16 {
+                arch,
+                rows,
+                n,
+                x: x.as_ptr(),
+                pairs: pairs.as_ptr(),
+                z: z.as_mut_ptr(),
+            })
+        }
+    }
+
+    /// # Safety
+    /// `half`'s pointers must come from slices borrowed for `'a`.
+    unsafe fn post_half(half: FarHalf) -> Self {
         let state = Arc::new(OfferState::default());
         let job_state = state.clone();
         rayon::spawn(move || {
@@ -137,7 +199,7 @@ impl<'a> Offer<'a> {
     }
 
     /// Runs the half here if no worker has taken it, else waits for the worker.
-    fn finish(self) {
+    pub(super) fn finish(self) {
         if !self.state.claimed.swap(true, Ordering::AcqRel) {
             // SAFETY: claimed here, so the pool's copy will not run; the slices are
             // borrowed for as long as `self` lives.

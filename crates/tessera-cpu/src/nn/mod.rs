@@ -2,6 +2,7 @@
 //! AVX2/FMA or NEON, threaded), element-wise kernels under pulp's SIMD dispatch.
 
 mod activation;
+mod bf16;
 mod cascade;
 mod dense;
 mod gemv;
@@ -21,6 +22,7 @@ use tessera_tensor::nn::{
 };
 
 pub use activation::{activate, candidate_derivative, derivative, fann_derivative, tanh};
+pub use bf16::{Bf16Mlp, bf16_bits};
 
 /// Element-wise work below this many elements stays on the calling thread.
 const PARALLEL_MIN_LEN: usize = 1 << 16;
