@@ -801,21 +801,7 @@ impl NetFixture {
             NnKind::Forward { .. } => {
                 let mut model = Model::new(make().map_err(e)?, &self.net).map_err(e)?;
                 let got = model.forward(self.data.inputs()).map_err(e)?;
-                let want = Model::new(CpuNn::new(), &self.net)
-                    .and_then(|mut m| m.forward(self.data.inputs()))
-                    .map_err(e)?;
-                if let Some(i) = got
-                    .iter()
-                    .zip(&want)
-                    .position(|(g, w)| (g - w).abs() > 1e-4 * w.abs().max(1.0))
-                {
-                    return Err(format!(
-                        "{}: output {i} is {} but the CPU gives {}",
-                        self.w.label(),
-                        got[i],
-                        want[i]
-                    ));
-                }
+                self.check_outputs(&got, (1e-4, 1.0), "the CPU")?;
                 Ok(Prepared::Ready(
                     Box::new(NetRunner::Forward(model, self.data.inputs().to_vec())),
                     bytes,
@@ -855,6 +841,32 @@ impl NetFixture {
         }
     }
 
+    /// Checks `got`, a forward pass of the fixture's inputs, against the f32 CPU
+    /// forward: each output within `rel` of the larger of itself and `floor`.
+    fn check_outputs(
+        &self,
+        got: &[f32],
+        (rel, floor): (f32, f32),
+        against: &str,
+    ) -> Result<(), String> {
+        let want = Model::new(CpuNn::new(), &self.net)
+            .and_then(|mut m| m.forward(self.data.inputs()))
+            .map_err(|e| e.to_string())?;
+        match got
+            .iter()
+            .zip(&want)
+            .position(|(g, w)| (g - w).abs() > rel * w.abs().max(floor))
+        {
+            Some(i) => Err(format!(
+                "{}: output {i} is {} but {against} gives {}",
+                self.w.label(),
+                got[i],
+                want[i]
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The bf16 net, checked against the f32 forward (1e-2 of the larger of the output
     /// and 0.1) before it is timed.
     fn bf16_runner(&self) -> Result<Prepared, String> {
@@ -862,21 +874,7 @@ impl NetFixture {
         let x = self.data.inputs().to_vec();
         let mut bf16 = tessera_cpu::nn::Bf16Mlp::new(&self.net.dense_layers()).map_err(e)?;
         let got = bf16.forward(&x).map_err(e)?.to_vec();
-        let want = Model::new(CpuNn::new(), &self.net)
-            .and_then(|mut m| m.forward(&x))
-            .map_err(e)?;
-        if let Some(i) = got
-            .iter()
-            .zip(&want)
-            .position(|(g, w)| (g - w).abs() > 1e-2 * w.abs().max(0.1))
-        {
-            return Err(format!(
-                "{}: output {i} is {} but the f32 forward gives {}",
-                self.w.label(),
-                got[i],
-                want[i]
-            ));
-        }
+        self.check_outputs(&got, (1e-2, 0.1), "the f32 forward")?;
         let bytes = (self.net.parameter_count() * 2) as u64;
         Ok(Prepared::Ready(Box::new(Bf16Runner(bf16, x)), bytes))
     }

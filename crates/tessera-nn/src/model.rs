@@ -168,13 +168,7 @@ impl<K: NnKernels> Model<K> {
         self.forward_on_device(inputs)?;
         let work = self.work.as_ref().expect("workspace allocated");
         let out = self.kernels.read(&work.a[self.layers.len() - 1])?;
-        if let Some(&value) = out.iter().find(|v| !v.is_finite()) {
-            return Err(TesseraError::Diverged {
-                what: "network outputs",
-                step: 0,
-                value: value as f64,
-            });
-        }
+        tessera_tensor::error::check_network_outputs(&out)?;
         Ok(out)
     }
 

@@ -150,6 +150,19 @@ pub fn check_finite(what: &'static str, data: &[f32]) -> Result<()> {
     }
 }
 
+/// A network's outputs computed from finite inputs: a non-finite one means the net's
+/// arithmetic overflowed, reported as [`TesseraError::Diverged`] with its value.
+pub fn check_network_outputs(outputs: &[f32]) -> Result<()> {
+    match outputs.iter().find(|v| !v.is_finite()) {
+        Some(&value) => Err(TesseraError::Diverged {
+            what: "network outputs",
+            step: 0,
+            value: value as f64,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Returns an error naming the first element of `data` that is non-finite or larger
 /// in magnitude than `limit`, if any.
 pub fn check_magnitude(what: &'static str, data: &[f32], limit: f32) -> Result<()> {

@@ -164,13 +164,7 @@ impl Bf16Mlp {
             std::mem::swap(current, next);
         }
         let out = &self.buffers[0][..self.outputs()];
-        if let Some(&value) = out.iter().find(|v| !v.is_finite()) {
-            return Err(TesseraError::Diverged {
-                what: "network outputs",
-                step: 0,
-                value: value as f64,
-            });
-        }
+        tessera_tensor::error::check_network_outputs(out)?;
         Ok(out)
     }
 }
