@@ -281,6 +281,41 @@ fn same_seed_gives_the_same_weights_bit_for_bit() {
     assert_eq!(run(), run());
 }
 
+/// The CPU's fused pass gives the same weights whatever the thread count and
+/// wherever it runs: on its own, and as one of several trainings running as rayon
+/// tasks, where a thread waiting in one call's parallel loop may run another call.
+#[test]
+fn fused_training_is_the_same_alone_and_inside_rayon_tasks() {
+    use rayon::prelude::*;
+    let mut rng = Rng::new(17);
+    // 1100 samples: nine blocks in eight parallel parts.
+    let rows = 1100;
+    let inputs: Vec<f32> = (0..rows * 6).map(|_| rng.range(-1.0, 1.0)).collect();
+    let targets: Vec<f32> = (0..rows * 2).map(|_| rng.range(0.0, 1.0)).collect();
+    let data = TrainData::new(6, 2, inputs, targets).unwrap();
+    let run = |seed: u64| {
+        let net = Network::new(
+            &[6, 24, 2],
+            Activation::SigmoidSymmetric,
+            Init::FannUniform,
+            seed,
+        )
+        .unwrap();
+        let mut t = Trainer::new(
+            Model::new(CpuNn::new(), &net).unwrap(),
+            TrainConfig::new(Algorithm::fann_rprop()),
+        )
+        .unwrap();
+        for _ in 0..5 {
+            t.train_epoch(&data).unwrap();
+        }
+        t.model().to_network().unwrap()
+    };
+    let alone: Vec<Network> = (0..16).map(run).collect();
+    let in_tasks: Vec<Network> = (0..16u64).into_par_iter().map(run).collect();
+    assert_eq!(alone, in_tasks);
+}
+
 #[test]
 fn bad_setups_are_typed_errors() {
     let mut net = Network::new(&[2, 3, 1], Activation::Threshold, Init::FannUniform, 1).unwrap();

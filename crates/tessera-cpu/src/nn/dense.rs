@@ -26,14 +26,6 @@ const BLOCK_ROWS: usize = 128;
 /// The fewest samples of a block: smaller batches take fewer, narrower blocks.
 const MIN_BLOCK_ROWS: usize = 16;
 
-/// Rows per block for a batch of `rows`: [`BLOCK_ROWS`], or for batches under
-/// [`PARTS`] full blocks, enough 16-row multiples to give every part a block (so two
-/// or more cores share a small batch evenly). A function of `rows` alone, so the
-/// sums' order is the same on every machine.
-fn block_rows(rows: usize) -> usize {
-    let even = rows.div_ceil(PARTS).next_multiple_of(MIN_BLOCK_ROWS);
-    even.clamp(MIN_BLOCK_ROWS, BLOCK_ROWS)
-}
 /// Runs of blocks whose gradients are summed separately (and in parallel), then in
 /// order: a constant, so the sums do not depend on the thread count.
 const PARTS: usize = 8;
@@ -42,6 +34,15 @@ const MAX_WIDTH: usize = 256;
 /// The most weights the fused pass takes: they are re-read for every block, so they
 /// must stay in the core's L2 cache (64 KiB of them here).
 const MAX_WEIGHTS: usize = 1 << 14;
+
+/// Rows per block for a batch of `rows`: [`BLOCK_ROWS`], or for batches under
+/// [`PARTS`] full blocks, enough 16-row multiples to give every part a block (so two
+/// or more cores share a small batch evenly). A function of `rows` alone, so the
+/// sums' order is the same on every machine.
+fn block_rows(rows: usize) -> usize {
+    let even = rows.div_ceil(PARTS).next_multiple_of(MIN_BLOCK_ROWS);
+    even.clamp(MIN_BLOCK_ROWS, BLOCK_ROWS)
+}
 
 /// Whether the fused pass suits these layers (narrow and few weights); larger nets
 /// keep the per-layer path, whose packed GEMMs run near the core's peak.
@@ -72,7 +73,7 @@ fn layout(layers: &[DenseLayerRef<'_, Vec<f32>>]) -> (Vec<(usize, usize)>, usize
 thread_local! {
     /// Each thread's block buffers (sums, activations and errors of every layer).
     static BLOCK_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// The calling thread's per-run gradient sums.
+    /// The calling thread's per-run gradient sums (taken for a call, then put back).
     static PART_GRADS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -129,12 +130,15 @@ pub(super) fn backprop(
     };
     // Part `i` takes blocks [i blocks / parts, (i + 1) blocks / parts).
     let part_blocks = |i: usize| (i * blocks / parts, (i + 1) * blocks / parts);
-    PART_GRADS.with_borrow_mut(|sums| {
+    // Taken out of the thread-local rather than borrowed across the parallel loop:
+    // while this thread waits there, rayon may run another call's work on it.
+    let mut part_grads = PART_GRADS.take();
+    {
         // Each part zeroes its own sums.
-        if sums.len() < parts * params {
-            sums.resize(parts * params, 0.0);
+        if part_grads.len() < parts * params {
+            part_grads.resize(parts * params, 0.0);
         }
-        let sums = &mut sums[..parts * params];
+        let sums = &mut part_grads[..parts * params];
         let mut errors = vec![(0.0f64, 0u64); parts];
         let run = |(i, (sum, err)): (usize, (&mut [f32], &mut (f64, u64)))| {
             let (first, end) = part_blocks(i);
@@ -163,7 +167,8 @@ pub(super) fn backprop(
                 acc.bit_fails += fails;
             }
         }
-    });
+    }
+    PART_GRADS.set(part_grads);
 }
 
 /// Layers narrower than this (in outputs) run their forward pass as dot products and
