@@ -308,6 +308,33 @@ impl NnWorkload {
     }
 }
 
+impl NnWorkload {
+    /// A Xavier-initialised tanh net of `sizes` with `batch` random samples.
+    fn random_net(
+        &self,
+        sizes: &[usize],
+        batch: usize,
+        random: &mut impl FnMut(usize, f32, f32) -> Vec<f32>,
+    ) -> Box<dyn Fixture + '_> {
+        let net = Network::new(sizes, Activation::SigmoidSymmetric, Init::Xavier, 1)
+            .expect("valid sizes");
+        let n_out = sizes[sizes.len() - 1];
+        let data = TrainData::new(
+            sizes[0],
+            n_out,
+            random(batch * sizes[0], 0.0, 1.0),
+            random(batch * n_out, -0.9, 0.9),
+        )
+        .expect("valid data");
+        Box::new(NetFixture {
+            w: *self,
+            net,
+            data,
+            source: None,
+        })
+    }
+}
+
 impl Workload for NnWorkload {
     fn id(&self) -> String {
         format!("nn/{}/{}", self.group, self.label())
@@ -401,40 +428,9 @@ impl Workload for NnWorkload {
                     c_ref: c,
                 })
             }
-            NnKind::ForwardBf16 { sizes } => {
-                let net = Network::new(sizes, Activation::SigmoidSymmetric, Init::Xavier, 1)
-                    .expect("valid sizes");
-                let data = TrainData::new(
-                    sizes[0],
-                    sizes[sizes.len() - 1],
-                    random(sizes[0], 0.0, 1.0),
-                    random(sizes[sizes.len() - 1], -0.9, 0.9),
-                )
-                .expect("valid data");
-                Box::new(NetFixture {
-                    w: *self,
-                    net,
-                    data,
-                    source: None,
-                })
-            }
+            NnKind::ForwardBf16 { sizes } => self.random_net(sizes, 1, &mut random),
             NnKind::Forward { sizes, batch } | NnKind::TrainStep { sizes, batch } => {
-                let net = Network::new(sizes, Activation::SigmoidSymmetric, Init::Xavier, 1)
-                    .expect("valid sizes");
-                let n_out = sizes[sizes.len() - 1];
-                let data = TrainData::new(
-                    sizes[0],
-                    n_out,
-                    random(batch * sizes[0], 0.0, 1.0),
-                    random(batch * n_out, -0.9, 0.9),
-                )
-                .expect("valid data");
-                Box::new(NetFixture {
-                    w: *self,
-                    net,
-                    data,
-                    source: None,
-                })
+                self.random_net(sizes, batch, &mut random)
             }
             NnKind::FannEpoch => {
                 let mut net =

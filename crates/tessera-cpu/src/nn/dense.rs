@@ -480,32 +480,25 @@ fn column_tile<S: Simd, const NV: usize>(
     let mut i = 0;
     while i < m {
         let tile_rows = R.min(m - i);
+        // An edge tile repeats its last row in the registers it does not store, so
+        // every tile runs the same fully unrolled loop.
+        let rows: [usize; R] = std::array::from_fn(|r| i + r.min(tile_rows - 1));
         let mut acc = [[simd.splat_f32s(0.0); NV]; R];
         if accumulate {
-            for (r, acc) in acc.iter_mut().enumerate().take(tile_rows) {
-                let (row, _) = S::as_simd_f32s(&c[(i + r) * n + j..][..width]);
+            for (acc, &row) in acc.iter_mut().zip(&rows) {
+                let (row, _) = S::as_simd_f32s(&c[row * n + j..][..width]);
                 acc.copy_from_slice(row);
             }
         }
-        if tile_rows == R && k > 0 {
+        if k > 0 {
             // Every index of `a` the loop reads, checked once: this loop is the hot
             // path of small-net training, and a check per load adds a third to it.
-            assert!((i + R - 1) * rs + (k - 1) * cs < a.len());
+            assert!(rows[R - 1] * rs + (k - 1) * cs < a.len());
             for q in 0..k {
                 let (bq, _) = S::as_simd_f32s(&b[q * n + j..][..width]);
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    // SAFETY: r < R and q < k: within the assertion's bound.
-                    let av = simd.splat_f32s(unsafe { *a.get_unchecked((i + r) * rs + q * cs) });
-                    for (o, &bv) in acc.iter_mut().zip(bq) {
-                        *o = simd.mul_add_e_f32s(av, bv, *o);
-                    }
-                }
-            }
-        } else {
-            for q in 0..k {
-                let (bq, _) = S::as_simd_f32s(&b[q * n + j..][..width]);
-                for (r, acc) in acc.iter_mut().enumerate().take(tile_rows) {
-                    let av = simd.splat_f32s(a[(i + r) * rs + q * cs]);
+                for (acc, &row) in acc.iter_mut().zip(&rows) {
+                    // SAFETY: row <= rows[R - 1] and q < k: within the assertion's bound.
+                    let av = simd.splat_f32s(unsafe { *a.get_unchecked(row * rs + q * cs) });
                     for (o, &bv) in acc.iter_mut().zip(bq) {
                         *o = simd.mul_add_e_f32s(av, bv, *o);
                     }
