@@ -1,7 +1,7 @@
 // Shared declarations of the neural kernels. Every file in this folder is
 // concatenated after this one into a single module (tessera-gpu's nn/pipelines.rs).
-// All kernels use one bind group: a dynamic-offset uniform slot of parameters and five
-// storage tensors t0..t4 whose roles each kernel documents.
+// All kernels use one bind group: a dynamic-offset uniform slot of parameters and six
+// storage tensors t0..t5 whose roles each kernel documents.
 
 struct NnParams {
     m: u32,
@@ -59,6 +59,7 @@ struct NnParams {
 @group(0) @binding(3) var<storage, read_write> t2: array<f32>;
 @group(0) @binding(4) var<storage, read_write> t3: array<f32>;
 @group(0) @binding(5) var<storage, read_write> t4: array<f32>;
+@group(0) @binding(6) var<storage, read_write> t5: array<f32>;
 
 const EW: u32 = 256u;
 

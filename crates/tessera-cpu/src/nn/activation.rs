@@ -198,7 +198,7 @@ macro_rules! for_const_activation {
 
 /// `y = f(s z)` element-wise.
 #[inline(always)]
-fn activate_slice(a: Activation, s: f32, z: &[f32], y: &mut [f32]) {
+pub(super) fn activate_slice(a: Activation, s: f32, z: &[f32], y: &mut [f32]) {
     for_const_activation!(a, |c| for (yv, &zv) in y.iter_mut().zip(z) {
         *yv = activate(c, s * zv);
     })

@@ -7,6 +7,7 @@ mod cascade;
 mod dense;
 mod gemv;
 mod loss;
+mod shortcut;
 mod update;
 
 use pulp::Arch;
@@ -16,6 +17,7 @@ use tessera_tensor::error::{Result, TesseraError};
 use crate::dispatch::Kernel;
 use tessera_tensor::nn::cascade::{CandidateEpoch, CandidateUnit};
 use tessera_tensor::nn::dense::{DenseBackprop, DenseGrads, DenseLayerRef, DenseWork};
+use tessera_tensor::nn::shortcut::{ShortcutPass, ShortcutUnit};
 use tessera_tensor::nn::{
     Activation, AdamParams, Derivative, ErrorSums, Gemm, Loss, NnKernels, QuickpropParams,
     RpropParams, SarpropParams, SgdParams, check_lens,
@@ -424,6 +426,70 @@ impl NnKernels for CpuNn {
             grad_in,
             grad_out,
             scores,
+        );
+        Ok(())
+    }
+
+    fn shortcut_forward(
+        &self,
+        p: ShortcutPass,
+        units: &[ShortcutUnit],
+        weights: &Vec<f32>,
+        x: &Vec<f32>,
+        values: &mut Vec<f32>,
+        sums: &mut Vec<f32>,
+        y: &mut Vec<f32>,
+    ) -> Result<()> {
+        p.check_forward(
+            units,
+            [weights.len(), x.len(), values.len(), sums.len(), y.len()],
+        )?;
+        let offsets = p.offsets(units, false)?;
+        let _span =
+            tracing::trace_span!("cpu_shortcut_forward", rows = p.rows, units = units.len())
+                .entered();
+        shortcut::forward(self.arch, p, units, &offsets, weights, x, values, sums, y);
+        Ok(())
+    }
+
+    fn shortcut_backward(
+        &self,
+        p: ShortcutPass,
+        units: &[ShortcutUnit],
+        derivative: Derivative,
+        accumulate: bool,
+        weights: &Vec<f32>,
+        values: &Vec<f32>,
+        sums: &Vec<f32>,
+        dy: &Vec<f32>,
+        deltas: &mut Vec<f32>,
+        grad: &mut Vec<f32>,
+    ) -> Result<()> {
+        p.check_backward(
+            units,
+            [
+                weights.len(),
+                values.len(),
+                sums.len(),
+                dy.len(),
+                deltas.len(),
+                grad.len(),
+            ],
+        )?;
+        let offsets = p.offsets(units, true)?;
+        let _span =
+            tracing::trace_span!("cpu_shortcut_backward", rows = p.rows, units = units.len())
+                .entered();
+        shortcut::backward(
+            self.arch,
+            p,
+            units,
+            &offsets,
+            (derivative, accumulate),
+            weights,
+            [values, sums, dy],
+            deltas,
+            grad,
         );
         Ok(())
     }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 use bytemuck::{Pod, Zeroable};
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::nn::cascade::{CandidateEpoch, CandidateUnit};
+use tessera_tensor::nn::shortcut::{ShortcutPass, ShortcutUnit};
 use tessera_tensor::nn::{
     Activation, AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams,
     SarpropParams, SgdParams, check_lens,
@@ -144,6 +145,9 @@ struct CandidateScratch {
     packed: Vec<f32>,
 }
 
+/// Shortcut units as last packed on the host, and their device copy.
+type PackedUnits = (Vec<f32>, GpuTensor);
+
 /// Sums of squared errors and bit fails on the device, as per-workgroup partials in
 /// segments filled in order; [`NnKernels::take_metrics`] reads the used parts in one
 /// readback and sums them in f64. Segments are kept, so a repeated epoch allocates
@@ -171,7 +175,7 @@ struct Pending {
     slot: u64,
     /// Timestamp queries around dispatches, when kernel timing is on.
     timer: Option<KernelTimer>,
-    /// Bind groups by the keys of their tensors (t0..t4).
+    /// Bind groups by the keys of their tensors (t0..t5).
     bind_groups: HashMap<[usize; pipelines::TENSOR_BINDINGS as usize], CachedBindGroup>,
 }
 
@@ -183,6 +187,8 @@ pub struct GpuNn {
     placeholder: GpuTensor,
     pending: Mutex<Pending>,
     cascade: Mutex<Option<CandidateScratch>>,
+    /// The packed units of the last shortcut pass, and their tensor.
+    shortcut_units: Mutex<Option<PackedUnits>>,
     gemm_kernel: GemmKernel,
     /// Split-K partial products, grown to the largest split GEMM so far.
     split_scratch: Mutex<Option<GpuTensor>>,
@@ -229,6 +235,7 @@ impl GpuNn {
                 bind_groups: HashMap::new(),
             }),
             cascade: Mutex::new(None),
+            shortcut_units: Mutex::new(None),
             gemm_kernel: GemmKernel::Auto,
             split_scratch: Mutex::new(None),
             ctx: ctx.clone(),
@@ -283,7 +290,7 @@ impl GpuNn {
     }
 
     /// Records one dispatch of `entry` over `groups` workgroups (laid out 2D when
-    /// over the per-dimension limit) with `params` and tensors bound to t0..t4, into
+    /// over the per-dimension limit) with `params` and tensors bound to t0..t5, into
     /// the open compute pass (a pass of its own when it is timed).
     fn record(
         &self,
@@ -499,6 +506,68 @@ impl GpuNn {
             s.packed = packed;
         }
         Ok(scratch)
+    }
+
+    /// The units of a shortcut pass on the device (four words each: activation
+    /// code, steepness, fan-in, first weight), uploaded only when they change.
+    fn shortcut_units(
+        &self,
+        units: &[ShortcutUnit],
+        offsets: &[usize],
+    ) -> Result<std::sync::MutexGuard<'_, Option<PackedUnits>>> {
+        let packed: Vec<f32> = units
+            .iter()
+            .zip(offsets)
+            .flat_map(|(u, &off)| {
+                [
+                    f32::from_bits(u.activation.code()),
+                    u.steepness,
+                    f32::from_bits(u.fan_in as u32),
+                    f32::from_bits(off as u32),
+                ]
+            })
+            .collect();
+        let mut cached = self
+            .shortcut_units
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match cached.as_mut() {
+            Some((old, t)) if t.len == packed.len() => {
+                if *old != packed {
+                    // Recorded work may still read the old units.
+                    self.flush()?;
+                    self.ctx
+                        .write_buffer(&t.buffer, 0, bytemuck::cast_slice(&packed));
+                    *old = packed;
+                }
+            }
+            _ => {
+                let t = self.tensor(&packed)?;
+                *cached = Some((packed, t));
+            }
+        }
+        Ok(cached)
+    }
+
+    /// Checks that a shortcut pass's indices fit the kernels' 32-bit arithmetic.
+    fn check_shortcut_size(p: ShortcutPass, weights: usize) -> Result<()> {
+        let largest = [
+            p.rows * p.width(),
+            p.rows * p.units(),
+            weights,
+            p.units() * p.width(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        if largest > u32::MAX as usize {
+            return Err(TesseraError::DeviceLimit {
+                what: "elements of one shortcut tensor (32-bit indices)",
+                needed: largest as u64,
+                limit: u32::MAX.into(),
+            });
+        }
+        Ok(())
     }
 
     fn elementwise(
@@ -983,5 +1052,97 @@ impl NnKernels for GpuNn {
             beta: 0.0,
         };
         self.record_gemm(grads, &s.deriv, values, grad_in)
+    }
+
+    fn shortcut_forward(
+        &self,
+        p: ShortcutPass,
+        units: &[ShortcutUnit],
+        weights: &GpuTensor,
+        x: &GpuTensor,
+        values: &mut GpuTensor,
+        sums: &mut GpuTensor,
+        y: &mut GpuTensor,
+    ) -> Result<()> {
+        p.check_forward(units, [weights.len, x.len, values.len, sums.len, y.len])?;
+        let offsets = p.offsets(units, false)?;
+        Self::check_shortcut_size(p, weights.len)?;
+        if p.rows == 0 {
+            return Ok(());
+        }
+        let _span =
+            tracing::debug_span!("gpu_shortcut_forward", rows = p.rows, units = units.len())
+                .entered();
+        let packed = self.shortcut_units(units, &offsets)?;
+        let (_, units_t) = packed.as_ref().expect("units uploaded");
+        let params = Params {
+            rows: p.rows as u32,
+            k: p.inputs as u32,
+            m: p.hidden as u32,
+            n: p.outputs as u32,
+            ..Params::default()
+        };
+        self.elementwise(
+            "shortcut_forward",
+            params,
+            &[weights, x, &*values, &*sums, &*y, units_t],
+            p.rows,
+        )
+    }
+
+    fn shortcut_backward(
+        &self,
+        p: ShortcutPass,
+        units: &[ShortcutUnit],
+        derivative: Derivative,
+        accumulate: bool,
+        weights: &GpuTensor,
+        values: &GpuTensor,
+        sums: &GpuTensor,
+        dy: &GpuTensor,
+        deltas: &mut GpuTensor,
+        grad: &mut GpuTensor,
+    ) -> Result<()> {
+        p.check_backward(
+            units,
+            [
+                weights.len,
+                values.len,
+                sums.len,
+                dy.len,
+                deltas.len,
+                grad.len,
+            ],
+        )?;
+        let offsets = p.offsets(units, true)?;
+        Self::check_shortcut_size(p, weights.len)?;
+        let _span =
+            tracing::debug_span!("gpu_shortcut_backward", rows = p.rows, units = units.len())
+                .entered();
+        let packed = self.shortcut_units(units, &offsets)?;
+        let (_, units_t) = packed.as_ref().expect("units uploaded");
+        let params = Params {
+            rows: p.rows as u32,
+            k: p.inputs as u32,
+            m: p.hidden as u32,
+            n: p.outputs as u32,
+            derivative: derivative.code(),
+            beta: if accumulate { 1.0 } else { 0.0 },
+            ..Params::default()
+        };
+        let ph = &self.placeholder;
+        self.elementwise(
+            "shortcut_delta",
+            params,
+            &[weights, values, sums, dy, &*deltas, units_t],
+            p.rows,
+        )?;
+        let groups = (p.units() * p.width()) as u32;
+        self.record(
+            "shortcut_gradient",
+            params,
+            &[&*deltas, values, &*grad, ph, ph, units_t],
+            (groups, 1),
+        )
     }
 }

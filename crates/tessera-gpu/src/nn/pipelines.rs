@@ -22,6 +22,10 @@ pub const SOURCES: &[(&str, &str)] = &[
         "cascade.wgsl",
         include_str!("../../shaders/nn/cascade.wgsl"),
     ),
+    (
+        "shortcut.wgsl",
+        include_str!("../../shaders/nn/shortcut.wgsl"),
+    ),
 ];
 
 /// The whole neural module as one WGSL source.
@@ -30,7 +34,7 @@ pub fn module_source() -> String {
 }
 
 /// Entry points of the neural module.
-pub(crate) const ENTRY_POINTS: [&str; 19] = [
+pub(crate) const ENTRY_POINTS: [&str; 22] = [
     "gemm",
     "gemm_vec4",
     "gemm_128",
@@ -50,10 +54,13 @@ pub(crate) const ENTRY_POINTS: [&str; 19] = [
     "sarprop_update",
     "candidate_activation",
     "candidate_reduce",
+    "shortcut_forward",
+    "shortcut_delta",
+    "shortcut_gradient",
 ];
 
-/// Storage tensors per kernel (bindings 1..=5).
-pub(crate) const TENSOR_BINDINGS: u32 = 5;
+/// Storage tensors per kernel (bindings 1..=6).
+pub(crate) const TENSOR_BINDINGS: u32 = 6;
 
 /// The neural kernels of `ctx`, compiled on first use and cached in the context.
 pub(crate) fn pipelines(ctx: &GpuContext) -> Result<&KernelSet> {

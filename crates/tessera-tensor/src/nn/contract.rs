@@ -505,6 +505,43 @@ pub trait NnKernels {
         crate::nn::dense::backprop_per_layer(self, p, layers, x, target, work, grads, metrics)
     }
 
+    /// Forward of a shortcut network on `p.rows` samples `x` (`[rows, inputs]`): the
+    /// value matrix `values` (`[rows, width]`: the inputs, the bias column and every
+    /// hidden neuron), every unit's (clamped) sum into `sums` (`[rows, units]`) and the
+    /// outputs into `y` (`[rows, outputs]`); see [`crate::nn::shortcut`]. Checked with
+    /// [`ShortcutPass::check_forward`](crate::nn::shortcut::ShortcutPass::check_forward).
+    #[allow(clippy::too_many_arguments)]
+    fn shortcut_forward(
+        &self,
+        p: crate::nn::shortcut::ShortcutPass,
+        units: &[crate::nn::shortcut::ShortcutUnit],
+        weights: &Self::Tensor,
+        x: &Self::Tensor,
+        values: &mut Self::Tensor,
+        sums: &mut Self::Tensor,
+        y: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// Backward of a shortcut network from the output gradient `dy` (`[rows,
+    /// outputs]`) and the forward's `values` and `sums`: every unit's `delta` into
+    /// `deltas` (`[rows, units]`) and the weight gradient into `grad` (added to it
+    /// when `accumulate`); see [`crate::nn::shortcut`]. Checked with
+    /// [`ShortcutPass::check_backward`](crate::nn::shortcut::ShortcutPass::check_backward).
+    #[allow(clippy::too_many_arguments)]
+    fn shortcut_backward(
+        &self,
+        p: crate::nn::shortcut::ShortcutPass,
+        units: &[crate::nn::shortcut::ShortcutUnit],
+        derivative: Derivative,
+        accumulate: bool,
+        weights: &Self::Tensor,
+        values: &Self::Tensor,
+        sums: &Self::Tensor,
+        dy: &Self::Tensor,
+        deltas: &mut Self::Tensor,
+        grad: &mut Self::Tensor,
+    ) -> Result<()>;
+
     /// One Adam(W) step number `t` (from 1) with moments `m` and `v`.
     #[allow(clippy::too_many_arguments)]
     fn adam_update(

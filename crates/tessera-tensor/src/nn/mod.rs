@@ -9,6 +9,7 @@ mod activation;
 pub mod cascade;
 mod contract;
 pub mod dense;
+pub mod shortcut;
 
 pub use activation::{Activation, softmax_row};
 pub use contract::{

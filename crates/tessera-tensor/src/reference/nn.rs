@@ -5,6 +5,7 @@ use crate::error::{Result, TesseraError};
 use crate::nn::cascade::{
     CandidateEpoch, CandidateUnit, candidate_derivative, clamp_candidate_sum,
 };
+use crate::nn::shortcut::{ShortcutPass, ShortcutUnit, shortcut_derivative, shortcut_sum};
 use crate::nn::{
     Activation, AdamParams, Derivative, ErrorSums, Gemm, Loss, NnKernels, QuickpropParams,
     RpropParams, SarpropParams, SgdParams, check_lens, fann_derivative, softmax_row,
@@ -462,6 +463,100 @@ impl NnKernels for ReferenceNn {
                 }
             }
             scores[c] = score;
+        }
+        Ok(())
+    }
+
+    fn shortcut_forward(
+        &self,
+        p: ShortcutPass,
+        units: &[ShortcutUnit],
+        weights: &Vec<f64>,
+        x: &Vec<f64>,
+        values: &mut Vec<f64>,
+        sums: &mut Vec<f64>,
+        y: &mut Vec<f64>,
+    ) -> Result<()> {
+        p.check_forward(
+            units,
+            [weights.len(), x.len(), values.len(), sums.len(), y.len()],
+        )?;
+        let offsets = p.offsets(units, false)?;
+        let (n, width, nu) = (p.inputs, p.width(), p.units());
+        for row in 0..p.rows {
+            let v = &mut values[row * width..(row + 1) * width];
+            v[..n].copy_from_slice(&x[row * n..(row + 1) * n]);
+            v[n] = 1.0;
+            for (u, unit) in units.iter().enumerate() {
+                let w = &weights[offsets[u]..offsets[u] + unit.fan_in];
+                let s = unit.steepness as f64;
+                let dot: f64 = v[..unit.fan_in].iter().zip(w).map(|(a, b)| a * b).sum();
+                let sum = shortcut_sum(u < p.hidden, dot, s);
+                sums[row * nu + u] = sum;
+                let out = unit.activation.apply(s * sum);
+                if u < p.hidden {
+                    v[n + 1 + u] = out;
+                } else {
+                    y[row * p.outputs + u - p.hidden] = out;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn shortcut_backward(
+        &self,
+        p: ShortcutPass,
+        units: &[ShortcutUnit],
+        derivative: Derivative,
+        accumulate: bool,
+        weights: &Vec<f64>,
+        values: &Vec<f64>,
+        sums: &Vec<f64>,
+        dy: &Vec<f64>,
+        deltas: &mut Vec<f64>,
+        grad: &mut Vec<f64>,
+    ) -> Result<()> {
+        p.check_backward(
+            units,
+            [
+                weights.len(),
+                values.len(),
+                sums.len(),
+                dy.len(),
+                deltas.len(),
+                grad.len(),
+            ],
+        )?;
+        let offsets = p.offsets(units, true)?;
+        let (n, width, nu) = (p.inputs, p.width(), p.units());
+        if !accumulate {
+            grad.iter_mut().for_each(|g| *g = 0.0);
+        }
+        for row in 0..p.rows {
+            let v = &values[row * width..(row + 1) * width];
+            let d = &mut deltas[row * nu..(row + 1) * nu];
+            d[..p.hidden].iter_mut().for_each(|g| *g = 0.0);
+            for (u, unit) in units.iter().enumerate().rev() {
+                let s = unit.steepness as f64;
+                let sum = sums[row * nu + u];
+                let (upstream, out) = if u < p.hidden {
+                    (d[u], v[n + 1 + u])
+                } else {
+                    let j = u - p.hidden;
+                    (dy[row * p.outputs + j], unit.activation.apply(s * sum))
+                };
+                let delta =
+                    upstream * shortcut_derivative(unit.activation, s, sum, out, derivative);
+                d[u] = delta;
+                let w = &weights[offsets[u]..offsets[u] + unit.fan_in];
+                for i in n + 1..unit.fan_in {
+                    d[i - n - 1] += delta * w[i];
+                }
+                for (g, &vi) in grad[offsets[u]..].iter_mut().zip(&v[..unit.fan_in]) {
+                    *g += delta * vi;
+                }
+            }
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use crate::nn::cascade::{
     CandidateEpoch, CandidateUnit, FANN_CANDIDATE_ACTIVATIONS, FANN_CANDIDATE_STEEPNESSES,
     clamp_candidate_sum,
 };
+use crate::nn::shortcut::{ShortcutPass, ShortcutUnit};
 use crate::nn::{
     Activation, AdamParams, Derivative, Gemm, Loss, NnKernels, QuickpropParams, RpropParams,
     SarpropParams, SgdParams,
@@ -977,6 +978,321 @@ pub fn cascade_candidates<K: NnKernels>(k: &K) {
     }
 }
 
+/// A random shortcut net: hidden neurons in layers of 1 to 3 (each reading everything
+/// before its layer, as FANN builds them) or, with `prefix`, reading a random prefix;
+/// weights scaled by `scale / sqrt(fan-in)`.
+fn random_shortcut(
+    rng: &mut Rng,
+    p: ShortcutPass,
+    prefix: bool,
+    scale: f32,
+) -> (Vec<ShortcutUnit>, Vec<f32>) {
+    let hidden_acts: Vec<Activation> = FANN_CANDIDATE_ACTIVATIONS
+        .iter()
+        .copied()
+        .chain([
+            Activation::Linear,
+            Activation::Relu,
+            Activation::LinearPieceSymmetric,
+        ])
+        .collect();
+    let output_acts = [
+        Activation::Linear,
+        Activation::Sigmoid,
+        Activation::SigmoidSymmetric,
+        Activation::Elliot,
+    ];
+    let mut units = Vec::with_capacity(p.units());
+    let mut layer_start = 0;
+    for k in 0..p.hidden {
+        if k == 0 || rng.below(2) == 0 {
+            layer_start = k;
+        }
+        let fan_in = if prefix {
+            p.inputs + 1 + rng.below(k + 1)
+        } else {
+            p.inputs + 1 + layer_start
+        };
+        units.push(ShortcutUnit {
+            activation: hidden_acts[rng.below(hidden_acts.len())],
+            steepness: FANN_CANDIDATE_STEEPNESSES[rng.below(4)],
+            fan_in,
+        });
+    }
+    for _ in 0..p.outputs {
+        units.push(ShortcutUnit {
+            activation: output_acts[rng.below(output_acts.len())],
+            steepness: [0.5f32, 1.0][rng.below(2)],
+            fan_in: p.width(),
+        });
+    }
+    let weights = units
+        .iter()
+        .flat_map(|u| {
+            let r = scale / (u.fan_in as f32).sqrt();
+            (0..u.fan_in).map(|_| rng.range(-r, r)).collect::<Vec<_>>()
+        })
+        .collect();
+    (units, weights)
+}
+
+/// Shortcut networks: the forward pass (values, sums, outputs) and the backward pass
+/// (deltas, weight gradients, overwritten and accumulated) against the reference,
+/// over empty and one-row batches, rows around 64-row blocks, no hidden neuron to 40
+/// of them, layered and arbitrary fan-ins, both derivative conventions, and sums past
+/// FANN's clamp. The backward pass runs on the backend's own forward values, so each
+/// pass is checked on its own.
+pub fn shortcut<K: NnKernels>(k: &K) {
+    let r = ReferenceNn;
+    let mut rng = Rng::new(61);
+    let shapes = [
+        (0, 2, 1, 1, 1.0),
+        (1, 1, 0, 1, 1.0),
+        (1, 2, 1, 1, 1.0),
+        (63, 3, 4, 2, 1.0),
+        (64, 2, 9, 1, 2.0),
+        (65, 16, 12, 4, 1.0),
+        (194, 2, 11, 1, 4.0),
+        (300, 21, 30, 3, 1.0),
+        (1000, 16, 40, 4, 1.0),
+        (129, 4, 6, 3, 400.0),
+    ];
+    let t = |kernels: &K, v: &[f32]| kernels.tensor(v).unwrap();
+    for (case, (rows, inputs, hidden, outputs, scale)) in shapes.into_iter().enumerate() {
+        let p = ShortcutPass {
+            rows,
+            inputs,
+            hidden,
+            outputs,
+        };
+        let (units, w) = random_shortcut(&mut rng, p, case % 2 == 1, scale);
+        let x = random(&mut rng, rows * inputs, -1.0, 1.0);
+        let (width, nu) = (p.width(), p.units());
+        // Forward on both.
+        let (kw, kx) = (t(k, &w), t(k, &x));
+        let mut kv = k.zeros(rows * width).unwrap();
+        let mut ks = k.zeros(rows * nu).unwrap();
+        let mut ky = k.zeros(rows * outputs).unwrap();
+        k.shortcut_forward(p, &units, &kw, &kx, &mut kv, &mut ks, &mut ky)
+            .unwrap();
+        let (rw, rx) = (r.tensor(&w).unwrap(), r.tensor(&x).unwrap());
+        let mut rv = r.zeros(rows * width).unwrap();
+        let mut rs = r.zeros(rows * nu).unwrap();
+        let mut ry = r.zeros(rows * outputs).unwrap();
+        r.shortcut_forward(p, &units, &rw, &rx, &mut rv, &mut rs, &mut ry)
+            .unwrap();
+        let offsets = p.offsets(&units, false).unwrap();
+        // Each sum's rounding scales with Σ|v w|, each output's with s Σ|v w| too.
+        let mut sum_bound = vec![0.0f64; rows * nu];
+        let mut value_bound = vec![1.0f64; rows * width];
+        let mut out_bound = vec![1.0f64; rows * outputs];
+        for row in 0..rows {
+            let v = &rv[row * width..(row + 1) * width];
+            for (u, unit) in units.iter().enumerate() {
+                let b: f64 = (0..unit.fan_in)
+                    .map(|i| (v[i] * w[offsets[u] + i] as f64).abs())
+                    .sum();
+                sum_bound[row * nu + u] = b;
+                let sb = (unit.steepness as f64 * b).max(1.0);
+                if u < hidden {
+                    value_bound[row * width + inputs + 1 + u] = sb;
+                } else {
+                    out_bound[row * outputs + u - hidden] = sb;
+                }
+            }
+        }
+        let shape = format!("{rows} rows, {inputs}-{hidden}h-{outputs}");
+        let kvv = plain(k, &kv);
+        let kss = plain(k, &ks);
+        assert_close(
+            &format!("shortcut values ({shape})"),
+            &kvv,
+            &r.read(&rv).unwrap(),
+            &value_bound,
+        );
+        assert_close(
+            &format!("shortcut sums ({shape})"),
+            &kss,
+            &r.read(&rs).unwrap(),
+            &sum_bound,
+        );
+        assert_close(
+            &format!("shortcut outputs ({shape})"),
+            &plain(k, &ky),
+            &r.read(&ry).unwrap(),
+            &out_bound,
+        );
+        // Backward from the backend's own forward, overwriting and accumulating.
+        let dy = random(&mut rng, rows * outputs, -1.0, 1.0);
+        for (derivative, accumulate) in [(Derivative::Fann, false), (Derivative::Exact, true)] {
+            let g0 = random(&mut rng, w.len(), -1.0, 1.0);
+            let mut kd = k.zeros(rows * nu).unwrap();
+            let mut kg = t(k, &g0);
+            k.shortcut_backward(
+                p,
+                &units,
+                derivative,
+                accumulate,
+                &kw,
+                &t(k, &kvv),
+                &t(k, &kss),
+                &t(k, &dy),
+                &mut kd,
+                &mut kg,
+            )
+            .unwrap();
+            let rv = r.tensor(&kvv).unwrap();
+            let mut rd = r.zeros(rows * nu).unwrap();
+            let mut rg = r.tensor(&g0).unwrap();
+            r.shortcut_backward(
+                p,
+                &units,
+                derivative,
+                accumulate,
+                &rw,
+                &rv,
+                &r.tensor(&kss).unwrap(),
+                &r.tensor(&dy).unwrap(),
+                &mut rd,
+                &mut rg,
+            )
+            .unwrap();
+            // A delta's rounding scales with its upstream sum's magnitude times the
+            // largest derivative (an f32 derivative near saturation, 1 - y², has only
+            // absolute precision), propagated from the outputs down; a gradient's with
+            // Σ_p |delta| |v|.
+            let mut delta_bound = vec![0.0f64; rows * nu];
+            let mut grad_bound: Vec<f64> = g0.iter().map(|g| g.abs() as f64).collect();
+            for row in 0..rows {
+                let v = &rv[row * width..(row + 1) * width];
+                let db = &mut delta_bound[row * nu..(row + 1) * nu];
+                for j in 0..outputs {
+                    db[hidden + j] = dy[row * outputs + j].abs() as f64;
+                }
+                for (u, unit) in units.iter().enumerate().rev() {
+                    db[u] *= 4.0 * (unit.steepness as f64).max(1.0);
+                    db[u] = db[u].max(rd[row * nu + u].abs());
+                    for i in 0..unit.fan_in {
+                        grad_bound[offsets[u] + i] += db[u] * v[i].abs();
+                        if i > inputs {
+                            db[i - inputs - 1] += db[u] * (w[offsets[u] + i] as f64).abs();
+                        }
+                    }
+                }
+            }
+            let what = format!("{shape}, {derivative:?}, accumulate {accumulate}");
+            assert_close(
+                &format!("shortcut deltas ({what})"),
+                &plain(k, &kd),
+                &r.read(&rd).unwrap(),
+                &delta_bound,
+            );
+            assert_close(
+                &format!("shortcut gradient ({what})"),
+                &plain(k, &kg),
+                &r.read(&rg).unwrap(),
+                &grad_bound,
+            );
+        }
+    }
+}
+
+/// Bad shortcut passes: typed errors, and the outputs keep their contents.
+pub fn shortcut_errors<K: NnKernels>(k: &K) {
+    let p = ShortcutPass {
+        rows: 2,
+        inputs: 2,
+        hidden: 1,
+        outputs: 1,
+    };
+    let unit = |activation, fan_in| ShortcutUnit {
+        activation,
+        steepness: 1.0,
+        fan_in,
+    };
+    let good = [unit(Activation::Sigmoid, 3), unit(Activation::Linear, 4)];
+    let t = |n: usize| k.tensor(&vec![0.5; n]).unwrap();
+    let (w, x) = (t(7), t(4));
+    let (mut v, mut s, mut y) = (t(8), t(4), t(2));
+    let mut forward = |p: ShortcutPass, units: &[ShortcutUnit], w: &K::Tensor| {
+        k.shortcut_forward(p, units, w, &x, &mut v, &mut s, &mut y)
+            .unwrap_err()
+    };
+    let cases: Vec<(ShortcutPass, Vec<ShortcutUnit>, usize)> = vec![
+        (p, good[..1].to_vec(), 7),
+        (p, vec![unit(Activation::Sigmoid, 4), good[1]], 8),
+        (p, vec![unit(Activation::Sigmoid, 2), good[1]], 6),
+        (p, vec![good[0], unit(Activation::Linear, 3)], 6),
+        (p, vec![unit(Activation::Softmax, 3), good[1]], 7),
+        (
+            p,
+            vec![
+                ShortcutUnit {
+                    steepness: f32::NAN,
+                    ..good[0]
+                },
+                good[1],
+            ],
+            7,
+        ),
+        (p, good.to_vec(), 6),
+        (ShortcutPass { rows: 3, ..p }, good.to_vec(), 7),
+    ];
+    for (p, units, weights) in cases {
+        let err = forward(p, &units, &t(weights));
+        assert!(
+            matches!(
+                err,
+                TesseraError::ShapeMismatch { .. }
+                    | TesseraError::InvalidArgument { .. }
+                    | TesseraError::IndexOutOfRange { .. }
+            ),
+            "{err}"
+        );
+    }
+    for out in [&v, &s, &y] {
+        assert!(plain(k, out).iter().all(|&x| x == 0.5));
+    }
+    // Thresholds run forward but cannot be trained.
+    let step = [unit(Activation::Threshold, 3), good[1]];
+    k.shortcut_forward(p, &step, &w, &x, &mut v, &mut s, &mut y)
+        .unwrap();
+    let (dy, mut d, mut g) = (t(2), t(4), t(7));
+    let err = k
+        .shortcut_backward(
+            p,
+            &step,
+            Derivative::Fann,
+            false,
+            &w,
+            &v,
+            &s,
+            &dy,
+            &mut d,
+            &mut g,
+        )
+        .unwrap_err();
+    assert!(matches!(err, TesseraError::InvalidArgument { .. }), "{err}");
+    let err = k
+        .shortcut_backward(
+            p,
+            &good,
+            Derivative::Fann,
+            false,
+            &w,
+            &v,
+            &s,
+            &t(3),
+            &mut d,
+            &mut g,
+        )
+        .unwrap_err();
+    assert!(matches!(err, TesseraError::ShapeMismatch { .. }), "{err}");
+    for out in [&d, &g] {
+        assert!(plain(k, out).iter().all(|&x| x == 0.5));
+    }
+}
+
 /// Mismatched lengths are typed errors, and the output is left untouched.
 pub fn shape_errors<K: NnKernels>(k: &K) {
     let a = k.tensor(&[1.0; 6]).unwrap();
@@ -1022,7 +1338,7 @@ pub fn shape_errors<K: NnKernels>(k: &K) {
 #[macro_export]
 macro_rules! nn_parity_suite {
     ($kernels:expr) => {
-        $crate::nn_parity_suite!(@tests $kernels; gemm_layouts, activations, losses, column_sums, optimizers, cascade_candidates, shape_errors, dense_backprop, dense_backprop_errors);
+        $crate::nn_parity_suite!(@tests $kernels; gemm_layouts, activations, losses, column_sums, optimizers, cascade_candidates, shape_errors, dense_backprop, dense_backprop_errors, shortcut, shortcut_errors);
     };
     (@tests $kernels:expr; $($name:ident),*) => {
         $(
