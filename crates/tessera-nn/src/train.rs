@@ -165,7 +165,7 @@ impl Algorithm {
         }
     }
 
-    fn is_fann(&self) -> bool {
+    pub(crate) fn is_fann(&self) -> bool {
         matches!(
             self,
             Algorithm::Incremental { .. }
@@ -262,7 +262,7 @@ impl Algorithm {
     }
 
     /// Samples per update, or `None` for full-batch algorithms.
-    fn batch_size(&self) -> Option<usize> {
+    pub(crate) fn batch_size(&self) -> Option<usize> {
         match self {
             Algorithm::Incremental { .. } => Some(1),
             Algorithm::Batch { .. }
@@ -579,27 +579,205 @@ pub(crate) fn apply_update<K: NnKernels>(
 /// Trains a [`Model`] on its backend.
 pub struct Trainer<K: NnKernels> {
     model: Model<K>,
-    config: TrainConfig,
     state: Vec<LayerState<K>>,
     updates: u32,
-    epoch: usize,
-    rng: Rng,
-    order: Vec<usize>,
-    x: Vec<f32>,
-    t: Vec<f32>,
     /// The epoch's squared errors and bit fails, summed where the backend computes
     /// them (on the device for a GPU) and read once per measured epoch.
     metrics: K::Metrics,
-    /// Whether `metrics` holds sums not yet taken (an epoch that failed midway).
+    epochs: EpochState,
+}
+
+/// What every trainer's epoch loop keeps between epochs: the configuration, the
+/// epoch count, the shuffle and the gathered samples of the current batch.
+#[derive(Debug)]
+pub(crate) struct EpochState {
+    pub(crate) config: TrainConfig,
+    pub(crate) epoch: usize,
+    rng: Rng,
+    order: Vec<usize>,
+    pub(crate) x: Vec<f32>,
+    pub(crate) t: Vec<f32>,
+    /// Whether the trainer's metrics hold sums not yet taken (an epoch that failed
+    /// midway).
     metrics_pending: bool,
+}
+
+impl EpochState {
+    pub(crate) fn new(config: TrainConfig) -> Self {
+        Self {
+            rng: Rng::new(config.shuffle_seed.unwrap_or(0)),
+            config,
+            epoch: 0,
+            order: Vec::new(),
+            x: Vec::new(),
+            t: Vec::new(),
+            metrics_pending: false,
+        }
+    }
+}
+
+/// The steps an epoch is made of, implemented by each kind of trainer; the loop that
+/// orders them (chunks, mini-batches, shuffling, metrics) is [`run_epoch`].
+pub(crate) trait EpochSteps {
+    /// The loop's state.
+    fn epochs(&mut self) -> &mut EpochState;
+    /// The trained net's inputs and outputs per sample.
+    fn widths(&self) -> (usize, usize);
+    /// Whether the backend already holds `rows` rows of the samples `samples` names.
+    fn holds(&self, rows: usize, samples: Option<u64>) -> bool;
+    /// Forward and backward on `rows` samples, in the state's `x`/`t` unless
+    /// [`Self::holds`] them: gradients overwritten, or added to when `accumulate`,
+    /// scaled by `scale`; the batch's error sums added to the metrics when `measure`.
+    fn backprop(
+        &mut self,
+        rows: usize,
+        samples: Option<u64>,
+        accumulate: bool,
+        scale: f32,
+        measure: bool,
+    ) -> Result<()>;
+    /// The error sums accumulated since the last call (a host sync on a GPU).
+    fn take_sums(&mut self) -> Result<(f64, u64)>;
+    /// One update with the gradients of `samples` samples of mean squared error `mse`.
+    fn update(&mut self, samples: usize, mse: Option<f64>) -> Result<()>;
+}
+
+fn take_metrics(steps: &mut impl EpochSteps) -> Result<(f64, u64)> {
+    steps.epochs().metrics_pending = false;
+    steps.take_sums()
+}
+
+/// The error for an epoch whose measured MSE is not finite: training diverged (the
+/// inputs are finite, so the weights or their products overflowed).
+fn check_diverged(epoch: usize, mse: Option<f64>) -> Result<()> {
+    match mse {
+        Some(mse) if !mse.is_finite() => Err(TesseraError::Diverged {
+            what: "training diverged: the mean squared error (lower the learning rate or rescale the data)",
+            step: epoch,
+            value: mse,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// One pass over `data` by `steps`: FANN-style MSE and bit-fail count.
+pub(crate) fn run_epoch(steps: &mut impl EpochSteps, data: &TrainData) -> Result<EpochStats> {
+    let (inputs, outputs) = steps.widths();
+    if data.n_inputs() != inputs || data.n_outputs() != outputs {
+        return Err(TesseraError::InvalidConfig {
+            field: "training data width",
+            value: format!(
+                "{} inputs and {} outputs per sample",
+                data.n_inputs(),
+                data.n_outputs()
+            ),
+            expected: format!("the model's {inputs} inputs and {outputs} outputs"),
+        });
+    }
+    if data.is_empty() {
+        return Err(TesseraError::InvalidConfig {
+            field: "training data",
+            value: "0 samples".into(),
+            expected: "at least one sample".into(),
+        });
+    }
+    let st = steps.epochs();
+    st.epoch += 1;
+    let n = data.len();
+    let config = st.config;
+    let epoch = st.epoch;
+    st.order = (0..n).collect();
+    if config.shuffle_seed.is_some() {
+        let mut order = std::mem::take(&mut st.order);
+        st.rng.shuffle(&mut order);
+        st.order = order;
+    }
+    let measure = matches!(config.algorithm, Algorithm::Sarprop { .. })
+        || config.metrics_every > 0 && epoch.is_multiple_of(config.metrics_every);
+    if st.metrics_pending {
+        // An earlier epoch failed midway: its partial sums are not this epoch's.
+        take_metrics(steps)?;
+    }
+    let order = std::mem::take(&mut steps.epochs().order);
+    let scale = (n * data.n_outputs()) as f64;
+    let mut measured = None;
+    let batch = config.algorithm.batch_size();
+    // An epoch that is one batch of the samples in order keeps them on the
+    // backend from one epoch to the next, uploaded once.
+    let one_batch = batch.unwrap_or(config.chunk_rows) >= n;
+    let resident = (one_batch && config.shuffle_seed.is_none()).then(|| data.id());
+    let backprop = |steps: &mut _, chunk: &[usize], accumulate, scale| {
+        if !EpochSteps::holds(steps, chunk.len(), resident) {
+            let st = EpochSteps::epochs(steps);
+            data.gather(chunk, &mut st.x, &mut st.t);
+        }
+        EpochSteps::epochs(steps).metrics_pending |= measure;
+        EpochSteps::backprop(steps, chunk.len(), resident, accumulate, scale, measure)
+    };
+    match batch {
+        None => {
+            for (c, chunk) in order.chunks(config.chunk_rows).enumerate() {
+                backprop(steps, chunk, c > 0, 1.0)?;
+            }
+            measured = measure.then(|| take_metrics(steps)).transpose()?;
+            let mse = measured.map(|(sse, _)| sse / scale);
+            // Checked before the update, so the weights that diverged stay as they were.
+            check_diverged(epoch, mse)?;
+            steps.update(n, mse)?;
+        }
+        Some(batch) => {
+            let fann = config.algorithm.is_fann();
+            for chunk in order.chunks(batch) {
+                let scale = if fann { 1.0 } else { 1.0 / chunk.len() as f32 };
+                backprop(steps, chunk, false, scale)?;
+                steps.update(chunk.len(), None)?;
+            }
+        }
+    }
+    steps.epochs().order = order;
+    if measure && measured.is_none() {
+        measured = Some(take_metrics(steps)?);
+    }
+    let mse = measured.map(|(sse, _)| sse / scale);
+    check_diverged(epoch, mse)?;
+    Ok(EpochStats {
+        epoch,
+        mse,
+        bit_fail: measured.map(|(_, fails)| fails),
+    })
+}
+
+/// Epochs by `steps` until the MSE reaches `desired_error` (checked on epochs that
+/// read it) or `max_epochs` pass; `callback` sees every epoch's stats and may stop
+/// training by returning false.
+pub(crate) fn run_until(
+    steps: &mut impl EpochSteps,
+    data: &TrainData,
+    max_epochs: usize,
+    desired_error: f64,
+    mut callback: impl FnMut(&EpochStats) -> bool,
+) -> Result<EpochStats> {
+    let mut last = None;
+    for _ in 0..max_epochs {
+        let stats = run_epoch(steps, data)?;
+        last = Some(stats);
+        if !callback(&stats) || stats.mse.is_some_and(|mse| mse <= desired_error) {
+            break;
+        }
+    }
+    last.ok_or(TesseraError::InvalidArgument {
+        what: "max_epochs",
+        value: 0.0,
+        expected: ">= 1",
+    })
 }
 
 impl<K: NnKernels> std::fmt::Debug for Trainer<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trainer")
             .field("model", &self.model)
-            .field("config", &self.config)
-            .field("epoch", &self.epoch)
+            .field("config", &self.epochs.config)
+            .field("epoch", &self.epochs.epoch)
             .finish()
     }
 }
@@ -630,20 +808,13 @@ impl<K: NnKernels> Trainer<K> {
         }
         config.validate()?;
         let state = fresh_state(&model, &config)?;
-        let rng = Rng::new(config.shuffle_seed.unwrap_or(0));
         let metrics = model.kernels.metrics()?;
         Ok(Self {
             model,
-            config,
             state,
             updates: 0,
-            epoch: 0,
-            rng,
-            order: Vec::new(),
-            x: Vec::new(),
-            t: Vec::new(),
             metrics,
-            metrics_pending: false,
+            epochs: EpochState::new(config),
         })
     }
 
@@ -662,210 +833,21 @@ impl<K: NnKernels> Trainer<K> {
         self.model
     }
 
-    /// Forward and backward on `rows` samples, already in `self.x`/`self.t` or,
-    /// when `samples` names what the workspace holds, already on the backend:
-    /// gradients into the layer states (overwritten, or added to when `accumulate`).
-    /// Adds the batch's SSE and bit fails into `self.metrics` when `measure` asks.
-    fn backprop(
-        &mut self,
-        rows: usize,
-        samples: Option<u64>,
-        accumulate: bool,
-        scale: f32,
-        measure: bool,
-    ) -> Result<()> {
-        if !self.holds(rows, samples) {
-            self.model.ensure_workspace(rows)?;
-            let k = &self.model.kernels;
-            let work = self.model.work.as_mut().expect("workspace allocated");
-            work.samples = None;
-            k.write(&mut work.x, &self.x)?;
-            k.write(&mut work.target, &self.t)?;
-            work.samples = samples;
-        }
-        let k = &self.model.kernels;
-        let work = self.model.work.as_mut().expect("workspace allocated");
-        let layers = Model::dense_layers(&self.model.layers);
-        let mut grads: Vec<DenseGrads<'_, K::Tensor>> = self
-            .state
-            .iter_mut()
-            .map(|st| DenseGrads {
-                w: &mut st.gw,
-                b: &mut st.gb,
-            })
-            .collect();
-        let p = DenseBackprop {
-            rows,
-            loss: self.config.loss,
-            derivative: self.config.derivative,
-            scale,
-            accumulate,
-            bit_fail_limit: self.config.bit_fail_limit,
-        };
-        let scratch = DenseWork {
-            z: &mut work.z,
-            a: &mut work.a,
-            dz: &mut work.dz,
-            da: &mut work.da,
-        };
-        self.metrics_pending |= measure;
-        let metrics = measure.then_some(&mut self.metrics);
-        k.dense_backprop(
-            p,
-            &layers,
-            &work.x,
-            &work.target,
-            scratch,
-            &mut grads,
-            metrics,
-        )
-    }
-
-    /// Whether the workspace holds `rows` rows of the samples `samples` names.
-    fn holds(&self, rows: usize, samples: Option<u64>) -> bool {
-        samples.is_some()
-            && self
-                .model
-                .work
-                .as_ref()
-                .is_some_and(|w| w.rows == rows && w.samples == samples)
-    }
-
-    /// The SSE and bit fails accumulated since the last call (a host sync on a GPU).
-    fn take_metrics(&mut self) -> Result<(f64, u64)> {
-        self.metrics_pending = false;
-        self.model.kernels.take_metrics(&mut self.metrics)
-    }
-
-    /// Applies one update of the configured algorithm with the accumulated gradients
-    /// of `samples` samples, whose mean squared error was `mse` (when measured).
-    fn update(&mut self, samples: usize, mse: Option<f64>) -> Result<()> {
-        self.updates += 1;
-        let k = &self.model.kernels;
-        let mut tensor = 0u32;
-        for (layer, st) in self.model.layers.iter_mut().zip(&mut self.state) {
-            let pairs = [
-                (&mut layer.w, &st.gw, &mut st.sw),
-                (&mut layer.b, &st.gb, &mut st.sb),
-            ];
-            for (w, g, [s0, s1]) in pairs {
-                tensor += 1;
-                let at = (self.updates, samples, mse, tensor);
-                apply_update(k, self.config.algorithm, at, w, g, [s0, s1])?;
-            }
-        }
-        Ok(())
-    }
-
     /// Replaces the model's network with `net` (uploaded anew) and restarts the
     /// optimizer's state and epoch count, as FANN's `fann_clear_train_arrays` does.
     pub(crate) fn reset(&mut self, net: &Network) -> Result<()> {
         let layers = Model::upload(&self.model.kernels, net)?;
         self.model.layers = layers;
         self.model.work = None;
-        self.state = fresh_state(&self.model, &self.config)?;
+        self.state = fresh_state(&self.model, &self.epochs.config)?;
         self.updates = 0;
-        self.epoch = 0;
+        self.epochs.epoch = 0;
         Ok(())
     }
 
     /// One pass over `data`. Returns FANN-style MSE and bit-fail count.
     pub fn train_epoch(&mut self, data: &TrainData) -> Result<EpochStats> {
-        if data.n_inputs() != self.model.inputs() || data.n_outputs() != self.model.outputs() {
-            return Err(TesseraError::InvalidConfig {
-                field: "training data width",
-                value: format!(
-                    "{} inputs and {} outputs per sample",
-                    data.n_inputs(),
-                    data.n_outputs()
-                ),
-                expected: format!(
-                    "the model's {} inputs and {} outputs",
-                    self.model.inputs(),
-                    self.model.outputs()
-                ),
-            });
-        }
-        if data.is_empty() {
-            return Err(TesseraError::InvalidConfig {
-                field: "training data",
-                value: "0 samples".into(),
-                expected: "at least one sample".into(),
-            });
-        }
-        self.epoch += 1;
-        let n = data.len();
-        self.order = (0..n).collect();
-        if self.config.shuffle_seed.is_some() {
-            let mut order = std::mem::take(&mut self.order);
-            self.rng.shuffle(&mut order);
-            self.order = order;
-        }
-        let measure = matches!(self.config.algorithm, Algorithm::Sarprop { .. })
-            || self.config.metrics_every > 0
-                && self.epoch.is_multiple_of(self.config.metrics_every);
-        if self.metrics_pending {
-            // An earlier epoch failed midway: its partial sums are not this epoch's.
-            self.take_metrics()?;
-        }
-        let order = std::mem::take(&mut self.order);
-        let scale = (n * data.n_outputs()) as f64;
-        let mut measured = None;
-        let batch = self.config.algorithm.batch_size();
-        // An epoch that is one batch of the samples in order keeps them on the
-        // backend from one epoch to the next, uploaded once.
-        let one_batch = batch.unwrap_or(self.config.chunk_rows) >= n;
-        let resident = (one_batch && self.config.shuffle_seed.is_none()).then(|| data.id());
-        match batch {
-            None => {
-                for (c, chunk) in order.chunks(self.config.chunk_rows).enumerate() {
-                    if !self.holds(chunk.len(), resident) {
-                        data.gather(chunk, &mut self.x, &mut self.t);
-                    }
-                    self.backprop(chunk.len(), resident, c > 0, 1.0, measure)?;
-                }
-                measured = measure.then(|| self.take_metrics()).transpose()?;
-                let mse = measured.map(|(sse, _)| sse / scale);
-                // Checked before the update, so the weights that diverged stay as they were.
-                self.check_diverged(mse)?;
-                self.update(n, mse)?;
-            }
-            Some(batch) => {
-                let fann = self.config.algorithm.is_fann();
-                for chunk in order.chunks(batch) {
-                    if !self.holds(chunk.len(), resident) {
-                        data.gather(chunk, &mut self.x, &mut self.t);
-                    }
-                    let scale = if fann { 1.0 } else { 1.0 / chunk.len() as f32 };
-                    self.backprop(chunk.len(), resident, false, scale, measure)?;
-                    self.update(chunk.len(), None)?;
-                }
-            }
-        }
-        self.order = order;
-        if measure && measured.is_none() {
-            measured = Some(self.take_metrics()?);
-        }
-        let mse = measured.map(|(sse, _)| sse / scale);
-        self.check_diverged(mse)?;
-        Ok(EpochStats {
-            epoch: self.epoch,
-            mse,
-            bit_fail: measured.map(|(_, fails)| fails),
-        })
-    }
-
-    /// The error for an epoch whose measured MSE is not finite: training diverged (the
-    /// inputs are finite, so the weights or their products overflowed).
-    fn check_diverged(&self, mse: Option<f64>) -> Result<()> {
-        match mse {
-            Some(mse) if !mse.is_finite() => Err(TesseraError::Diverged {
-                what: "training diverged: the mean squared error (lower the learning rate or rescale the data)",
-                step: self.epoch,
-                value: mse,
-            }),
-            _ => Ok(()),
-        }
+        run_epoch(self, data)
     }
 
     /// Trains until the MSE reaches `desired_error` (checked on epochs that read it)
@@ -876,21 +858,9 @@ impl<K: NnKernels> Trainer<K> {
         data: &TrainData,
         max_epochs: usize,
         desired_error: f64,
-        mut callback: impl FnMut(&EpochStats) -> bool,
+        callback: impl FnMut(&EpochStats) -> bool,
     ) -> Result<EpochStats> {
-        let mut last = None;
-        for _ in 0..max_epochs {
-            let stats = self.train_epoch(data)?;
-            last = Some(stats);
-            if !callback(&stats) || stats.mse.is_some_and(|mse| mse <= desired_error) {
-                break;
-            }
-        }
-        last.ok_or(TesseraError::InvalidArgument {
-            what: "max_epochs",
-            value: 0.0,
-            expected: ">= 1",
-        })
+        run_until(self, data, max_epochs, desired_error, callback)
     }
 
     /// The gradients of the last backward pass: `(weights, biases)` per layer.
@@ -905,11 +875,108 @@ impl<K: NnKernels> Trainer<K> {
     /// Computes gradients for `data` (summed over samples, scale 1) without updating.
     pub fn compute_gradients(&mut self, data: &TrainData) -> Result<(f64, u64)> {
         let idx: Vec<usize> = (0..data.len()).collect();
-        data.gather(&idx, &mut self.x, &mut self.t);
-        if self.metrics_pending {
-            self.take_metrics()?;
+        data.gather(&idx, &mut self.epochs.x, &mut self.epochs.t);
+        if self.epochs.metrics_pending {
+            take_metrics(self)?;
         }
+        self.epochs.metrics_pending = true;
         self.backprop(data.len(), None, false, 1.0, true)?;
-        self.take_metrics()
+        take_metrics(self)
+    }
+}
+
+impl<K: NnKernels> EpochSteps for Trainer<K> {
+    fn epochs(&mut self) -> &mut EpochState {
+        &mut self.epochs
+    }
+
+    fn widths(&self) -> (usize, usize) {
+        (self.model.inputs(), self.model.outputs())
+    }
+
+    fn holds(&self, rows: usize, samples: Option<u64>) -> bool {
+        samples.is_some()
+            && self
+                .model
+                .work
+                .as_ref()
+                .is_some_and(|w| w.rows == rows && w.samples == samples)
+    }
+
+    fn backprop(
+        &mut self,
+        rows: usize,
+        samples: Option<u64>,
+        accumulate: bool,
+        scale: f32,
+        measure: bool,
+    ) -> Result<()> {
+        if !self.holds(rows, samples) {
+            self.model.ensure_workspace(rows)?;
+            let k = &self.model.kernels;
+            let work = self.model.work.as_mut().expect("workspace allocated");
+            work.samples = None;
+            k.write(&mut work.x, &self.epochs.x)?;
+            k.write(&mut work.target, &self.epochs.t)?;
+            work.samples = samples;
+        }
+        let k = &self.model.kernels;
+        let work = self.model.work.as_mut().expect("workspace allocated");
+        let layers = Model::dense_layers(&self.model.layers);
+        let mut grads: Vec<DenseGrads<'_, K::Tensor>> = self
+            .state
+            .iter_mut()
+            .map(|st| DenseGrads {
+                w: &mut st.gw,
+                b: &mut st.gb,
+            })
+            .collect();
+        let config = &self.epochs.config;
+        let p = DenseBackprop {
+            rows,
+            loss: config.loss,
+            derivative: config.derivative,
+            scale,
+            accumulate,
+            bit_fail_limit: config.bit_fail_limit,
+        };
+        let scratch = DenseWork {
+            z: &mut work.z,
+            a: &mut work.a,
+            dz: &mut work.dz,
+            da: &mut work.da,
+        };
+        let metrics = measure.then_some(&mut self.metrics);
+        k.dense_backprop(
+            p,
+            &layers,
+            &work.x,
+            &work.target,
+            scratch,
+            &mut grads,
+            metrics,
+        )
+    }
+
+    fn take_sums(&mut self) -> Result<(f64, u64)> {
+        self.model.kernels.take_metrics(&mut self.metrics)
+    }
+
+    fn update(&mut self, samples: usize, mse: Option<f64>) -> Result<()> {
+        self.updates += 1;
+        let k = &self.model.kernels;
+        let mut tensor = 0u32;
+        for (layer, st) in self.model.layers.iter_mut().zip(&mut self.state) {
+            let pairs = [
+                (&mut layer.w, &st.gw, &mut st.sw),
+                (&mut layer.b, &st.gb, &mut st.sb),
+            ];
+            for (w, g, [s0, s1]) in pairs {
+                tensor += 1;
+                let at = (self.updates, samples, mse, tensor);
+                apply_update(k, self.epochs.config.algorithm, at, w, g, [s0, s1])?;
+            }
+        }
+        Ok(())
     }
 }
