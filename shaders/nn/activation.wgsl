@@ -110,23 +110,35 @@ fn bias_softmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     }
 }
 
-// FANN 2.2's derivative from the output y (fann_activation_derived) differs from the
-// exact one for the sigmoids (y clipped) and the linear pieces (the steepness).
+// libfann 2.2's derivative (fann_activation_derived) from the output y and its stored
+// sum (s z for a network's neurons, z for a candidate) can differ from the exact one:
+// the sigmoids clip y, the linear pieces give s, the Gaussians and trigonometric
+// ones apply s once more (tessera_tensor::nn::fann_derivative).
 fn has_fann_derivative(code: u32) -> bool {
-    return (code >= 3u && code <= 6u) || code == 11u || code == 12u;
+    return (code >= 3u && code <= 16u);
 }
 
 // FANN's derivative, steepness applied, for the codes above.
-fn fann_derivative(code: u32, s: f32, y: f32) -> f32 {
-    if (code == 3u || code == 4u) {
-        let c = clamp(y, 0.01, 0.99);
-        return 2.0 * s * c * (1.0 - c);
+fn fann_derivative(code: u32, s: f32, y: f32, sum: f32) -> f32 {
+    switch code {
+        case 3u, 4u: {
+            let c = clamp(y, 0.01, 0.99);
+            return 2.0 * s * c * (1.0 - c);
+        }
+        case 5u, 6u: {
+            let c = clamp(y, -0.98, 0.98);
+            return s * (1.0 - c * c);
+        }
+        case 7u: { return -2.0 * sum * y * s * s; }
+        case 8u: { return -2.0 * sum * (y + 1.0) * s * s; }
+        case 9u: { return s / (2.0 * (1.0 + abs(sum)) * (1.0 + abs(sum))); }
+        case 10u: { return s / ((1.0 + abs(sum)) * (1.0 + abs(sum))); }
+        case 13u: { return s * cos(s * sum); }
+        case 14u: { return -s * sin(s * sum); }
+        case 15u: { return s * cos(s * sum) / 2.0; }
+        case 16u: { return -s * sin(s * sum) / 2.0; }
+        default: { return s; }
     }
-    if (code == 5u || code == 6u) {
-        let c = clamp(y, -0.98, 0.98);
-        return s * (1.0 - c * c);
-    }
-    return s;
 }
 
 @compute @workgroup_size(256)
@@ -136,7 +148,7 @@ fn activation_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
     if (i < p.len) {
         var d = 0.0;
         if (p.derivative == 1u && has_fann_derivative(p.activation)) {
-            d = fann_derivative(p.activation, p.steepness, t1[i]);
+            d = fann_derivative(p.activation, p.steepness, t1[i], p.steepness * t0[i]);
         } else {
             d = p.steepness * derivative(p.activation, p.steepness * t0[i]);
         }

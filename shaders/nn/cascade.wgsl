@@ -6,17 +6,8 @@
 // The derivative of a candidate's y = f(s sum) with respect to sum: exact, or what
 // libfann returns for a candidate (its stored sum lacks the steepness).
 fn candidate_derivative(code: u32, s: f32, sum: f32, y: f32) -> f32 {
-    if (p.derivative == 1u) {
-        let g = 1.0 + abs(sum);
-        if (code == 9u) {
-            return s / (2.0 * g * g);
-        }
-        if (code == 10u) {
-            return s / (g * g);
-        }
-        if (has_fann_derivative(code)) {
-            return fann_derivative(code, s, y);
-        }
+    if (p.derivative == 1u && has_fann_derivative(code)) {
+        return fann_derivative(code, s, y, sum);
     }
     return s * derivative(code, s * sum);
 }

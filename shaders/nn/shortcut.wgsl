@@ -89,7 +89,7 @@ fn shortcut_delta(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
         }
         var d = s * derivative(code, s * sum);
         if (p.derivative == 1u && has_fann_derivative(code)) {
-            d = fann_derivative(code, s, y);
+            d = fann_derivative(code, s, y, s * sum);
         }
         let delta = upstream * d;
         t4[d0 + u] = delta;

@@ -335,10 +335,11 @@ pub fn derivative(a: Activation, u: f32) -> f32 {
     }
 }
 
-/// FANN 2.2's derivative at output `y`, steepness applied, where it differs from the
-/// exact one (the f32 twin of `tessera_tensor::nn::fann_derivative`).
+/// libfann 2.2's derivative at output `y` and libfann's stored sum `sum` (`s z` for a
+/// network's neurons), steepness applied, where it can differ from the exact one (the
+/// f32 twin of `tessera_tensor::nn::fann_derivative`).
 #[inline(always)]
-pub fn fann_derivative(a: Activation, s: f32, y: f32) -> Option<f32> {
+pub fn fann_derivative(a: Activation, s: f32, y: f32, sum: f32) -> Option<f32> {
     use Activation::*;
     match a {
         Sigmoid | SigmoidStepwise => {
@@ -350,6 +351,14 @@ pub fn fann_derivative(a: Activation, s: f32, y: f32) -> Option<f32> {
             Some(s * (1.0 - y * y))
         }
         LinearPiece | LinearPieceSymmetric => Some(s),
+        Gaussian => Some(-2.0 * sum * y * s * s),
+        GaussianSymmetric => Some(-2.0 * sum * (y + 1.0) * s * s),
+        Elliot => Some(s / (2.0 * (1.0 + sum.abs()) * (1.0 + sum.abs()))),
+        ElliotSymmetric => Some(s / ((1.0 + sum.abs()) * (1.0 + sum.abs()))),
+        SinSymmetric => Some(s * cos(s * sum)),
+        CosSymmetric => Some(-s * sin(s * sum)),
+        Sin => Some(s * cos(s * sum) / 2.0),
+        Cos => Some(-s * sin(s * sum) / 2.0),
         _ => None,
     }
 }
@@ -360,9 +369,11 @@ pub fn fann_derivative(a: Activation, s: f32, y: f32) -> Option<f32> {
 pub(super) fn backward_slice(
     (dz, [z, y, dy], (a, s, fann)): (&mut [f32], [&[f32]; 3], (Activation, f32, bool)),
 ) {
-    if fann && fann_derivative(a, s, 0.0).is_some() {
-        for_const_activation!(a, |c| for ((d, &yv), &g) in dz.iter_mut().zip(y).zip(dy) {
-            *d = g * fann_derivative(c, s, yv).unwrap_or(0.0);
+    if fann && fann_derivative(a, s, 0.0, 0.0).is_some() {
+        for_const_activation!(a, |c| for (((d, &yv), &g), &zv) in
+            dz.iter_mut().zip(y).zip(dy).zip(z)
+        {
+            *d = g * fann_derivative(c, s, yv, s * zv).unwrap_or(0.0);
         })
     } else {
         for_const_activation!(a, |c| for ((d, &zv), &g) in dz.iter_mut().zip(z).zip(dy) {

@@ -4,9 +4,11 @@
 //! that differ from libfann: `docs/nn.md`, "Cascade2".
 
 mod network;
+mod shortcut;
 mod train;
 
 pub use network::{CascadeNetwork, HiddenNeuron};
+pub use shortcut::ShortcutTrainer;
 pub use train::{
     CascadeConfig, CascadeParams, CascadeReport, CascadeTrainer, MAX_CANDIDATES, StopFunction,
 };

@@ -81,6 +81,54 @@ impl CascadeNetwork {
         Ok(net)
     }
 
+    /// A shortcut network with hidden layers (FANN's `fann_create_shortcut(sizes)`):
+    /// `sizes` is `[inputs, hidden layer sizes.., outputs]`, each hidden neuron reading
+    /// the inputs, the bias and every neuron of the earlier hidden layers; every weight
+    /// uniform in [-0.1, 0.1] from `seed`, one steepness for all.
+    pub fn shortcut(
+        sizes: &[usize],
+        hidden: Activation,
+        output: Activation,
+        steepness: f32,
+        seed: u64,
+    ) -> Result<Self> {
+        let (&inputs, rest) = sizes.split_first().unwrap_or((&0, &[]));
+        let Some((&outputs, layers)) = rest.split_last() else {
+            return invalid(
+                "shortcut layer sizes",
+                format!("{sizes:?}"),
+                "[inputs, hidden.., outputs]".into(),
+            );
+        };
+        let total: usize = layers.iter().sum();
+        if layers.contains(&0) || total > MAX_CASCADE_HIDDEN {
+            return invalid(
+                "shortcut hidden layers",
+                format!("{layers:?}"),
+                format!("non-empty layers of at most {MAX_CASCADE_HIDDEN} neurons in all"),
+            );
+        }
+        let mut net = Self::new(inputs, outputs, output, steepness, seed)?;
+        let mut rng = Rng::new(seed ^ 0x5107_c0de);
+        for &size in layers {
+            let fan_in = inputs + 1 + net.hidden.len();
+            for _ in 0..size {
+                net.hidden.push(HiddenNeuron {
+                    activation: hidden,
+                    steepness,
+                    weights: (0..fan_in).map(|_| rng.range(-0.1, 0.1)).collect(),
+                });
+            }
+        }
+        let features = inputs + total;
+        net.output.inputs = features;
+        net.output.weights = (0..features * outputs)
+            .map(|_| rng.range(-0.1, 0.1))
+            .collect();
+        net.validate()?;
+        Ok(net)
+    }
+
     /// Number of outputs.
     pub fn outputs(&self) -> usize {
         self.output.outputs

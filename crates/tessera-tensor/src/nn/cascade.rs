@@ -147,11 +147,8 @@ pub fn candidate_derivative(
     let exact = || s * activation.derivative(s * sum);
     match derivative {
         Derivative::Exact => exact(),
-        Derivative::Fann => match activation {
-            Activation::Elliot => s / (2.0 * (1.0 + sum.abs()) * (1.0 + sum.abs())),
-            Activation::ElliotSymmetric => s / ((1.0 + sum.abs()) * (1.0 + sum.abs())),
-            _ => fann_derivative(activation, s, y).unwrap_or_else(exact),
-        },
+        // libfann stores a candidate's sum without its steepness.
+        Derivative::Fann => fann_derivative(activation, s, y, sum).unwrap_or_else(exact),
     }
 }
 

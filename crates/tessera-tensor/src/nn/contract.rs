@@ -136,21 +136,35 @@ impl Derivative {
     }
 }
 
-/// FANN's derivative of `activation` (with respect to the sum, steepness applied) at
-/// output `y`, for the activations where it differs from the exact one; `None` for the
-/// others. In f64, the form the reference uses; the kernels mirror it.
-pub fn fann_derivative(activation: Activation, steepness: f64, y: f64) -> Option<f64> {
+/// libfann 2.2's derivative of `activation` (`fann_activation_derived`, with
+/// respect to the sum, steepness applied) at output `y` and at `sum` as libfann stores
+/// it (the steepness applied, `s x`, for a network's neurons; without it for a
+/// Cascade2 candidate), for the activations where it can differ from the exact one;
+/// `None` for the others. The sigmoids clip `y`, the linear pieces give the steepness,
+/// and the Gaussians and trigonometric ones apply the steepness once more than the
+/// exact derivative does (`s cos(s sum)` for the symmetric sine), so for a steepness
+/// other than 1 they differ. In f64, the form the reference uses; the kernels mirror it.
+pub fn fann_derivative(activation: Activation, steepness: f64, y: f64, sum: f64) -> Option<f64> {
     use Activation::*;
+    let s = steepness;
     match activation {
         Sigmoid | SigmoidStepwise => {
             let y = y.clamp(0.01, 0.99);
-            Some(2.0 * steepness * y * (1.0 - y))
+            Some(2.0 * s * y * (1.0 - y))
         }
         SigmoidSymmetric | SigmoidSymmetricStepwise => {
             let y = y.clamp(-0.98, 0.98);
-            Some(steepness * (1.0 - y * y))
+            Some(s * (1.0 - y * y))
         }
-        LinearPiece | LinearPieceSymmetric => Some(steepness),
+        LinearPiece | LinearPieceSymmetric => Some(s),
+        Gaussian => Some(-2.0 * sum * y * s * s),
+        GaussianSymmetric => Some(-2.0 * sum * (y + 1.0) * s * s),
+        Elliot => Some(s / (2.0 * (1.0 + sum.abs()) * (1.0 + sum.abs()))),
+        ElliotSymmetric => Some(s / ((1.0 + sum.abs()) * (1.0 + sum.abs()))),
+        SinSymmetric => Some(s * (s * sum).cos()),
+        CosSymmetric => Some(-s * (s * sum).sin()),
+        Sin => Some(s * (s * sum).cos() / 2.0),
+        Cos => Some(-s * (s * sum).sin() / 2.0),
         _ => None,
     }
 }

@@ -219,7 +219,7 @@ pub fn shortcut_derivative(
     derivative: Derivative,
 ) -> f64 {
     let fann = match derivative {
-        Derivative::Fann => fann_derivative(activation, steepness, y),
+        Derivative::Fann => fann_derivative(activation, steepness, y, steepness * sum),
         Derivative::Exact => None,
     };
     fann.unwrap_or_else(|| steepness * activation.derivative(steepness * sum))

@@ -162,7 +162,7 @@ impl NnKernels for ReferenceNn {
         } else {
             for i in 0..z.len() {
                 let fann = match derivative {
-                    Derivative::Fann => fann_derivative(activation, s, y[i]),
+                    Derivative::Fann => fann_derivative(activation, s, y[i], s * z[i]),
                     Derivative::Exact => None,
                 };
                 dz[i] = dy[i] * fann.unwrap_or_else(|| s * activation.derivative(s * z[i]));
