@@ -271,3 +271,81 @@ impl CascadeTrainer {
         dispatch!(self.inner, CascadeInner, t => t.into_network())
     }
 }
+
+// One per training, never moved in a loop: the size gap between backends costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum ShortcutInner {
+    Cpu(tessera_nn::cascade::ShortcutTrainer<CpuNn>),
+    #[cfg(feature = "gpu")]
+    Gpu(tessera_nn::cascade::ShortcutTrainer<GpuNn>),
+}
+
+/// Training of every weight of a shortcut [`CascadeNetwork`]
+/// ([`tessera_nn::cascade::ShortcutTrainer`], FANN's `fann_train_on_data` on a
+/// shortcut net) on a [`Device`]: the whole net one forward and one backward kernel.
+///
+/// ```
+/// use tessera::Device;
+/// use tessera::nn::{Activation, Algorithm, CascadeNetwork, ShortcutTrainer, TrainConfig, datasets};
+///
+/// let sine = Activation::SigmoidSymmetric;
+/// let net = CascadeNetwork::shortcut(&[2, 3, 1], sine, sine, 0.5, 3)?;
+/// let config = TrainConfig::new(Algorithm::fann_rprop());
+/// let mut trainer = ShortcutTrainer::on(&Device::cpu(), &net, config)?;
+/// let stats = trainer.train_until(&datasets::xor(), 500, 0.001, |_| true)?;
+/// assert_eq!(stats.bit_fail, Some(0));
+/// let net = trainer.network()?; // saves with fann::write_cascade_net
+/// # Ok::<(), tessera::TesseraError>(())
+/// ```
+pub struct ShortcutTrainer {
+    inner: ShortcutInner,
+}
+
+impl std::fmt::Debug for ShortcutTrainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        dispatch!(&self.inner, ShortcutInner, t => f
+            .debug_struct("ShortcutTrainer")
+            .field("trainer", t)
+            .finish())
+    }
+}
+
+impl ShortcutTrainer {
+    /// A trainer for `net` on `device` (see `tessera_nn`'s `ShortcutTrainer::new`).
+    pub fn on(device: &Device, net: &CascadeNetwork, config: TrainConfig) -> Result<Self> {
+        use tessera_nn::cascade::ShortcutTrainer as Inner;
+        let inner = match device {
+            Device::Cpu(cpu) => ShortcutInner::Cpu(Inner::new(cpu_kernels(cpu), net, config)?),
+            #[cfg(feature = "gpu")]
+            Device::Gpu(ctx) => ShortcutInner::Gpu(Inner::new(GpuNn::new(ctx)?, net, config)?),
+        };
+        Ok(Self { inner })
+    }
+
+    /// One pass over `data`; see `tessera_nn`'s `ShortcutTrainer::train_epoch`.
+    pub fn train_epoch(&mut self, data: &TrainData) -> Result<EpochStats> {
+        dispatch!(&mut self.inner, ShortcutInner, t => t.train_epoch(data))
+    }
+
+    /// Epochs until `desired_error` or `max_epochs`; see `tessera_nn`'s
+    /// `ShortcutTrainer::train_until`.
+    pub fn train_until(
+        &mut self,
+        data: &TrainData,
+        max_epochs: usize,
+        desired_error: f64,
+        callback: impl FnMut(&EpochStats) -> bool,
+    ) -> Result<EpochStats> {
+        dispatch!(&mut self.inner, ShortcutInner, t => t.train_until(data, max_epochs, desired_error, callback))
+    }
+
+    /// The network with its current weights (read back from the device).
+    pub fn network(&self) -> Result<CascadeNetwork> {
+        dispatch!(&self.inner, ShortcutInner, t => t.network())
+    }
+
+    /// The outputs for `inputs` (`[rows, inputs]`), run on the device.
+    pub fn run(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
+        dispatch!(&mut self.inner, ShortcutInner, t => t.run(inputs))
+    }
+}
