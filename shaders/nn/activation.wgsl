@@ -113,9 +113,14 @@ fn bias_softmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 // libfann 2.2's derivative (fann_activation_derived) from the output y and its stored
 // sum (s z for a network's neurons, z for a candidate) can differ from the exact one:
 // the sigmoids clip y, the linear pieces give s, the Gaussians and trigonometric
-// ones apply s once more (tessera_tensor::nn::fann_derivative).
-fn has_fann_derivative(code: u32) -> bool {
-    return (code >= 3u && code <= 16u);
+// ones apply s once more (tessera_tensor::nn::fann_derivative). Which activations
+// take it under the derivative convention `derivative` (Derivative::code: 1 FANN's
+// choices, the sigmoids and linear pieces; 2 libfann verbatim, all of them).
+fn uses_fann_form(code: u32, derivative: u32) -> bool {
+    if (derivative == 2u) {
+        return code >= 3u && code <= 16u;
+    }
+    return derivative == 1u && ((code >= 3u && code <= 6u) || code == 11u || code == 12u);
 }
 
 // FANN's derivative, steepness applied, for the codes above.
@@ -147,7 +152,7 @@ fn activation_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
     let i = flat_index(wg, nwg, lid);
     if (i < p.len) {
         var d = 0.0;
-        if (p.derivative == 1u && has_fann_derivative(p.activation)) {
+        if (uses_fann_form(p.activation, p.derivative)) {
             d = fann_derivative(p.activation, p.steepness, t1[i], p.steepness * t0[i]);
         } else {
             d = p.steepness * derivative(p.activation, p.steepness * t0[i]);

@@ -6,7 +6,7 @@
 // The derivative of a candidate's y = f(s sum) with respect to sum: exact, or what
 // libfann returns for a candidate (its stored sum lacks the steepness).
 fn candidate_derivative(code: u32, s: f32, sum: f32, y: f32) -> f32 {
-    if (p.derivative == 1u && has_fann_derivative(code)) {
+    if (uses_fann_form(code, p.derivative)) {
         return fann_derivative(code, s, y, sum);
     }
     return s * derivative(code, s * sum);

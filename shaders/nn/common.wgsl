@@ -41,7 +41,8 @@ struct NnParams {
     step_threshold: f32,
     noise_scale: f32,
     noise_seed: u32,
-    // Derivative code (tessera_tensor::nn::Derivative::code): 0 exact, 1 FANN's.
+    // Derivative code (tessera_tensor::nn::Derivative::code): 0 exact, 1 FANN's
+    // choices, 2 libfann verbatim.
     derivative: u32,
     // error_metrics: the pair of t2 its first workgroup writes.
     offset: u32,

@@ -59,7 +59,7 @@ fn shortcut_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
 
 // One thread per row, from the last unit to the first: t0 = weights, t1 = V,
 // t2 = sums, t3 = dy [rows, n], t4 = deltas [rows, units] (the hidden units' upstream
-// sums gather there first), t5 = units. p.derivative: 0 exact, 1 FANN's.
+// sums gather there first), t5 = units. p.derivative: Derivative::code.
 @compute @workgroup_size(256)
 fn shortcut_delta(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
@@ -88,7 +88,7 @@ fn shortcut_delta(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
             y = activate(code, s * sum);
         }
         var d = s * derivative(code, s * sum);
-        if (p.derivative == 1u && has_fann_derivative(code)) {
+        if (uses_fann_form(code, p.derivative)) {
             d = fann_derivative(code, s, y, s * sum);
         }
         let delta = upstream * d;

@@ -1,15 +1,19 @@
 //! Cascade2 workloads: two-spirals trained to bit-fail 0, and hidden neurons
 //! installed on a 2000 x 16 -> 4 classification set, on every backend beside libfann
 //! 2.2's `fann_cascadetrain_on_data` (same nets, data and parameters; libfann draws
-//! its candidates' weights from `rand()`, tessera from its seed).
+//! its candidates' weights from `rand()`, tessera from its seed); and RPROP epochs of
+//! a grown shortcut net, every weight trained, beside libfann's `fann_train_epoch`
+//! on the same `.net` file.
 
 use std::path::PathBuf;
 
 use tessera_cpu::CpuNn;
 use tessera_gpu::GpuNn;
-use tessera_nn::cascade::{CascadeConfig, CascadeNetwork, CascadeTrainer, StopFunction};
+use tessera_nn::cascade::{
+    CascadeConfig, CascadeNetwork, CascadeTrainer, ShortcutTrainer, StopFunction,
+};
 use tessera_nn::fann::{FannSettings, write_cascade_net, write_data};
-use tessera_nn::{TrainData, datasets};
+use tessera_nn::{Algorithm, TrainConfig, TrainData, datasets};
 use tessera_tensor::nn::{Activation, NnKernels};
 use tessera_tensor::rng::Rng;
 
@@ -27,6 +31,12 @@ pub enum CascadeKind {
         /// Neurons per training.
         neurons: usize,
     },
+    /// RPROP epochs of a shortcut net with `hidden` single-neuron hidden layers (the
+    /// shape Cascade2 grows) on 2000 x 16 -> 4, every weight trained.
+    Shortcut {
+        /// Hidden neurons.
+        hidden: usize,
+    },
 }
 
 /// One cascade workload.
@@ -40,7 +50,8 @@ pub struct CascadeWorkload {
 const SPIRAL_NEURONS: usize = 40;
 const CLASS_ROWS: usize = 2000;
 
-/// The cascade workloads (`quick`: 5 neurons on the classification set, else 10).
+/// The cascade workloads (`quick`: 5 neurons on the classification set, else 10),
+/// and RPROP epochs of a 20-neuron shortcut net on the same set.
 pub fn workloads(quick: bool) -> Vec<CascadeWorkload> {
     vec![
         CascadeWorkload {
@@ -50,6 +61,9 @@ pub fn workloads(quick: bool) -> Vec<CascadeWorkload> {
             kind: CascadeKind::Classes {
                 neurons: if quick { 5 } else { 10 },
             },
+        },
+        CascadeWorkload {
+            kind: CascadeKind::Shortcut { hidden: 20 },
         },
     ]
 }
@@ -81,7 +95,7 @@ impl CascadeWorkload {
     fn data(&self) -> TrainData {
         match self.kind {
             CascadeKind::Spirals => datasets::two_spirals(),
-            CascadeKind::Classes { .. } => classes(),
+            CascadeKind::Classes { .. } | CascadeKind::Shortcut { .. } => classes(),
         }
     }
 
@@ -89,7 +103,7 @@ impl CascadeWorkload {
         CascadeConfig {
             stop: match self.kind {
                 CascadeKind::Spirals => StopFunction::BitFail,
-                CascadeKind::Classes { .. } => StopFunction::Mse,
+                CascadeKind::Classes { .. } | CascadeKind::Shortcut { .. } => StopFunction::Mse,
             },
             seed: 1,
             ..CascadeConfig::default()
@@ -100,6 +114,7 @@ impl CascadeWorkload {
         match self.kind {
             CascadeKind::Spirals => SPIRAL_NEURONS,
             CascadeKind::Classes { neurons } => neurons,
+            CascadeKind::Shortcut { hidden } => hidden,
         }
     }
 }
@@ -117,6 +132,9 @@ impl Workload for CascadeWorkload {
             CascadeKind::Classes { neurons } => {
                 format!("{CLASS_ROWS}x16->4, {neurons} neurons")
             }
+            CascadeKind::Shortcut { hidden } => {
+                format!("shortcut 16-{hidden}h-4 RPROP epoch, {CLASS_ROWS} rows")
+            }
         }
     }
     fn x(&self) -> f64 {
@@ -126,23 +144,28 @@ impl Workload for CascadeWorkload {
         match self.kind {
             CascadeKind::Spirals => "trainings",
             CascadeKind::Classes { .. } => "neurons",
+            CascadeKind::Shortcut { .. } => "epochs",
         }
     }
     fn items_per_iteration(&self) -> f64 {
         match self.kind {
             CascadeKind::Spirals => 1.0,
             CascadeKind::Classes { neurons } => neurons as f64,
+            CascadeKind::Shortcut { .. } => 1.0,
         }
     }
     fn fixture(&self) -> Box<dyn Fixture + '_> {
         let data = self.data();
-        let net = CascadeNetwork::new(
-            data.n_inputs(),
-            data.n_outputs(),
-            Activation::SigmoidSymmetric,
-            0.5,
-            1,
-        )
+        let sine = Activation::SigmoidSymmetric;
+        let net = match self.kind {
+            CascadeKind::Shortcut { hidden } => {
+                let mut sizes = vec![data.n_inputs()];
+                sizes.extend(std::iter::repeat_n(1, hidden));
+                sizes.push(data.n_outputs());
+                CascadeNetwork::shortcut(&sizes, sine, sine, 0.5, 1)
+            }
+            _ => CascadeNetwork::new(data.n_inputs(), data.n_outputs(), sine, 0.5, 1),
+        }
         .expect("valid sizes");
         Box::new(CascadeFixture {
             w: *self,
@@ -184,6 +207,55 @@ impl<K: NnKernels, F: Fn() -> tessera_tensor::Result<K>> Runner for KernelCascad
     }
     fn note(&mut self) -> Option<String> {
         Some(self.note.clone())
+    }
+}
+
+/// One RPROP epoch of a shortcut net per iteration (the MSE read back every epoch, as
+/// libfann's `fann_train_epoch` returns it).
+struct KernelShortcut<K: NnKernels> {
+    trainer: ShortcutTrainer<K>,
+    data: TrainData,
+    note: String,
+}
+
+impl<K: NnKernels> Runner for KernelShortcut<K> {
+    fn run_once(&mut self) -> tessera_tensor::Result<()> {
+        let stats = self.trainer.train_epoch(&self.data)?;
+        self.note = format!("MSE {:.4}", stats.mse.unwrap_or(f64::NAN));
+        Ok(())
+    }
+    fn sync(&mut self) -> tessera_tensor::Result<()> {
+        Ok(())
+    }
+    fn note(&mut self) -> Option<String> {
+        Some(self.note.clone())
+    }
+}
+
+/// One `fann_train_epoch` per iteration on the same net and data.
+struct LibfannShortcut {
+    run: FannRun,
+    dir: PathBuf,
+    note: String,
+}
+
+impl Runner for LibfannShortcut {
+    fn run_once(&mut self) -> tessera_tensor::Result<()> {
+        let mse = self.run.train_epoch();
+        self.note = format!("MSE {mse:.4}");
+        Ok(())
+    }
+    fn sync(&mut self) -> tessera_tensor::Result<()> {
+        Ok(())
+    }
+    fn note(&mut self) -> Option<String> {
+        Some(self.note.clone())
+    }
+}
+
+impl Drop for LibfannShortcut {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.dir).ok();
     }
 }
 
@@ -254,6 +326,59 @@ impl CascadeFixture {
         Ok(Prepared::Ready(Box::new(runner), bytes))
     }
 
+    fn shortcut_config() -> TrainConfig {
+        TrainConfig::new(Algorithm::fann_rprop())
+    }
+
+    fn shortcut_runner<K: NnKernels + 'static>(&self, kernels: K) -> Result<Prepared, String> {
+        let trainer = ShortcutTrainer::new(kernels, &self.net, Self::shortcut_config())
+            .map_err(|e| e.to_string())?;
+        let bytes = (self.data.inputs().len() + self.data.outputs().len()) as u64 * 4;
+        let runner = KernelShortcut {
+            trainer,
+            data: self.data.clone(),
+            note: String::new(),
+        };
+        Ok(Prepared::Ready(Box::new(runner), bytes))
+    }
+
+    fn libfann_shortcut_runner(&self, lib: &std::sync::Arc<Libfann>) -> Result<Prepared, String> {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-bench-shortcut-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let files = (dir.join("shortcut.net"), dir.join("shortcut.data"));
+        let config = self.w.config();
+        write_cascade_net(
+            &files.0,
+            &self.net,
+            &FannSettings::default(),
+            &config.params,
+        )
+        .map_err(|e| e.to_string())?;
+        write_data(&files.1, &self.data).map_err(|e| e.to_string())?;
+        let mut run = lib.open(&files.0, &files.1)?;
+        // Same net, data and algorithm: libfann's first-epoch MSE must match ours.
+        let fann = run.train_epoch() as f64;
+        let mut ours = ShortcutTrainer::new(CpuNn::new(), &self.net, Self::shortcut_config())
+            .map_err(|e| e.to_string())?;
+        let mse = ours
+            .train_epoch(&self.data)
+            .map_err(|e| e.to_string())?
+            .mse
+            .unwrap_or(f64::NAN);
+        if (fann - mse).abs() > 1e-4 * mse {
+            return Err(format!(
+                "libfann's first-epoch MSE {fann} differs from tessera's {mse}"
+            ));
+        }
+        let runner = LibfannShortcut {
+            run,
+            dir,
+            note: String::new(),
+        };
+        Ok(Prepared::Ready(Box::new(runner), 0))
+    }
+
     fn libfann_runner(&self, lib: &std::sync::Arc<Libfann>) -> Result<Prepared, String> {
         let dir = std::env::temp_dir().join(format!(
             "tessera-bench-cascade-{}-{}",
@@ -285,6 +410,20 @@ impl CascadeFixture {
 
 impl Fixture for CascadeFixture {
     fn prepare(&self, b: &BenchBackend) -> Result<Prepared, String> {
+        if let CascadeKind::Shortcut { .. } = self.w.kind {
+            // An epoch is five dispatches: it runs (and is timed) on any device.
+            return match &b.kind {
+                BackendKind::CpuSimd => self.shortcut_runner(CpuNn::new()),
+                BackendKind::CpuScalar => self.shortcut_runner(CpuNn::new_scalar()),
+                BackendKind::Gpu(ctx) => {
+                    self.shortcut_runner(GpuNn::new(ctx).map_err(|e| e.to_string())?)
+                }
+                BackendKind::Libfann(lib) => self.libfann_shortcut_runner(lib),
+                _ => Ok(Prepared::NotApplicable(
+                    "no shortcut training on this backend",
+                )),
+            };
+        }
         match &b.kind {
             BackendKind::CpuSimd => self.kernel_runner(|| Ok(CpuNn::new())),
             BackendKind::CpuScalar => self.kernel_runner(|| Ok(CpuNn::new_scalar())),

@@ -79,6 +79,11 @@ impl<K: NnKernels> Model<K> {
         &self.kernels
     }
 
+    /// Ends the model and returns its backend (to train another net on it).
+    pub fn into_kernels(self) -> K {
+        self.kernels
+    }
+
     /// Number of inputs.
     pub fn inputs(&self) -> usize {
         self.layers[0].spec.inputs

@@ -11,7 +11,7 @@ use libloading::{Library, Symbol};
 use tessera_cpu::CpuNn;
 use tessera_nn::fann::{FannSettings, read_net, write_data, write_net};
 use tessera_nn::{Algorithm, Init, Model, Network, TrainConfig, TrainData, Trainer};
-use tessera_tensor::nn::{Activation, RpropParams};
+use tessera_tensor::nn::{Activation, Derivative, RpropParams};
 
 type Fann = *mut c_void;
 
@@ -454,7 +454,8 @@ fn cascade_training_continues_a_libfann_net() {
 /// libfann's `fann_train_epoch` on a shortcut net (every weight trained, no
 /// cascade): the libfann-grown fixture trained with its file's settings (RPROP, the
 /// TANH error function; sine, cosine, sigmoid and Gaussian neurons at steepnesses
-/// 0.5 to 1, so libfann's own derivatives of them) follows libfann epoch by epoch.
+/// 0.5 to 1, with libfann's own derivatives of them, `Derivative::FannCompat`)
+/// follows libfann epoch by epoch.
 /// RPROP's first step of 0.1 on every weight throws this trained net from MSE 0.0028
 /// to 0.26, and after five epochs slopes near zero change sign on f32 rounding, so the
 /// two runs part there (measured: the same to 5 digits up to epoch 5, then within
@@ -467,7 +468,10 @@ fn shortcut_training_follows_libfann_epoch_by_epoch() {
     let data = tessera_nn::datasets::two_spirals();
     let fann = libfann_epochs(&lib, &cascade_fixture(), &data, 5);
     let (net, settings, _) = read_cascade_net(cascade_fixture()).unwrap();
-    let config = TrainConfig::from_fann(&settings).unwrap();
+    let config = TrainConfig {
+        derivative: Derivative::FannCompat,
+        ..TrainConfig::from_fann(&settings).unwrap()
+    };
     let mut trainer = ShortcutTrainer::new(CpuNn::new(), &net, config).unwrap();
     let ours: Vec<f64> = (0..5)
         .map(|_| trainer.train_epoch(&data).unwrap().mse.unwrap())

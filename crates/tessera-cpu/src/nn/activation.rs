@@ -363,13 +363,14 @@ pub fn fann_derivative(a: Activation, s: f32, y: f32, sum: f32) -> Option<f32> {
     }
 }
 
-/// `dz = dy s f'(s z)` element-wise, or FANN's derivative from `y`.
+/// `dz = dy s f'(s z)` element-wise, or, with `fann` (the convention's
+/// `Derivative::uses_fann_form` for `a`), libfann's from `y` and `s z`.
 #[inline(always)]
 #[allow(clippy::type_complexity)]
 pub(super) fn backward_slice(
     (dz, [z, y, dy], (a, s, fann)): (&mut [f32], [&[f32]; 3], (Activation, f32, bool)),
 ) {
-    if fann && fann_derivative(a, s, 0.0, 0.0).is_some() {
+    if fann {
         for_const_activation!(a, |c| for (((d, &yv), &g), &zv) in
             dz.iter_mut().zip(y).zip(dy).zip(z)
         {
@@ -383,9 +384,17 @@ pub(super) fn backward_slice(
 }
 
 /// The derivative of a candidate's `y = f(s sum)` with respect to `sum` (the f32 twin
-/// of `tessera_tensor::nn::cascade::candidate_derivative`; `fann` selects FANN's).
+/// of `tessera_tensor::nn::cascade::candidate_derivative`): `fann` clips the
+/// sigmoids and gives the linear pieces `s` (`Derivative::Fann` and `FannCompat`),
+/// `compat` takes the Elliot pair's libfann form (`FannCompat`).
 #[inline(always)]
-pub fn candidate_derivative(a: Activation, s: f32, sum: f32, y: f32, fann: bool) -> f32 {
+pub fn candidate_derivative(
+    a: Activation,
+    s: f32,
+    sum: f32,
+    y: f32,
+    (fann, compat): (bool, bool),
+) -> f32 {
     use Activation::*;
     // From the output y where it gives the derivative, so nothing is evaluated twice.
     let u = s * sum;
@@ -402,7 +411,7 @@ pub fn candidate_derivative(a: Activation, s: f32, sum: f32, y: f32, fann: bool)
         GaussianSymmetric => -2.0 * s * u * (y + 1.0),
         Elliot | ElliotSymmetric => {
             // FANN's |sum| where the exact derivative has |s sum|.
-            let g = 1.0 + if fann { sum.abs() } else { u.abs() };
+            let g = 1.0 + if compat { sum.abs() } else { u.abs() };
             let scale = if a == Elliot { 0.5 } else { 1.0 };
             scale * s / (g * g)
         }
@@ -416,7 +425,11 @@ pub fn candidate_derivative(a: Activation, s: f32, sum: f32, y: f32, fann: bool)
 #[inline(always)]
 #[allow(clippy::type_complexity)]
 pub(super) fn candidate_slice(
-    (sums, deriv, (a, s, limit, fann)): (&mut [f32], &mut [f32], (Activation, f32, f32, bool)),
+    (sums, deriv, (a, s, limit, fann)): (
+        &mut [f32],
+        &mut [f32],
+        (Activation, f32, f32, (bool, bool)),
+    ),
 ) {
     for_const_activation!(a, |c| for (x, d) in sums.iter_mut().zip(deriv.iter_mut()) {
         let sum = x.clamp(-limit, limit);

@@ -84,7 +84,10 @@ pub(super) fn candidate_epoch(
         .chunks_exact(rows)
         .map(|e_j| arch.dispatch(Kernel(dot, (e_j, e_j))))
         .collect();
-    let fann = e.derivative == Derivative::Fann;
+    let fann = (
+        e.derivative != Derivative::Exact,
+        e.derivative == Derivative::FannCompat,
+    );
     let sse = e.sse as f64;
     sums.par_chunks_mut(rows.max(1))
         .zip(grad_out.par_chunks_mut(no.max(1)))

@@ -425,7 +425,7 @@ fn activation_backward(
     if l.activation.is_rowwise() {
         softmax_backward_rows((dz, a, da, l.outputs, l.steepness));
     } else {
-        let fann = derivative == Derivative::Fann;
+        let fann = derivative.uses_fann_form(l.activation);
         backward_slice((dz, [z, a, da], (l.activation, l.steepness, fann)));
     }
 }

@@ -203,7 +203,7 @@ impl NnKernels for CpuNn {
             self.arch
                 .dispatch(Kernel(activation::softmax_backward_rows, args));
         } else {
-            let fann = derivative == Derivative::Fann;
+            let fann = derivative.uses_fann_form(activation);
             self.map(
                 dz,
                 [z, y, dy],

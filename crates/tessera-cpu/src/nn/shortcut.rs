@@ -114,7 +114,12 @@ fn forward_block((vt, st, yt, net): (&mut [f32], &mut [f32], &mut [f32], Net<'_>
 #[inline(always)]
 #[allow(clippy::type_complexity)]
 fn backward_block(
-    (dt, grad, [vt, st, dyt], (net, fann)): (&mut [f32], &mut [f32], [&[f32]; 3], (Net<'_>, bool)),
+    (dt, grad, [vt, st, dyt], (net, derivative)): (
+        &mut [f32],
+        &mut [f32],
+        [&[f32]; 3],
+        (Net<'_>, Derivative),
+    ),
 ) {
     let p = net.p;
     let rows = st.len() / p.units();
@@ -136,6 +141,7 @@ fn backward_block(
             activate_slice(a, s, sum, &mut out);
             &out
         };
+        let fann = derivative.uses_fann_form(a);
         backward_slice((delta, [sum, y, &upstream], (a, s, fann)));
         let off = net.offsets[u];
         let w = &net.weights[off..off + unit.fan_in];
@@ -222,7 +228,6 @@ pub(super) fn backward(
         offsets,
         weights,
     };
-    let fann = derivative == Derivative::Fann;
     let blocks = p.rows.div_ceil(BLOCK);
     let part_rows = blocks.div_ceil(PARTS) * BLOCK;
     let partials: Vec<Vec<f32>> = values
@@ -250,7 +255,7 @@ pub(super) fn backward(
                         &mut dt[..],
                         &mut g[..],
                         [&vt[..], &st[..], &dyt[..]],
-                        (net, fann),
+                        (net, derivative),
                     ),
                 ));
                 transpose_out(&dt, nu, d);

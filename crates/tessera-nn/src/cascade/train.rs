@@ -6,7 +6,7 @@ use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::nn::cascade::{
     CandidateEpoch, CandidateUnit, FANN_CANDIDATE_ACTIVATIONS, FANN_CANDIDATE_STEEPNESSES,
 };
-use tessera_tensor::nn::{Loss, NnKernels};
+use tessera_tensor::nn::{Derivative, Loss, NnKernels};
 use tessera_tensor::rng::Rng;
 
 use super::network::{CascadeNetwork, HiddenNeuron, neuron_output};
@@ -210,10 +210,24 @@ pub struct CascadeConfig {
     /// neuron gets candidate output weight `outputs - 1 - k` (libfann's reversed
     /// order), and a last output phase always runs after the loop (it can undo a net
     /// that met the target). By default the order is correct, and a net that met the
-    /// target is kept with the weights that met it.
+    /// target is kept with the weights that met it. With FANN's derivatives
+    /// (`Derivative::Fann`) it also takes libfann's verbatim
+    /// (`Derivative::FannCompat`: its Elliot candidates' form on the sum without the
+    /// steepness).
     pub fann_compat: bool,
     /// Seed of the candidates' initial weights (the only random draws).
     pub seed: u64,
+}
+
+impl CascadeConfig {
+    /// The derivative convention of both phases: the inner training's, made
+    /// libfann's verbatim by [`CascadeConfig::fann_compat`].
+    fn derivative(&self) -> Derivative {
+        match self.train.derivative {
+            Derivative::Fann if self.fann_compat => Derivative::FannCompat,
+            d => d,
+        }
+    }
 }
 
 impl Default for CascadeConfig {
@@ -390,6 +404,7 @@ impl<K: NnKernels> CascadeTrainer<K> {
         // FANN's stop rules read the error of every output epoch.
         let train = TrainConfig {
             metrics_every: 1,
+            derivative: config.derivative(),
             ..config.train
         };
         let trainer = Trainer::new(model, train)?;
@@ -410,6 +425,12 @@ impl<K: NnKernels> CascadeTrainer<K> {
     /// Ends training and returns the network.
     pub fn into_network(self) -> CascadeNetwork {
         self.net
+    }
+
+    /// Ends training and returns the network and the backend (for a
+    /// [`ShortcutTrainer`](super::ShortcutTrainer) of every weight, say).
+    pub fn into_parts(self) -> (CascadeNetwork, K) {
+        (self.net, self.trainer.into_model().into_kernels())
     }
 
     /// FANN's `fann_cascadetrain_on_data`: up to `max_neurons` times, train the
@@ -631,7 +652,7 @@ impl<K: NnKernels> CascadeTrainer<K> {
             outputs: no,
             candidates: nc,
             sse: sse as f32,
-            derivative: self.config.train.derivative,
+            derivative: self.config.derivative(),
         };
         let p = &self.config.params;
         let (max_epochs, min_epochs) = (p.max_cand_epochs, p.min_cand_epochs);

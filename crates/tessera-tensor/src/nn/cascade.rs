@@ -20,7 +20,7 @@
 //! The gradients are those of `Σ diff²` (descent lowers it, raising the score), in
 //! the sign convention of the optimizer kernels.
 
-use super::{Activation, Derivative, fann_derivative};
+use super::{Activation, Derivative};
 use crate::error::{Result, TesseraError};
 
 /// One candidate neuron's activation and steepness.
@@ -130,12 +130,13 @@ pub fn clamp_candidate_sum(sum: f64, steepness: f64) -> f64 {
 
 /// The derivative of a candidate's output `y = f(s sum)` with respect to `sum`.
 ///
-/// `Derivative::Exact` gives `s f'(s sum)`. `Derivative::Fann` gives what libfann's
+/// `Derivative::Exact` gives `s f'(s sum)`; `Derivative::Fann` the sigmoids' and
+/// linear pieces' clipped forms of [`fann_derivative`](super::fann_derivative) and
+/// the exact derivative elsewhere. `Derivative::FannCompat` gives what libfann's
 /// `fann_activation_derived` returns for a candidate, whose stored sum lacks the
-/// steepness: the sigmoids' and linear pieces' clipped forms of
-/// [`fann_derivative`], `s / (2 (1 + |sum|)²)` and `s / (1 + |sum|)²` for the Elliot
-/// pair (FANN's `|sum|` where the exact derivative has `|s sum|`), and the exact
-/// derivative for the others (FANN's Gaussian and trigonometric forms are exact here).
+/// steepness: as `Fann`, plus `s / (2 (1 + |sum|)²)` and `s / (1 + |sum|)²` for the
+/// Elliot pair (FANN's `|sum|` where the exact derivative has `|s sum|`); FANN's
+/// Gaussian and trigonometric forms are exact on a candidate's sum.
 pub fn candidate_derivative(
     activation: Activation,
     steepness: f64,
@@ -145,11 +146,8 @@ pub fn candidate_derivative(
 ) -> f64 {
     let s = steepness;
     let exact = || s * activation.derivative(s * sum);
-    match derivative {
-        Derivative::Exact => exact(),
-        // libfann stores a candidate's sum without its steepness.
-        Derivative::Fann => fann_derivative(activation, s, y, sum).unwrap_or_else(exact),
-    }
+    // libfann stores a candidate's sum without its steepness.
+    derivative.at(activation, s, y, sum, exact)
 }
 
 /// FANN's candidate activations (`cascade_activation_functions` by default).

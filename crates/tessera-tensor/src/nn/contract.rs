@@ -119,11 +119,19 @@ pub enum Derivative {
     /// The exact derivative of the activation.
     #[default]
     Exact,
-    /// FANN 2.2's (`fann_activation_derived`), from the layer's output `y`: the
-    /// sigmoids clip `y` to [0.01, 0.99] before `2 s y (1 - y)`, the symmetric ones to
-    /// [-0.98, 0.98] before `s (1 - y^2)`, so saturated units keep a gradient; the
-    /// linear pieces give `s` everywhere. Other activations: the exact derivative.
+    /// FANN 2.2's choices (`fann_activation_derived`), from the layer's output `y`:
+    /// the sigmoids clip `y` to [0.01, 0.99] before `2 s y (1 - y)`, the symmetric
+    /// ones to [-0.98, 0.98] before `s (1 - y^2)`, so saturated units keep a
+    /// gradient; the linear pieces give `s` everywhere. Other activations: the exact
+    /// derivative. The default of FANN's algorithms.
     Fann,
+    /// libfann 2.2's `fann_activation_derived` verbatim ([`fann_derivative`]): as
+    /// `Fann`, plus libfann's Gaussian, Elliot and trigonometric formulas, which
+    /// apply the steepness to an already steepened sum (for a steepness other than 1
+    /// they are not the derivative, and training with them stalls), and for a
+    /// Cascade2 candidate the Elliot pair's form on the sum without the steepness.
+    /// For following libfann's trajectories bit for bit.
+    FannCompat,
 }
 
 impl Derivative {
@@ -132,6 +140,44 @@ impl Derivative {
         match self {
             Derivative::Exact => 0,
             Derivative::Fann => 1,
+            Derivative::FannCompat => 2,
+        }
+    }
+
+    /// Whether this convention replaces the exact derivative of `activation` by
+    /// [`fann_derivative`].
+    pub fn uses_fann_form(self, activation: Activation) -> bool {
+        use Activation::*;
+        match self {
+            Derivative::Exact => false,
+            Derivative::Fann => matches!(
+                activation,
+                Sigmoid
+                    | SigmoidStepwise
+                    | SigmoidSymmetric
+                    | SigmoidSymmetricStepwise
+                    | LinearPiece
+                    | LinearPieceSymmetric
+            ),
+            Derivative::FannCompat => fann_derivative(activation, 1.0, 0.0, 0.0).is_some(),
+        }
+    }
+
+    /// The derivative of `f(s x)` by `x` under this convention: [`fann_derivative`] at
+    /// output `y` and libfann's stored sum `sum` where [`Self::uses_fann_form`],
+    /// else `exact`.
+    pub fn at(
+        self,
+        activation: Activation,
+        steepness: f64,
+        y: f64,
+        sum: f64,
+        exact: impl FnOnce() -> f64,
+    ) -> f64 {
+        if self.uses_fann_form(activation) {
+            fann_derivative(activation, steepness, y, sum).unwrap_or_else(exact)
+        } else {
+            exact()
         }
     }
 }

@@ -22,13 +22,14 @@
 //! from the last unit to the first, `delta_u = dL/dsum_u`: `dy_j d_j` for an output,
 //! `d_k Σ_{u > k} delta_u w_u[inputs + 1 + k]` for a hidden unit (over the units that
 //! read it), with `d` the derivative of `f(s sum)` by `sum` as
-//! [`Derivative`] selects (`Fann`: [`fann_derivative`] from the unit's output where it
-//! differs, else exact `s f'(s sum)` at the clamped sum). The weight gradient is
+//! [`Derivative`] selects ([`Derivative::at`]: libfann's forms from the unit's output
+//! and its stored sum `s sum` where the convention uses them, else exact
+//! `s f'(s sum)` at the clamped sum). The weight gradient is
 //! `grad[u, i] = Σ_p delta_u[p] V[p, i]`, in the sign convention of the optimizer
 //! kernels.
 
 use super::cascade::clamp_candidate_sum;
-use super::{Activation, Derivative, fann_derivative};
+use super::{Activation, Derivative};
 use crate::error::{Result, TesseraError};
 
 /// One neuron of a shortcut network: activation, steepness and how many of the value
@@ -218,9 +219,6 @@ pub fn shortcut_derivative(
     y: f64,
     derivative: Derivative,
 ) -> f64 {
-    let fann = match derivative {
-        Derivative::Fann => fann_derivative(activation, steepness, y, steepness * sum),
-        Derivative::Exact => None,
-    };
-    fann.unwrap_or_else(|| steepness * activation.derivative(steepness * sum))
+    let exact = || steepness * activation.derivative(steepness * sum);
+    derivative.at(activation, steepness, y, steepness * sum, exact)
 }

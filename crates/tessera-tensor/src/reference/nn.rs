@@ -8,7 +8,7 @@ use crate::nn::cascade::{
 use crate::nn::shortcut::{ShortcutPass, ShortcutUnit, shortcut_derivative, shortcut_sum};
 use crate::nn::{
     Activation, AdamParams, Derivative, ErrorSums, Gemm, Loss, NnKernels, QuickpropParams,
-    RpropParams, SarpropParams, SgdParams, check_lens, fann_derivative, softmax_row,
+    RpropParams, SarpropParams, SgdParams, check_lens, softmax_row,
 };
 
 /// The f64 reference backend: tensors are `Vec<f64>`.
@@ -161,11 +161,8 @@ impl NnKernels for ReferenceNn {
             }
         } else {
             for i in 0..z.len() {
-                let fann = match derivative {
-                    Derivative::Fann => fann_derivative(activation, s, y[i], s * z[i]),
-                    Derivative::Exact => None,
-                };
-                dz[i] = dy[i] * fann.unwrap_or_else(|| s * activation.derivative(s * z[i]));
+                let exact = || s * activation.derivative(s * z[i]);
+                dz[i] = dy[i] * derivative.at(activation, s, y[i], s * z[i], exact);
             }
         }
         Ok(())

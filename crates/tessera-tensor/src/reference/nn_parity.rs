@@ -198,7 +198,7 @@ pub fn activations<K: NnKernels>(k: &K) {
                 &vec![1.0; keep.len()],
             );
             let (kdy, rdy) = (k.tensor(&dy).unwrap(), r.tensor(&dy).unwrap());
-            for derivative in [Derivative::Exact, Derivative::Fann] {
+            for derivative in [Derivative::Exact, Derivative::Fann, Derivative::FannCompat] {
                 let mut kdz = k.zeros(rows * cols).unwrap();
                 let result =
                     k.activation_backward(&kz, &ky, &kdy, &mut kdz, cols, a, s, derivative);
@@ -215,7 +215,7 @@ pub fn activations<K: NnKernels>(k: &K) {
                     .unwrap();
                 // FANN's clip points are kinks too.
                 let near_clip = |i: usize| {
-                    derivative == Derivative::Fann
+                    derivative != Derivative::Exact
                         && [0.01, 0.99, -0.98, 0.98]
                             .iter()
                             .any(|c| (ry[i] - c).abs() < 1e-5)
@@ -435,11 +435,7 @@ pub fn dense_backprop<K: NnKernels>(k: &K) {
                 (a, rng.range(0.3, 1.2))
             })
             .collect();
-        let derivative = if case % 2 == 0 {
-            Derivative::Exact
-        } else {
-            Derivative::Fann
-        };
+        let derivative = [Derivative::Exact, Derivative::Fann, Derivative::FannCompat][case % 3];
         let p = DenseBackprop {
             rows,
             loss,
@@ -837,7 +833,7 @@ pub fn cascade_candidates<K: NnKernels>(k: &K) {
         (65, 5, 2, 44, 300.0),
     ];
     for (rows, inputs, outputs, candidates, scale) in shapes {
-        for derivative in [Derivative::Fann, Derivative::Exact] {
+        for derivative in [Derivative::Fann, Derivative::Exact, Derivative::FannCompat] {
             let units: Vec<CandidateUnit> = (0..candidates).map(|c| pool[c % pool.len()]).collect();
             let mut v = random(&mut rng, rows * inputs, -1.0, 1.0);
             // The bias column.
@@ -1124,7 +1120,11 @@ pub fn shortcut<K: NnKernels>(k: &K) {
         );
         // Backward from the backend's own forward, overwriting and accumulating.
         let dy = random(&mut rng, rows * outputs, -1.0, 1.0);
-        for (derivative, accumulate) in [(Derivative::Fann, false), (Derivative::Exact, true)] {
+        for (derivative, accumulate) in [
+            (Derivative::Fann, false),
+            (Derivative::Exact, true),
+            (Derivative::FannCompat, false),
+        ] {
             let g0 = random(&mut rng, w.len(), -1.0, 1.0);
             let mut kd = k.zeros(rows * nu).unwrap();
             let mut kg = t(k, &g0);
