@@ -24,6 +24,7 @@ mod math;
 pub mod nn;
 pub mod search;
 pub mod sim;
+mod transpose;
 pub mod voi;
 
 pub use acquisition::CpuAcquisition;

@@ -14,6 +14,7 @@ use tessera_tensor::nn::shortcut::{ShortcutPass, ShortcutUnit};
 
 use super::activation::{activate_slice, backward_slice};
 use crate::dispatch::Kernel;
+use crate::transpose::planes_to_rows;
 
 /// Rows per block.
 const BLOCK: usize = 64;
@@ -30,25 +31,14 @@ struct Net<'a> {
 }
 
 /// `rows` rows of `m` (`[rows, cols]`) transposed into `t` (`[cols, rows]`).
-#[inline(always)]
 fn transpose_in(m: &[f32], cols: usize, t: &mut [f32]) {
-    let rows = m.len() / cols;
-    for (r, row) in m.chunks_exact(cols).enumerate() {
-        for (c, &x) in row.iter().enumerate() {
-            t[c * rows + r] = x;
-        }
-    }
+    // Rows of `m` are the "planes" of `cols` values each.
+    planes_to_rows(m, cols, m.len() / cols, t);
 }
 
 /// The inverse of [`transpose_in`].
-#[inline(always)]
 fn transpose_out(t: &[f32], cols: usize, m: &mut [f32]) {
-    let rows = m.len() / cols;
-    for (r, row) in m.chunks_exact_mut(cols).enumerate() {
-        for (c, x) in row.iter_mut().enumerate() {
-            *x = t[c * rows + r];
-        }
-    }
+    planes_to_rows(t, m.len() / cols, cols, m);
 }
 
 /// `acc += w x` element-wise.

@@ -3,7 +3,6 @@
 
 mod closed_loop;
 mod posterior;
-mod transpose;
 
 pub use closed_loop::CpuClosedLoop;
 pub use posterior::CpuPosterior;
@@ -181,7 +180,7 @@ fn sample_env(
             }
         }
         finite &= x.iter().fold(true, |ok, v| ok & v.is_finite());
-        transpose::planes_to_rows(x, chunk_rows, d, rows_out);
+        crate::transpose::planes_to_rows(x, chunk_rows, d, rows_out);
     }
     finite
 }

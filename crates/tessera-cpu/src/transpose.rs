@@ -1,13 +1,13 @@
-//! The sampler's chunk from planes to rows: `[d][chunk]` (each variable's values
-//! contiguous over the rows, as the position loop writes them) to `[rows][d]`, in 8x8
-//! blocks of AVX shuffles where the CPU has AVX. A pure data movement, so every path
-//! gives the same bits.
+//! Matrix transposes in 8x8 blocks of AVX shuffles where the CPU has AVX: the
+//! sampler's chunk from planes (`[d][chunk]`, each variable's values contiguous over
+//! the rows) to rows, and the shortcut networks' blocks both ways. A pure data
+//! movement, so every path gives the same bits.
 
 use std::ops::Range;
 
 /// `rows_out[r * d + v] = planes[v * chunk + r]` for every row `r < rows_out.len() / d`
 /// and variable `v < d`.
-pub(super) fn planes_to_rows(planes: &[f32], chunk: usize, d: usize, rows_out: &mut [f32]) {
+pub(crate) fn planes_to_rows(planes: &[f32], chunk: usize, d: usize, rows_out: &mut [f32]) {
     let rows = rows_out.len() / d;
     #[cfg(target_arch = "x86_64")]
     if has_avx() {
