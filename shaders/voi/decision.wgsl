@@ -27,10 +27,17 @@ struct VoiParams {
     p: u32,
     // Coefficient columns m (fitted modes).
     m: u32,
+    // Values per row of the resident design (fitted modes): Z = [X | Y] is kept, X
+    // its first p columns.
+    stride: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: VoiParams;
-// Net benefits or costs [N, D]; the design X [N, p]; Z [N, q] for gram.
+// Net benefits or costs [N, D]; Z = [X | Y] [N, q] for gram and, X its first p
+// columns, the fitted modes.
 @group(0) @binding(1) var<storage, read> table_a: array<f32>;
 // Effects [N, D]; coefficients [sets, p, m].
 @group(0) @binding(2) var<storage, read> table_b: array<f32>;
@@ -60,7 +67,7 @@ fn net_benefit(i: u32, j: u32, c: u32) -> f32 {
             var effect = 0.0;
             var cost = 0.0;
             for (var t = 0u; t < p; t++) {
-                let x = table_a[i * p + t];
+                let x = table_a[i * params.stride + t];
                 let row = (coef_set * p + t) * m;
                 effect += x * table_b[row + j - 1u];
                 if params.mode == 3u {

@@ -275,3 +275,50 @@ fn a_closed_loop_step_is_one_submission_with_nothing_uploaded_or_read_back() {
     let read = delta(&ctx, || drop(run.posterior().unwrap()));
     assert!(read.bytes_read_back > 0, "reads are on request: {read:?}");
 }
+
+/// The VOI reductions: a repeated call makes no bind group, and a regression design
+/// is uploaded once (`[X | Y]`, read by the cross-products and, X as its first
+/// columns, by the fitted reductions).
+#[test]
+fn voi_reductions_reuse_their_bind_groups_and_upload_the_design_once() {
+    use tessera_gpu::GpuVoi;
+    use tessera_tensor::voi::{Decision, FittedLayout, Table, VoiBackend};
+    let Some(ctx) = fresh_context() else { return };
+    let mut voi = GpuVoi::new(&ctx).unwrap();
+    let (n, d, p) = (1000, 3, 4);
+    let nb: Vec<f64> = (0..n * d).map(|i| (i % 17) as f64 - 8.0).collect();
+    let decision = || Decision::NetBenefit(Table::new("nb", &nb, n, d).unwrap());
+    voi.decision_sums(&decision(), &[0]).unwrap();
+    let again = delta(&ctx, || drop(voi.decision_sums(&decision(), &[0]).unwrap()));
+    // Two submissions: the dispatch, then the copy of its partials for the readback.
+    assert_eq!(
+        (
+            again.submissions,
+            again.dispatches,
+            again.bind_groups,
+            again.host_syncs
+        ),
+        (2, 1, 0, 1),
+        "{again:?}"
+    );
+    let x: Vec<f64> = (0..n * p).map(|i| (i % 7) as f64 / 7.0).collect();
+    let y: Vec<f64> = (0..n * 2).map(|i| (i % 5) as f64).collect();
+    let yt = Table::new("y", &y, n, 2).unwrap();
+    let design = delta(&ctx, || drop(voi.load_design(x.clone(), p, &yt).unwrap()));
+    let z_bytes = (n * (p + 2) * 4) as u64;
+    assert!(
+        design.bytes_uploaded >= z_bytes && design.bytes_uploaded < z_bytes + 4096,
+        "the design once: {design:?}"
+    );
+    let coefs: Vec<f64> = (0..p * (d - 1)).map(|i| i as f64 / 10.0).collect();
+    let layout = FittedLayout::NetBenefit { strategies: d };
+    voi.fitted_decision_sums(&coefs, 1, &layout, &[0]).unwrap();
+    let fitted = delta(&ctx, || {
+        drop(voi.fitted_decision_sums(&coefs, 1, &layout, &[0]).unwrap())
+    });
+    assert_eq!(
+        (fitted.submissions, fitted.bind_groups, fitted.host_syncs),
+        (2, 0, 1),
+        "{fitted:?}"
+    );
+}

@@ -50,6 +50,8 @@ struct Params {
     grid: u32,
     p: u32,
     m: u32,
+    stride: u32,
+    _pad: [u32; 3],
 }
 
 fn pipelines(ctx: &GpuContext) -> Result<&KernelSet> {
@@ -82,8 +84,11 @@ pub struct GpuVoi {
     wtp: Growable,
     reference: Growable,
     partials: Growable,
-    /// The resident design `X` and its columns.
-    design: Option<(wgpu::Buffer, usize, usize)>,
+    /// The resident design `Z = [X | Y]`, its rows, `X`'s columns and `Z`'s.
+    design: Option<(wgpu::Buffer, usize, usize, usize)>,
+    /// Bind groups of the last two buffer sets (the table's and the design's), made
+    /// again only when a buffer is replaced.
+    bind_groups: Vec<(Vec<wgpu::Buffer>, wgpu::BindGroup)>,
     /// Largest magnitude in the resident design.
     design_max: f64,
 }
@@ -152,6 +157,7 @@ impl GpuVoi {
             ),
             design: None,
             design_max: 0.0,
+            bind_groups: Vec::new(),
             ctx: ctx.clone(),
         })
     }
@@ -206,19 +212,31 @@ impl GpuVoi {
         self.ctx
             .write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
         let set = pipelines(&self.ctx)?;
-        let a = a.unwrap_or(&self.a.buffer);
-        let bind_group = self.ctx.bind_buffers(
-            "tessera voi",
-            &set.layout,
-            &[
-                &self.params,
-                a,
-                &self.b.buffer,
-                &self.wtp.buffer,
-                &self.reference.buffer,
-                &self.partials.buffer,
-            ],
-        );
+        let a = a.unwrap_or(&self.a.buffer).clone();
+        let buffers = vec![
+            self.params.clone(),
+            a,
+            self.b.buffer.clone(),
+            self.wtp.buffer.clone(),
+            self.reference.buffer.clone(),
+            self.partials.buffer.clone(),
+        ];
+        let cached = self.bind_groups.iter().position(|(b, _)| *b == buffers);
+        let slot = match cached {
+            Some(slot) => slot,
+            None => {
+                let refs: Vec<&wgpu::Buffer> = buffers.iter().collect();
+                let group = self.ctx.bind_buffers("tessera voi", &set.layout, &refs);
+                // Two sets in use (the table's and the design's); an older one names
+                // buffers since replaced, and dropping it frees them.
+                if self.bind_groups.len() == 2 {
+                    self.bind_groups.remove(0);
+                }
+                self.bind_groups.push((buffers, group));
+                self.bind_groups.len() - 1
+            }
+        };
+        let bind_group = &self.bind_groups[slot].1;
         let mut encoder = self
             .ctx
             .device()
@@ -231,7 +249,7 @@ impl GpuVoi {
             self.ctx.count_pass();
             self.ctx.count_dispatch();
             pass.set_pipeline(set.get(entry));
-            pass.set_bind_group(0, &bind_group, &[]);
+            pass.set_bind_group(0, bind_group, &[]);
             pass.dispatch_workgroups(groups.0, groups.1, groups.2);
         }
         self.ctx.submit(encoder.finish());
@@ -387,6 +405,7 @@ impl VoiBackend for GpuVoi {
         );
         let chunks = n.div_ceil(chunk);
         let tiles = q.div_ceil(TILE as usize) as u32;
+        // Z stays resident: the fitted reductions read X as its first p columns.
         let z_buffer = self.ctx.buffer_init(
             "tessera voi design",
             bytemuck::cast_slice(&z),
@@ -400,7 +419,7 @@ impl VoiBackend for GpuVoi {
             groups_x: tiles,
             grid: 1,
             p: q as u32,
-            m: 0,
+            ..Params::zeroed()
         };
         let partials = self.run(
             "gram",
@@ -413,14 +432,7 @@ impl VoiBackend for GpuVoi {
         for part in partials.chunks_exact(q * q) {
             ztz.iter_mut().zip(part).for_each(|(s, &v)| *s += v as f64);
         }
-        // X alone stays resident for the fitted reductions.
-        let xs: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-        let x_buffer = self.ctx.buffer_init(
-            "tessera voi resident design",
-            bytemuck::cast_slice(&xs),
-            wgpu::BufferUsages::STORAGE,
-        );
-        self.design = Some((x_buffer, n, p));
+        self.design = Some((z_buffer, n, p, q));
         self.design_max = x_max;
         Ok(Gram { p, m, rows: n, ztz })
     }
@@ -432,8 +444,8 @@ impl VoiBackend for GpuVoi {
         layout: &FittedLayout<'_>,
         reference: &[u32],
     ) -> Result<Vec<DecisionSums>> {
-        let (n, p) = match &self.design {
-            Some((_, n, p)) => (*n, *p),
+        let (n, p, stride) = match &self.design {
+            Some((_, n, p, q)) => (*n, *p, *q),
             None => return Err(no_design()),
         };
         validate_fitted(coefs, sets, p, layout, reference)?;
@@ -467,9 +479,10 @@ impl VoiBackend for GpuVoi {
             grid: grid as u32,
             p: p as u32,
             m: m as u32,
+            stride: stride as u32,
             ..Params::zeroed()
         };
-        let design = self.design.as_ref().map(|(b, _, _)| b.clone());
+        let design = self.design.as_ref().map(|(b, ..)| b.clone());
         self.decision_pass(params, design, reference)
     }
 }
