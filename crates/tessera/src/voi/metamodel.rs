@@ -232,14 +232,19 @@ pub(crate) fn basis(metamodel: Metamodel, params: &Table<'_>, group: &[usize]) -
     let polynomial = |degree: usize| {
         let terms = monomials(g, degree);
         let p = terms.len();
-        let mut x = vec![0.0; n * p];
-        for i in 0..n {
-            for (c, e) in terms.iter().enumerate() {
-                x[i * p + c] = e
-                    .iter()
-                    .zip(&z)
-                    .map(|(&e, col)| col[i].powi(e as i32))
-                    .product();
+        // Column by column, each variable's power by multiplication (what `powi`
+        // computes for these exponents, without a libm call per element).
+        let mut x = vec![1.0; n * p];
+        for (c, e) in terms.iter().enumerate() {
+            for (col, &e) in z.iter().zip(e).filter(|(_, e)| **e > 0) {
+                for (row, &v) in x.chunks_exact_mut(p).zip(col) {
+                    row[c] *= match e {
+                        1 => v,
+                        2 => v * v,
+                        3 => v * v * v,
+                        _ => v.powi(e as i32),
+                    };
+                }
             }
         }
         let mut constant = vec![0.0; p];
