@@ -141,14 +141,9 @@ impl ShortcutPass {
     /// (`[rows, units]`) and `y` (`[rows, outputs]`), in that order.
     pub fn check_forward(&self, units: &[ShortcutUnit], lens: [usize; 5]) -> Result<()> {
         let weights = *self.offsets(units, false)?.last().expect("a total");
-        let (r, u) = (self.rows, self.units());
-        let expected = [
-            weights,
-            r * self.inputs,
-            r * self.width(),
-            r * u,
-            r * self.outputs,
-        ];
+        let [x, values, sums, y] =
+            self.row_lens([self.inputs, self.width(), self.units(), self.outputs])?;
+        let expected = [weights, x, values, sums, y];
         let names = [
             "shortcut weights",
             "shortcut inputs",
@@ -164,15 +159,8 @@ impl ShortcutPass {
     /// (`[rows, units]`) and `grad` (as `weights`), in that order.
     pub fn check_backward(&self, units: &[ShortcutUnit], lens: [usize; 6]) -> Result<()> {
         let weights = *self.offsets(units, true)?.last().expect("a total");
-        let (r, u) = (self.rows, self.units());
-        let expected = [
-            weights,
-            r * self.width(),
-            r * u,
-            r * self.outputs,
-            r * u,
-            weights,
-        ];
+        let [values, sums, dy] = self.row_lens([self.width(), self.units(), self.outputs])?;
+        let expected = [weights, values, sums, dy, sums, weights];
         let names = [
             "shortcut weights",
             "shortcut values",
@@ -182,6 +170,24 @@ impl ShortcutPass {
             "shortcut weight gradient",
         ];
         check_all(names, lens, expected)
+    }
+}
+
+impl ShortcutPass {
+    /// `rows` times each width, overflow-checked.
+    fn row_lens<const N: usize>(&self, widths: [usize; N]) -> Result<[usize; N]> {
+        let mut out = [0; N];
+        for (o, w) in out.iter_mut().zip(widths) {
+            *o = self
+                .rows
+                .checked_mul(w)
+                .ok_or(TesseraError::InvalidArgument {
+                    what: "shortcut rows",
+                    value: self.rows as f64,
+                    expected: "rows x columns that fit in memory",
+                })?;
+        }
+        Ok(out)
     }
 }
 

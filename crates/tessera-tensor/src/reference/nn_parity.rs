@@ -1237,6 +1237,14 @@ pub fn shortcut_errors<K: NnKernels>(k: &K) {
         ),
         (p, good.to_vec(), 6),
         (ShortcutPass { rows: 3, ..p }, good.to_vec(), 7),
+        (
+            ShortcutPass {
+                rows: usize::MAX / 2 + 1,
+                ..p
+            },
+            good.to_vec(),
+            7,
+        ),
     ];
     for (p, units, weights) in cases {
         let err = forward(p, &units, &t(weights));
