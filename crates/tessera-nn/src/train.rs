@@ -496,14 +496,24 @@ struct LayerState<K: NnKernels> {
     sb: [K::Tensor; 2],
 }
 
-/// Optimizer state for every layer of `model`, as `config`'s algorithm starts it
+/// The two optimizer-state tensors of `len` weights as `algorithm` starts them
 /// (RPROP's steps at `delta_zero`, everything else 0).
-fn fresh_state<K: NnKernels>(model: &Model<K>, config: &TrainConfig) -> Result<Vec<LayerState<K>>> {
-    let k = &model.kernels;
-    let init_step = match config.algorithm {
+pub(crate) fn fresh_optimizer_state<K: NnKernels>(
+    k: &K,
+    algorithm: Algorithm,
+    len: usize,
+) -> Result<[K::Tensor; 2]> {
+    let init_step = match algorithm {
         Algorithm::Rprop { delta_zero, .. } => delta_zero,
         _ => 0.0,
     };
+    Ok([k.zeros(len)?, k.tensor(&vec![init_step; len])?])
+}
+
+/// Gradients and optimizer state for every layer of `model`, as `config`'s algorithm
+/// starts them.
+fn fresh_state<K: NnKernels>(model: &Model<K>, config: &TrainConfig) -> Result<Vec<LayerState<K>>> {
+    let k = &model.kernels;
     model
         .layers
         .iter()
@@ -512,8 +522,8 @@ fn fresh_state<K: NnKernels>(model: &Model<K>, config: &TrainConfig) -> Result<V
             Ok(LayerState {
                 gw: k.zeros(nw)?,
                 gb: k.zeros(nb)?,
-                sw: [k.zeros(nw)?, k.tensor(&vec![init_step; nw])?],
-                sb: [k.zeros(nb)?, k.tensor(&vec![init_step; nb])?],
+                sw: fresh_optimizer_state(k, config.algorithm, nw)?,
+                sb: fresh_optimizer_state(k, config.algorithm, nb)?,
             })
         })
         .collect()

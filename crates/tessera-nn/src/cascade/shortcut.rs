@@ -12,7 +12,8 @@ use tessera_tensor::nn::{Activation, Loss, NnKernels};
 use super::CascadeNetwork;
 use crate::data::TrainData;
 use crate::train::{
-    Algorithm, EpochState, EpochStats, EpochSteps, TrainConfig, apply_update, run_epoch, run_until,
+    EpochState, EpochStats, EpochSteps, TrainConfig, apply_update, fresh_optimizer_state,
+    run_epoch, run_until,
 };
 
 /// The units of `net` (hidden neurons, then outputs) and its weights in the
@@ -153,15 +154,11 @@ impl<K: NnKernels> ShortcutTrainer<K> {
             outputs: net.outputs(),
         };
         pass.offsets(&units, true)?;
-        let init_step = match config.algorithm {
-            Algorithm::Rprop { delta_zero, .. } => delta_zero,
-            _ => 0.0,
-        };
         let len = weights.len();
         Ok(Self {
             weights: kernels.tensor(&weights)?,
             grad: kernels.zeros(len)?,
-            state: [kernels.zeros(len)?, kernels.tensor(&vec![init_step; len])?],
+            state: fresh_optimizer_state(&kernels, config.algorithm, len)?,
             metrics: kernels.metrics()?,
             kernels,
             net: net.clone(),

@@ -15,7 +15,7 @@ use crate::fann::FannSettings;
 use crate::limits::MAX_CASCADE_HIDDEN;
 use crate::model::Model;
 use crate::network::Network;
-use crate::train::{Algorithm, TrainConfig, Trainer, apply_update};
+use crate::train::{Algorithm, TrainConfig, Trainer, apply_update, fresh_optimizer_state};
 
 /// When training has reached its target (FANN's `train_stop_function`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -633,10 +633,6 @@ impl<K: NnKernels> CascadeTrainer<K> {
             }
         }
         let algorithm = self.config.train.algorithm;
-        let init_step = match algorithm {
-            Algorithm::Rprop { delta_zero, .. } => delta_zero,
-            _ => 0.0,
-        };
         let k = self.trainer.model().kernels();
         let v = k.tensor(values)?;
         let residuals = self.residuals(data, values)?;
@@ -644,8 +640,8 @@ impl<K: NnKernels> CascadeTrainer<K> {
         let (mut kw_in, mut kw_out) = (k.tensor(&w_in)?, k.tensor(&w_out)?);
         let (mut g_in, mut g_out, mut scores) =
             (k.zeros(nc * ni)?, k.zeros(nc * no)?, k.zeros(nc)?);
-        let mut state_in = [k.zeros(nc * ni)?, k.tensor(&vec![init_step; nc * ni])?];
-        let mut state_out = [k.zeros(nc * no)?, k.tensor(&vec![init_step; nc * no])?];
+        let mut state_in = fresh_optimizer_state(k, algorithm, nc * ni)?;
+        let mut state_out = fresh_optimizer_state(k, algorithm, nc * no)?;
         let epoch = CandidateEpoch {
             rows,
             inputs: ni,
