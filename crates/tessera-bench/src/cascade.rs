@@ -411,7 +411,7 @@ impl CascadeFixture {
 impl Fixture for CascadeFixture {
     fn prepare(&self, b: &BenchBackend) -> Result<Prepared, String> {
         if let CascadeKind::Shortcut { .. } = self.w.kind {
-            // An epoch is five dispatches: it runs (and is timed) on any device.
+            // An epoch is six dispatches: it runs (and is timed) on any device.
             return match &b.kind {
                 BackendKind::CpuSimd => self.shortcut_runner(CpuNn::new()),
                 BackendKind::CpuScalar => self.shortcut_runner(CpuNn::new_scalar()),
