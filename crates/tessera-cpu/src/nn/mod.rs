@@ -440,11 +440,10 @@ impl NnKernels for CpuNn {
         sums: &mut Vec<f32>,
         y: &mut Vec<f32>,
     ) -> Result<()> {
-        p.check_forward(
+        let offsets = p.check_forward(
             units,
             [weights.len(), x.len(), values.len(), sums.len(), y.len()],
         )?;
-        let offsets = p.offsets(units, false)?;
         let _span =
             tracing::trace_span!("cpu_shortcut_forward", rows = p.rows, units = units.len())
                 .entered();
@@ -465,7 +464,7 @@ impl NnKernels for CpuNn {
         deltas: &mut Vec<f32>,
         grad: &mut Vec<f32>,
     ) -> Result<()> {
-        p.check_backward(
+        let offsets = p.check_backward(
             units,
             [
                 weights.len(),
@@ -476,7 +475,6 @@ impl NnKernels for CpuNn {
                 grad.len(),
             ],
         )?;
-        let offsets = p.offsets(units, true)?;
         let _span =
             tracing::trace_span!("cpu_shortcut_backward", rows = p.rows, units = units.len())
                 .entered();

@@ -600,6 +600,18 @@ impl GpuNn {
     }
 }
 
+/// A shortcut pass's shape in the kernels' parameters: rows, k = inputs, m = hidden,
+/// n = outputs.
+fn shortcut_params(p: ShortcutPass) -> Params {
+    Params {
+        rows: p.rows as u32,
+        k: p.inputs as u32,
+        m: p.hidden as u32,
+        n: p.outputs as u32,
+        ..Params::default()
+    }
+}
+
 fn no_gradient(activation: Activation) -> TesseraError {
     TesseraError::InvalidArgument {
         what: "activation without a gradient",
@@ -1064,8 +1076,7 @@ impl NnKernels for GpuNn {
         sums: &mut GpuTensor,
         y: &mut GpuTensor,
     ) -> Result<()> {
-        p.check_forward(units, [weights.len, x.len, values.len, sums.len, y.len])?;
-        let offsets = p.offsets(units, false)?;
+        let offsets = p.check_forward(units, [weights.len, x.len, values.len, sums.len, y.len])?;
         Self::check_shortcut_size(p, weights.len)?;
         if p.rows == 0 {
             return Ok(());
@@ -1075,16 +1086,9 @@ impl NnKernels for GpuNn {
                 .entered();
         let packed = self.shortcut_units(units, &offsets)?;
         let (_, units_t) = packed.as_ref().expect("units uploaded");
-        let params = Params {
-            rows: p.rows as u32,
-            k: p.inputs as u32,
-            m: p.hidden as u32,
-            n: p.outputs as u32,
-            ..Params::default()
-        };
         self.elementwise(
             "shortcut_forward",
-            params,
+            shortcut_params(p),
             &[weights, x, &*values, &*sums, &*y, units_t],
             p.rows,
         )
@@ -1103,7 +1107,7 @@ impl NnKernels for GpuNn {
         deltas: &mut GpuTensor,
         grad: &mut GpuTensor,
     ) -> Result<()> {
-        p.check_backward(
+        let offsets = p.check_backward(
             units,
             [
                 weights.len,
@@ -1114,7 +1118,6 @@ impl NnKernels for GpuNn {
                 grad.len,
             ],
         )?;
-        let offsets = p.offsets(units, true)?;
         Self::check_shortcut_size(p, weights.len)?;
         let _span =
             tracing::debug_span!("gpu_shortcut_backward", rows = p.rows, units = units.len())
@@ -1122,13 +1125,9 @@ impl NnKernels for GpuNn {
         let packed = self.shortcut_units(units, &offsets)?;
         let (_, units_t) = packed.as_ref().expect("units uploaded");
         let params = Params {
-            rows: p.rows as u32,
-            k: p.inputs as u32,
-            m: p.hidden as u32,
-            n: p.outputs as u32,
             derivative: derivative.code(),
             beta: if accumulate { 1.0 } else { 0.0 },
-            ..Params::default()
+            ..shortcut_params(p)
         };
         let ph = &self.placeholder;
         self.elementwise(

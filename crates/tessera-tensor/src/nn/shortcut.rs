@@ -138,9 +138,11 @@ impl ShortcutPass {
 
     /// Checks a forward pass: the units ([`Self::offsets`]), then the lengths of
     /// `weights`, `x` (`[rows, inputs]`), `values` (`[rows, width]`), `sums`
-    /// (`[rows, units]`) and `y` (`[rows, outputs]`), in that order.
-    pub fn check_forward(&self, units: &[ShortcutUnit], lens: [usize; 5]) -> Result<()> {
-        let weights = *self.offsets(units, false)?.last().expect("a total");
+    /// (`[rows, units]`) and `y` (`[rows, outputs]`), in that order. Returns the
+    /// units' offsets, as [`Self::offsets`].
+    pub fn check_forward(&self, units: &[ShortcutUnit], lens: [usize; 5]) -> Result<Vec<usize>> {
+        let offsets = self.offsets(units, false)?;
+        let weights = *offsets.last().expect("a total");
         let [x, values, sums, y] =
             self.row_lens([self.inputs, self.width(), self.units(), self.outputs])?;
         let expected = [weights, x, values, sums, y];
@@ -151,14 +153,17 @@ impl ShortcutPass {
             "shortcut sums",
             "shortcut outputs",
         ];
-        check_all(names, lens, expected)
+        check_all(names, lens, expected)?;
+        Ok(offsets)
     }
 
     /// Checks a backward pass: the units ([`Self::offsets`] for training), then the
     /// lengths of `weights`, `values`, `sums`, `dy` (`[rows, outputs]`), `deltas`
-    /// (`[rows, units]`) and `grad` (as `weights`), in that order.
-    pub fn check_backward(&self, units: &[ShortcutUnit], lens: [usize; 6]) -> Result<()> {
-        let weights = *self.offsets(units, true)?.last().expect("a total");
+    /// (`[rows, units]`) and `grad` (as `weights`), in that order. Returns the units'
+    /// offsets.
+    pub fn check_backward(&self, units: &[ShortcutUnit], lens: [usize; 6]) -> Result<Vec<usize>> {
+        let offsets = self.offsets(units, true)?;
+        let weights = *offsets.last().expect("a total");
         let [values, sums, dy] = self.row_lens([self.width(), self.units(), self.outputs])?;
         let expected = [weights, values, sums, dy, sums, weights];
         let names = [
@@ -169,7 +174,8 @@ impl ShortcutPass {
             "shortcut deltas",
             "shortcut weight gradient",
         ];
-        check_all(names, lens, expected)
+        check_all(names, lens, expected)?;
+        Ok(offsets)
     }
 }
 

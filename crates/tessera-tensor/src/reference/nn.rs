@@ -474,11 +474,10 @@ impl NnKernels for ReferenceNn {
         sums: &mut Vec<f64>,
         y: &mut Vec<f64>,
     ) -> Result<()> {
-        p.check_forward(
+        let offsets = p.check_forward(
             units,
             [weights.len(), x.len(), values.len(), sums.len(), y.len()],
         )?;
-        let offsets = p.offsets(units, false)?;
         let (n, width, nu) = (p.inputs, p.width(), p.units());
         for row in 0..p.rows {
             let v = &mut values[row * width..(row + 1) * width];
@@ -514,7 +513,7 @@ impl NnKernels for ReferenceNn {
         deltas: &mut Vec<f64>,
         grad: &mut Vec<f64>,
     ) -> Result<()> {
-        p.check_backward(
+        let offsets = p.check_backward(
             units,
             [
                 weights.len(),
@@ -525,7 +524,6 @@ impl NnKernels for ReferenceNn {
                 grad.len(),
             ],
         )?;
-        let offsets = p.offsets(units, true)?;
         let (n, width, nu) = (p.inputs, p.width(), p.units());
         if !accumulate {
             grad.iter_mut().for_each(|g| *g = 0.0);
