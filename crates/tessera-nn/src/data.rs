@@ -6,6 +6,20 @@ use tessera_tensor::error::{Result, TesseraError, check_finite};
 
 use crate::limits::{MAX_DATA_VALUES, MAX_LAYER_WIDTH};
 
+/// The rows of `inputs` (`[rows, width]`, a net's inputs to run): at least one row,
+/// whole rows, finite values, or a typed error naming `what`.
+pub(crate) fn check_input_rows(what: &'static str, inputs: &[f32], width: usize) -> Result<usize> {
+    if inputs.is_empty() || !inputs.len().is_multiple_of(width) {
+        return Err(TesseraError::ShapeMismatch {
+            what,
+            got: inputs.len(),
+            expected: width,
+        });
+    }
+    check_finite("inputs", inputs)?;
+    Ok(inputs.len() / width)
+}
+
 /// `samples` rows of inputs and desired outputs, row-major. Built only through
 /// [`TrainData::new`], so every value is finite and the shapes agree.
 #[derive(Debug, Clone)]

@@ -1,10 +1,11 @@
 //! A network resident on a backend: weights as backend tensors, plus activations
 //! and gradients sized for a batch.
 
-use tessera_tensor::error::{Result, TesseraError};
+use tessera_tensor::error::Result;
 use tessera_tensor::nn::NnKernels;
 use tessera_tensor::nn::dense::{DenseLayerRef, forward_per_layer};
 
+use crate::data::check_input_rows;
 use crate::network::{Layer, Network};
 
 /// One layer's tensors.
@@ -168,7 +169,7 @@ impl<K: NnKernels> Model<K> {
 
     /// Outputs for `inputs` (`[rows, inputs]` row-major), `[rows, outputs]`. Finite
     /// inputs large enough to overflow the net's arithmetic give
-    /// [`TesseraError::Diverged`], never NaN or infinite outputs.
+    /// [`TesseraError::Diverged`](tessera_tensor::TesseraError::Diverged), never NaN or infinite outputs.
     pub fn forward(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
         self.forward_on_device(inputs)?;
         let work = self.work.as_ref().expect("workspace allocated");
@@ -184,16 +185,8 @@ impl<K: NnKernels> Model<K> {
 
     /// Runs the forward pass and returns the output tensor without reading it back.
     pub fn forward_on_device(&mut self, inputs: &[f32]) -> Result<&K::Tensor> {
-        let n_in = self.inputs();
-        if inputs.is_empty() || !inputs.len().is_multiple_of(n_in) {
-            return Err(TesseraError::ShapeMismatch {
-                what: "inputs",
-                got: inputs.len(),
-                expected: n_in,
-            });
-        }
-        tessera_tensor::error::check_finite("inputs", inputs)?;
-        self.ensure_workspace(inputs.len() / n_in)?;
+        let rows = check_input_rows("inputs", inputs, self.inputs())?;
+        self.ensure_workspace(rows)?;
         let work = self.work.as_mut().expect("workspace allocated");
         work.samples = None;
         self.kernels.write(&mut work.x, inputs)?;

@@ -6,6 +6,7 @@ use tessera_tensor::nn::Activation;
 use tessera_tensor::nn::cascade::clamp_candidate_sum;
 use tessera_tensor::rng::Rng;
 
+use crate::data::check_input_rows;
 use crate::limits::{MAX_CASCADE_HIDDEN, MAX_LAYER_WIDTH, MAX_PARAMETERS};
 use crate::network::Layer;
 
@@ -253,15 +254,7 @@ impl CascadeNetwork {
     /// `[rows, inputs]`. Sums are accumulated in f64 and stored as f32.
     pub fn values(&self, inputs: &[f32]) -> Result<Vec<f32>> {
         let n = self.inputs;
-        if inputs.is_empty() || !inputs.len().is_multiple_of(n) {
-            return Err(TesseraError::ShapeMismatch {
-                what: "cascade inputs",
-                got: inputs.len(),
-                expected: n,
-            });
-        }
-        check_finite("inputs", inputs)?;
-        let rows = inputs.len() / n;
+        let rows = check_input_rows("cascade inputs", inputs, n)?;
         let width = self.candidate_inputs();
         let mut v = vec![0.0f32; rows * width];
         for (row, x) in v.chunks_exact_mut(width).zip(inputs.chunks_exact(n)) {

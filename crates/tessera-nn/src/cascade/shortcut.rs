@@ -10,7 +10,7 @@ use tessera_tensor::nn::shortcut::{ShortcutPass, ShortcutUnit};
 use tessera_tensor::nn::{Activation, Loss, NnKernels};
 
 use super::CascadeNetwork;
-use crate::data::TrainData;
+use crate::data::{TrainData, check_input_rows};
 use crate::train::{
     EpochState, EpochStats, EpochSteps, TrainConfig, apply_update, fresh_optimizer_state,
     run_epoch, run_until,
@@ -197,16 +197,7 @@ impl<K: NnKernels> ShortcutTrainer<K> {
 
     /// The outputs for `inputs` (`[rows, inputs]`), run on the backend.
     pub fn run(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
-        let n = self.pass.inputs;
-        if inputs.is_empty() || !inputs.len().is_multiple_of(n) {
-            return Err(TesseraError::ShapeMismatch {
-                what: "shortcut network inputs",
-                got: inputs.len(),
-                expected: n,
-            });
-        }
-        tessera_tensor::error::check_finite("inputs", inputs)?;
-        let rows = inputs.len() / n;
+        let rows = check_input_rows("shortcut network inputs", inputs, self.pass.inputs)?;
         self.ensure_work(rows)?;
         let work = self.work.as_mut().expect("work allocated");
         work.samples = None;

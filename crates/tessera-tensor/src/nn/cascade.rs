@@ -20,6 +20,7 @@
 //! The gradients are those of `Σ diff²` (descent lowers it, raising the score), in
 //! the sign convention of the optimizer kernels.
 
+use super::contract::check_all;
 use super::{Activation, Derivative};
 use crate::error::{Result, TesseraError};
 
@@ -104,16 +105,7 @@ impl CandidateEpoch {
         ];
         let (r, i, o, c) = (self.rows, self.inputs, self.outputs, self.candidates);
         let expected = [r * i, r * o, c * i, c * o, c * i, c * o, c];
-        for ((what, got), expected) in names.into_iter().zip(lens).zip(expected) {
-            if got != expected {
-                return Err(TesseraError::ShapeMismatch {
-                    what,
-                    got,
-                    expected,
-                });
-            }
-        }
-        Ok(())
+        check_all(names, lens, expected)
     }
 }
 

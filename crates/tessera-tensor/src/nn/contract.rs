@@ -615,6 +615,25 @@ pub trait NnKernels {
     ) -> Result<()>;
 }
 
+/// Checks each named length against its expected one: the first that differs is a
+/// [`TesseraError::ShapeMismatch`] naming it.
+pub(crate) fn check_all<const N: usize>(
+    names: [&'static str; N],
+    lens: [usize; N],
+    expected: [usize; N],
+) -> Result<()> {
+    for ((what, got), expected) in names.into_iter().zip(lens).zip(expected) {
+        if got != expected {
+            return Err(TesseraError::ShapeMismatch {
+                what,
+                got,
+                expected,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Returns an error unless every length in `lens` equals `expected`.
 pub fn check_lens(what: &'static str, lens: &[usize], expected: usize) -> Result<()> {
     match lens.iter().find(|&&l| l != expected) {

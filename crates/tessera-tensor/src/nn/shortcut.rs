@@ -29,6 +29,7 @@
 //! kernels.
 
 use super::cascade::clamp_candidate_sum;
+use super::contract::check_all;
 use super::{Activation, Derivative};
 use crate::error::{Result, TesseraError};
 
@@ -195,23 +196,6 @@ impl ShortcutPass {
         }
         Ok(out)
     }
-}
-
-fn check_all<const N: usize>(
-    names: [&'static str; N],
-    lens: [usize; N],
-    expected: [usize; N],
-) -> Result<()> {
-    for ((what, got), expected) in names.into_iter().zip(lens).zip(expected) {
-        if got != expected {
-            return Err(TesseraError::ShapeMismatch {
-                what,
-                got,
-                expected,
-            });
-        }
-    }
-    Ok(())
 }
 
 /// A unit's sum as the forward pass keeps it: clamped for hidden units.
