@@ -72,11 +72,13 @@ impl BenchBackend {
 /// Every backend on this machine whose id contains one of `filters` (all when empty)
 /// and, for GPUs, whose adapter name contains `adapter` (if given).
 pub fn discover(filters: &[String], adapter: Option<&str>) -> Vec<BenchBackend> {
-    let simd = tessera_cpu::CpuAcquisition::new(
-        &tessera_tensor::acquisition::AcquisitionConfig::single(1, 1, 0),
-    )
-    .map(|c| c.simd_level())
-    .unwrap_or_default();
+    let simd = match tessera_cpu::SimdLevel::in_use() {
+        tessera_cpu::SimdLevel::Avx512 => {
+            "Avx512; acquisition and small-net epochs at most Avx2, where they measured faster"
+                .to_string()
+        }
+        level => format!("{level:?}"),
+    };
     let mut all = vec![
         cpu(
             "reference",

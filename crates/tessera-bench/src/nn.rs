@@ -551,7 +551,6 @@ fn device_time_per_iteration<T, K: NnKernels>(
     Ok(Some(times.iter().sum::<f64>() / f64::from(n)))
 }
 
-/// A GEMM with the `gemm` crate, for comparison.
 /// OpenBLAS's `cblas_sgemm` on the same matrices.
 struct OpenBlasGemm {
     lib: std::sync::Arc<crate::openblas::OpenBlas>,
@@ -571,6 +570,7 @@ impl Runner for OpenBlasGemm {
     }
 }
 
+/// A GEMM with the `gemm` crate, for comparison.
 struct CrateGemm {
     n: usize,
     a: Vec<f32>,

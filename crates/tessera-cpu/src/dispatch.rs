@@ -1,9 +1,134 @@
-//! Running loops under pulp's runtime SIMD dispatch so that they actually compile for
-//! the dispatched instruction set.
+//! The SIMD levels the CPU backend runs at, chosen at run time, and running loops under
+//! pulp's dispatch so that they actually compile for the chosen instruction set.
 
 use pulp::{Arch, Simd, WithSimd};
+use tessera_tensor::error::{Result, TesseraError};
 
-use crate::SimdLevel;
+/// A SIMD instruction set the CPU backend can run at, narrowest first. Every family
+/// dispatches to the widest one the CPU runs unless `TESSERA_SIMD` caps it
+/// ([`SimdLevel::from_env`]) or a constructor pins one (`with_level`), which is how the
+/// parity suites test each level the machine has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SimdLevel {
+    /// Plain Rust loops (auto-vectorised for the baseline target: SSE2, NEON).
+    Scalar,
+    /// AArch64 NEON (Apple Silicon), 4 f32 lanes, as pulp dispatches it.
+    Neon,
+    /// x86-64-v3: AVX2 and FMA, 8 f32 lanes.
+    Avx2,
+    /// x86-64-v4: AVX-512 F, BW, CD, DQ and VL, 16 f32 lanes; bf16 storage uses
+    /// `vdpbf16ps` where AVX-512 BF16 is there too.
+    Avx512,
+}
+
+impl SimdLevel {
+    /// The widest level this CPU runs.
+    pub fn detect() -> Self {
+        Self::available().pop().unwrap_or(Self::Scalar)
+    }
+
+    /// The widest level this CPU runs, capped by `TESSERA_SIMD` when it is set:
+    /// `scalar`, `neon`, `v3` (AVX2 and FMA) or `v4` (AVX-512), any case. An unknown
+    /// value is an error; a cap above what the CPU has leaves the widest it has below
+    /// the cap (`v3` on Apple Silicon leaves NEON).
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("TESSERA_SIMD") {
+            Err(_) => Ok(Self::detect()),
+            Ok(v) => {
+                let cap = match v.trim().to_ascii_lowercase().as_str() {
+                    "" => return Ok(Self::detect()),
+                    "scalar" => Self::Scalar,
+                    "neon" => Self::Neon,
+                    "v3" | "avx2" => Self::Avx2,
+                    "v4" | "avx512" => Self::Avx512,
+                    _ => {
+                        return Err(TesseraError::InvalidConfig {
+                            field: "TESSERA_SIMD",
+                            value: v,
+                            expected: "`scalar`, `neon`, `v3` or `v4`".into(),
+                        });
+                    }
+                };
+                Ok(Self::available()
+                    .into_iter()
+                    .rfind(|&l| l <= cap)
+                    .unwrap_or(Self::Scalar))
+            }
+        }
+    }
+
+    /// Every level this CPU runs, narrowest first.
+    pub fn available() -> Vec<Self> {
+        let mut levels = vec![Self::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if pulp::x86::V3::try_new().is_some() {
+                levels.push(Self::Avx2);
+            }
+            if pulp::x86::V4::try_new().is_some() {
+                levels.push(Self::Avx512);
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        if !matches!(Arch::new(), Arch::Scalar) {
+            levels.push(Self::Neon);
+        }
+        levels
+    }
+
+    /// Whether this CPU runs the level.
+    pub fn is_available(self) -> bool {
+        Self::available().contains(&self)
+    }
+
+    /// The level the CPU families dispatch to when not pinned: [`SimdLevel::from_env`],
+    /// read once per process (an unknown `TESSERA_SIMD` is ignored with a warning).
+    pub fn in_use() -> Self {
+        level()
+    }
+
+    /// The level, or an error naming the levels this CPU runs when it lacks it.
+    pub(crate) fn check_available(self) -> Result<Self> {
+        if self.is_available() {
+            Ok(self)
+        } else {
+            Err(TesseraError::InvalidConfig {
+                field: "simd level",
+                value: format!("{self:?}"),
+                expected: format!("one this CPU runs: {:?}", Self::available()),
+            })
+        }
+    }
+
+    /// pulp's dispatch at this level; scalar where the CPU lacks it (callers check
+    /// first).
+    pub(crate) fn arch(self) -> Arch {
+        match self {
+            Self::Scalar => Arch::Scalar,
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => pulp::x86::V3::try_new().map_or(Arch::Scalar, Arch::V3),
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512 => pulp::x86::V4::try_new().map_or(Arch::Scalar, Arch::V4),
+            #[cfg(target_arch = "aarch64")]
+            Self::Neon => Arch::new(),
+            #[allow(unreachable_patterns)]
+            _ => Arch::Scalar,
+        }
+    }
+
+    /// The level a pulp dispatch runs at (the inverse of [`SimdLevel::arch`]).
+    pub(crate) fn of(arch: Arch) -> Self {
+        match arch {
+            Arch::Scalar => Self::Scalar,
+            #[cfg(target_arch = "x86_64")]
+            Arch::V3(_) => Self::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            Arch::V4(_) => Self::Avx512,
+            #[allow(unreachable_patterns)]
+            _ => Self::Neon,
+        }
+    }
+}
 
 /// `kernel(args)` as a pulp operation. Run through `Arch::dispatch`, the whole call is
 /// compiled for the dispatched instruction set when `kernel` is an `#[inline(always)]`
@@ -22,18 +147,21 @@ impl<F: FnOnce(A) -> R, A, R> WithSimd for Kernel<F, A> {
     }
 }
 
-/// The pulp dispatch the families start with: runtime detection (AVX2/FMA, NEON), or
-/// scalar code when `TESSERA_SIMD=scalar`, read once per process. These constructors
-/// cannot fail, so an unknown `TESSERA_SIMD` is reported as a warning here (and
-/// refused by [`crate::CpuIndex::new`]).
-pub(crate) fn arch() -> Arch {
-    static ARCH: std::sync::OnceLock<Arch> = std::sync::OnceLock::new();
-    *ARCH.get_or_init(|| match SimdLevel::from_env() {
-        Ok(SimdLevel::Scalar) => Arch::Scalar,
-        Ok(_) => Arch::new(),
-        Err(error) => {
+/// The level the families start with: the widest this CPU runs (AVX-512, AVX2/FMA,
+/// NEON), capped by `TESSERA_SIMD`, read once per process. These constructors cannot
+/// fail, so an unknown `TESSERA_SIMD` is reported as a warning here (and refused by
+/// [`crate::CpuIndex::new`]).
+pub(crate) fn level() -> SimdLevel {
+    static LEVEL: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        SimdLevel::from_env().unwrap_or_else(|error| {
             tracing::warn!(%error, "ignoring TESSERA_SIMD");
-            Arch::new()
-        }
+            SimdLevel::detect()
+        })
     })
+}
+
+/// pulp's dispatch at [`level`].
+pub(crate) fn arch() -> Arch {
+    level().arch()
 }

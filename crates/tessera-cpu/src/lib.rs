@@ -1,9 +1,9 @@
 //! # tessera-cpu
 //!
 //! The CPU backend of tessera. It implements the kernel contracts of
-//! [`tessera_tensor`] with runtime-dispatched SIMD (`pulp`: AVX2/FMA on x86-64, NEON on
-//! Apple Silicon, scalar elsewhere) and `rayon` across environments, and has no GPU
-//! dependency, so an application can depend on it alone.
+//! [`tessera_tensor`] with runtime-dispatched SIMD ([`SimdLevel`]: AVX-512 or AVX2/FMA
+//! on x86-64, NEON on Apple Silicon, scalar elsewhere) and `rayon` across cores, and
+//! has no GPU dependency, so an application can depend on it alone.
 //!
 //! ```
 //! use tessera_cpu::CpuAcquisition;
@@ -28,9 +28,10 @@ mod transpose;
 pub mod voi;
 
 pub use acquisition::CpuAcquisition;
+pub use dispatch::SimdLevel;
 pub use icl::CpuIcl;
 pub use nn::CpuNn;
-pub use search::{CpuIndex, SimdLevel};
+pub use search::CpuIndex;
 pub use sim::{CpuClosedLoop, CpuPosterior, CpuSim};
 pub use voi::CpuVoi;
 

@@ -1,7 +1,13 @@
-//! The in-context parity suite on the CPU backend, with SIMD dispatch and pinned to
-//! scalar code.
+//! The in-context parity suite on the CPU backend, with SIMD dispatch, pinned to
+//! scalar code and pinned to every other level this CPU runs.
 
-use tessera_cpu::CpuIcl;
+mod common;
+
+use tessera_cpu::{CpuIcl, SimdLevel};
+
+fn pinned(level: SimdLevel) -> Option<impl Fn() -> tessera_tensor::Result<CpuIcl>> {
+    common::pinned(level, SimdLevel::in_use()).map(|l| move || CpuIcl::with_level(l))
+}
 
 mod dispatched {
     use super::*;
@@ -11,4 +17,14 @@ mod dispatched {
 mod scalar {
     use super::*;
     tessera_tensor::icl_parity_suite!(Some(|| Ok(CpuIcl::scalar())), 12);
+}
+
+mod avx2 {
+    use super::*;
+    tessera_tensor::icl_parity_suite!(pinned(SimdLevel::Avx2), 12);
+}
+
+mod avx512 {
+    use super::*;
+    tessera_tensor::icl_parity_suite!(pinned(SimdLevel::Avx512), 12);
 }

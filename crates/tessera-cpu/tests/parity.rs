@@ -1,6 +1,9 @@
-//! The shared acquisition parity suite, run against the CPU backend.
+//! The shared acquisition parity suite, run against the CPU backend at its default
+//! SIMD level, without SIMD, and pinned to every other level this CPU runs.
 
-use tessera_cpu::CpuAcquisition;
+mod common;
+
+use tessera_cpu::{CpuAcquisition, SimdLevel};
 use tessera_tensor::acquisition::AcquisitionConfig;
 
 fn cpu() -> Option<fn(&AcquisitionConfig) -> tessera_tensor::Result<CpuAcquisition>> {
@@ -29,6 +32,23 @@ mod scalar {
         );
         assert!(!CpuAcquisition::new(&cfg).unwrap().simd_level().is_empty());
     }
+}
+
+fn pinned(
+    level: SimdLevel,
+) -> Option<impl Fn(&AcquisitionConfig) -> tessera_tensor::Result<CpuAcquisition>> {
+    common::pinned(level, CpuAcquisition::default_level())
+        .map(|l| move |config: &AcquisitionConfig| CpuAcquisition::with_level(config, l))
+}
+
+mod avx2 {
+    use super::*;
+    tessera_tensor::acquisition_parity_suite!(pinned(SimdLevel::Avx2), cases = 16);
+}
+
+mod avx512 {
+    use super::*;
+    tessera_tensor::acquisition_parity_suite!(pinned(SimdLevel::Avx512), cases = 16);
 }
 
 /// A corrupt checkpoint is refused by `from_state`, naming the field.

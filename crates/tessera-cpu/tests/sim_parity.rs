@@ -1,21 +1,58 @@
-//! The shared simulator parity suite, run against the CPU backend.
+//! The shared simulator and posterior parity suites, run against the CPU backend at
+//! its default SIMD level and pinned to every other level this CPU runs.
 
-use tessera_cpu::CpuSim;
-use tessera_tensor::sim::ScmBatch;
+mod common;
 
-fn cpu() -> Option<fn(&ScmBatch) -> tessera_tensor::Result<CpuSim>> {
-    Some(CpuSim::new)
+use tessera_cpu::{CpuPosterior, CpuSim, SimdLevel};
+use tessera_tensor::Result;
+use tessera_tensor::sim::{PosteriorConfig, ScmBatch};
+
+fn sim(level: Option<SimdLevel>) -> Option<impl Fn(&ScmBatch) -> Result<CpuSim>> {
+    level.map(|l| move |scm: &ScmBatch| CpuSim::with_level(scm, l))
 }
 
-tessera_tensor::sim_parity_suite!(cpu());
+fn posterior(
+    level: Option<SimdLevel>,
+) -> Option<impl Fn(&PosteriorConfig) -> Result<CpuPosterior>> {
+    level.map(|l| move |config: &PosteriorConfig| CpuPosterior::with_level(config, l))
+}
 
-mod posterior {
-    use tessera_cpu::CpuPosterior;
-    use tessera_tensor::sim::PosteriorConfig;
+fn pinned(level: SimdLevel) -> Option<SimdLevel> {
+    common::pinned(level, SimdLevel::in_use())
+}
 
-    fn cpu() -> Option<fn(&PosteriorConfig) -> tessera_tensor::Result<CpuPosterior>> {
-        Some(CpuPosterior::new)
+mod dispatched {
+    use super::*;
+    tessera_tensor::sim_parity_suite!(sim(Some(SimdLevel::in_use())));
+    mod posterior {
+        use super::*;
+        tessera_tensor::posterior_parity_suite!(posterior(Some(SimdLevel::in_use())));
     }
+}
 
-    tessera_tensor::posterior_parity_suite!(cpu());
+mod scalar {
+    use super::*;
+    tessera_tensor::sim_parity_suite!(sim(Some(SimdLevel::Scalar)));
+    mod posterior {
+        use super::*;
+        tessera_tensor::posterior_parity_suite!(posterior(Some(SimdLevel::Scalar)));
+    }
+}
+
+mod avx2 {
+    use super::*;
+    tessera_tensor::sim_parity_suite!(sim(pinned(SimdLevel::Avx2)));
+    mod posterior {
+        use super::*;
+        tessera_tensor::posterior_parity_suite!(posterior(pinned(SimdLevel::Avx2)));
+    }
+}
+
+mod avx512 {
+    use super::*;
+    tessera_tensor::sim_parity_suite!(sim(pinned(SimdLevel::Avx512)));
+    mod posterior {
+        use super::*;
+        tessera_tensor::posterior_parity_suite!(posterior(pinned(SimdLevel::Avx512)));
+    }
 }

@@ -1,10 +1,11 @@
 //! Batch-1 inference with bf16 weights (`tessera_cpu::nn::Bf16Mlp`) against the f32
 //! forward of the same net: within 1e-2 relative on random nets, every activation
-//! family, odd and even widths; bad nets and inputs are typed errors.
+//! family, odd and even widths, at every SIMD level this CPU runs; bad nets and inputs
+//! are typed errors.
 
 use proptest::prelude::*;
-use tessera_cpu::CpuNn;
 use tessera_cpu::nn::{Bf16Mlp, bf16_bits};
+use tessera_cpu::{CpuNn, SimdLevel};
 use tessera_nn::{Init, Model, Network};
 use tessera_tensor::TesseraError;
 use tessera_tensor::nn::Activation;
@@ -28,21 +29,34 @@ fn check(sizes: &[usize], hidden: Activation, output: Activation, seed: u64, flo
     net.set_output_activation(output, 0.7).unwrap();
     let mut rng = Rng::new(seed ^ 0x5eed);
     let mut f32_model = Model::new(CpuNn::new(), &net).unwrap();
-    let mut bf16 = Bf16Mlp::new(&net.dense_layers()).unwrap();
-    assert_eq!(
-        (bf16.inputs(), bf16.outputs()),
-        (sizes[0], sizes[sizes.len() - 1])
-    );
+    // Every SIMD level this CPU runs.
+    let mut nets: Vec<_> = SimdLevel::available()
+        .into_iter()
+        .map(|level| {
+            (
+                level,
+                Bf16Mlp::with_level(&net.dense_layers(), level).unwrap(),
+            )
+        })
+        .collect();
+    for (_, bf16) in &nets {
+        assert_eq!(
+            (bf16.inputs(), bf16.outputs()),
+            (sizes[0], sizes[sizes.len() - 1])
+        );
+    }
     for _ in 0..3 {
         let x: Vec<f32> = (0..sizes[0]).map(|_| rng.range(-1.0, 1.0)).collect();
         let want = f32_model.forward(&x).unwrap();
-        let got = bf16.forward(&x).unwrap().to_vec();
-        assert_close(
-            &got,
-            &want,
-            floor,
-            &format!("{sizes:?} {hidden:?} {output:?}"),
-        );
+        for (level, bf16) in &mut nets {
+            let got = bf16.forward(&x).unwrap().to_vec();
+            assert_close(
+                &got,
+                &want,
+                floor,
+                &format!("{sizes:?} {hidden:?} {output:?} at {level:?}"),
+            );
+        }
     }
 }
 

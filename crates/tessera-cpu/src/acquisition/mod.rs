@@ -15,7 +15,7 @@ use tessera_tensor::acquisition::{
 };
 use tessera_tensor::error::Result;
 
-use crate::dispatch::Kernel;
+use crate::dispatch::{Kernel, SimdLevel};
 
 /// The next per-environment chunk: every array holds exactly one per environment.
 fn next<T>(chunks: &mut impl Iterator<Item = T>) -> T {
@@ -34,12 +34,28 @@ pub struct CpuAcquisition {
 }
 
 impl CpuAcquisition {
-    /// A fresh batch with the spec's defaults. Fails on an invalid config.
+    /// A fresh batch with the spec's defaults, at [`CpuAcquisition::default_level`].
+    /// Fails on an invalid config.
     pub fn new(config: &AcquisitionConfig) -> Result<Self> {
         Ok(Self {
             state: AcquisitionState::new(config)?,
-            arch: crate::dispatch::arch(),
+            arch: Self::default_level().arch(),
         })
+    }
+
+    /// Like [`CpuAcquisition::new`], pinned to `level`; an error if this CPU lacks it.
+    pub fn with_level(config: &AcquisitionConfig, level: SimdLevel) -> Result<Self> {
+        Ok(Self {
+            state: AcquisitionState::new(config)?,
+            arch: level.check_available()?.arch(),
+        })
+    }
+
+    /// The level a batch runs at unless pinned: [`SimdLevel::in_use`], at most AVX2.
+    /// These kernels are short scalar loops per environment; at AVX-512 they measured
+    /// no faster, and `select` twice as slow (`docs/benchmarks.md`).
+    pub fn default_level() -> SimdLevel {
+        SimdLevel::in_use().min(SimdLevel::Avx2)
     }
 
     /// Like [`CpuAcquisition::new`] but with SIMD dispatch disabled (the scalar code
@@ -61,7 +77,7 @@ impl CpuAcquisition {
     /// Switches SIMD dispatch off (`false`) or back to what the CPU supports.
     pub fn set_simd(&mut self, enabled: bool) {
         self.arch = if enabled {
-            crate::dispatch::arch()
+            Self::default_level().arch()
         } else {
             Arch::Scalar
         };
@@ -74,7 +90,7 @@ impl CpuAcquisition {
         state.validate()?;
         Ok(Self {
             state,
-            arch: crate::dispatch::arch(),
+            arch: Self::default_level().arch(),
         })
     }
 

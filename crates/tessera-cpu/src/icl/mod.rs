@@ -11,7 +11,7 @@ use tessera_tensor::icl::{
     check_rank_one, validate_dynamics,
 };
 
-use crate::dispatch::Kernel;
+use crate::dispatch::{Kernel, SimdLevel};
 use crate::linalg::{dot, sgemm};
 
 /// The CPU implementation of [`IclBackend`].
@@ -37,6 +37,13 @@ impl CpuIcl {
     /// A backend pinned to scalar code.
     pub fn scalar() -> Self {
         Self { arch: Arch::Scalar }
+    }
+
+    /// A backend pinned to `level`; an error if this CPU lacks it.
+    pub fn with_level(level: SimdLevel) -> Result<Self> {
+        Ok(Self {
+            arch: level.check_available()?.arch(),
+        })
     }
 }
 

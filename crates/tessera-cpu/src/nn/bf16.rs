@@ -17,6 +17,7 @@ use tessera_tensor::nn::dense::DenseLayerRef;
 
 use super::activation::bias_activation_rows;
 use super::gemv::Offer;
+use crate::dispatch::SimdLevel;
 
 /// `x` rounded to the nearest bf16 (ties to even), as its 16 bits. `x` is finite.
 pub fn bf16_bits(x: f32) -> u16 {
@@ -55,6 +56,13 @@ impl Bf16Mlp {
     /// chain, weight or bias lengths that do not match the shapes, non-finite
     /// parameters, or a softmax layer anywhere but last.
     pub fn new(layers: &[DenseLayerRef<'_, Vec<f32>>]) -> Result<Self> {
+        Self::with_level(layers, SimdLevel::in_use())
+    }
+
+    /// Like [`Bf16Mlp::new`], pinned to SIMD `level`; also an error if this CPU lacks
+    /// it.
+    pub fn with_level(layers: &[DenseLayerRef<'_, Vec<f32>>], level: SimdLevel) -> Result<Self> {
+        let arch = level.check_available()?.arch();
         if layers.is_empty() {
             return Err(TesseraError::ShapeMismatch {
                 what: "bf16 net layers",
@@ -106,7 +114,7 @@ impl Bf16Mlp {
             .max()
             .unwrap_or(0);
         Ok(Self {
-            arch: crate::dispatch::arch(),
+            arch,
             layers: out,
             buffers: [vec![0.0; widest + 1], vec![0.0; widest + 1]],
             sums: vec![0.0; widest],

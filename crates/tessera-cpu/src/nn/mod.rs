@@ -14,7 +14,7 @@ use pulp::Arch;
 use rayon::prelude::*;
 use tessera_tensor::error::{Result, TesseraError};
 
-use crate::dispatch::Kernel;
+use crate::dispatch::{Kernel, SimdLevel};
 use tessera_tensor::nn::cascade::{CandidateEpoch, CandidateUnit};
 use tessera_tensor::nn::dense::{DenseBackprop, DenseGrads, DenseLayerRef, DenseWork};
 use tessera_tensor::nn::shortcut::{ShortcutPass, ShortcutUnit};
@@ -53,6 +53,19 @@ impl CpuNn {
     /// measured and tested against.
     pub fn new_scalar() -> Self {
         Self { arch: Arch::Scalar }
+    }
+
+    /// Kernels pinned to `level`; an error if this CPU lacks it. The fused pass of
+    /// small nets runs at AVX2 at most (see `docs/benchmarks.md`).
+    pub fn with_level(level: SimdLevel) -> Result<Self> {
+        Ok(Self {
+            arch: level.check_available()?.arch(),
+        })
+    }
+
+    /// The level the kernels are dispatched to.
+    pub fn level(&self) -> SimdLevel {
+        SimdLevel::of(self.arch)
     }
 
     /// Runs `kernel((out, inputs, extra))` on matching chunks of `out` and `inputs`

@@ -14,84 +14,14 @@
 /// Vectors per panel.
 pub(crate) const PANEL: usize = 32;
 
-use tessera_tensor::error::{Result, TesseraError};
+use crate::dispatch::SimdLevel;
 
-/// A SIMD instruction set the CPU search can run at, narrowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SimdLevel {
-    /// Plain Rust loops (auto-vectorised for the baseline target: SSE2, NEON).
-    Scalar,
-    /// AVX2 and FMA, 8 lanes.
-    Avx2,
-    /// AVX-512 F, 16 lanes; bf16 storage uses `vdpbf16ps` when AVX-512 BF16 is there.
-    Avx512,
-}
-
-impl SimdLevel {
-    /// The widest level this CPU runs.
-    pub fn detect() -> Self {
-        Self::available().pop().unwrap_or(Self::Scalar)
-    }
-
-    /// The widest level this CPU runs, capped by `TESSERA_SIMD` when it is set:
-    /// `scalar`, `v3` (AVX2 and FMA) or `v4` (AVX-512), any case. An unknown value is
-    /// an error; a cap above what the CPU has leaves the widest it has.
-    pub fn from_env() -> Result<Self> {
-        match std::env::var("TESSERA_SIMD") {
-            Err(_) => Ok(Self::detect()),
-            Ok(v) => {
-                let cap = match v.trim().to_ascii_lowercase().as_str() {
-                    "" => return Ok(Self::detect()),
-                    "scalar" => Self::Scalar,
-                    "v3" | "avx2" => Self::Avx2,
-                    "v4" | "avx512" => Self::Avx512,
-                    _ => {
-                        return Err(TesseraError::InvalidConfig {
-                            field: "TESSERA_SIMD",
-                            value: v,
-                            expected: "`scalar`, `v3` or `v4`".into(),
-                        });
-                    }
-                };
-                Ok(Self::available()
-                    .into_iter()
-                    .rfind(|&l| l <= cap)
-                    .unwrap_or(Self::Scalar))
-            }
-        }
-    }
-
-    /// Every level this CPU runs, narrowest first.
-    pub fn available() -> Vec<Self> {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let mut levels = vec![Self::Scalar];
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                levels.push(Self::Avx2);
-            }
-            if is_x86_feature_detected!("avx512f") {
-                levels.push(Self::Avx512);
-            }
-            levels
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            vec![Self::Scalar]
-        }
-    }
-
-    /// Whether this CPU runs the level.
-    pub fn is_available(self) -> bool {
-        Self::available().contains(&self)
-    }
-
-    /// Queries per tile: as many accumulators as the registers hold.
-    pub(crate) fn rows(self) -> usize {
-        match self {
-            Self::Scalar => 4,
-            Self::Avx2 => 3,
-            Self::Avx512 => 8,
-        }
+/// Queries per tile at `level`: as many accumulators as the registers hold.
+pub(crate) fn tile_rows(level: SimdLevel) -> usize {
+    match level {
+        SimdLevel::Scalar | SimdLevel::Neon => 4,
+        SimdLevel::Avx2 => 3,
+        SimdLevel::Avx512 => 8,
     }
 }
 

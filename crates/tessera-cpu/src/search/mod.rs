@@ -14,7 +14,7 @@ use tessera_tensor::search::{
     finish_query, prepare, storage_words, words_per_vector,
 };
 
-pub use kernels::SimdLevel;
+use crate::SimdLevel;
 use kernels::{PANEL, Tile, TileArgs, has_avx512_bf16, tile_bf16, tile_f32};
 use topk::TopK;
 
@@ -65,13 +65,7 @@ impl CpuIndex {
     /// An empty index at `level`; an error if this CPU lacks it.
     pub fn with_level(config: IndexConfig, level: SimdLevel) -> Result<Self> {
         config.check()?;
-        if !level.is_available() {
-            return Err(TesseraError::InvalidConfig {
-                field: "simd level",
-                value: format!("{level:?}"),
-                expected: format!("one this CPU runs: {:?}", SimdLevel::available()),
-            });
-        }
+        level.check_available()?;
         Ok(Self {
             config,
             level,
@@ -324,7 +318,7 @@ impl VectorIndex for CpuIndex {
                 (Some(t), _) => t,
             })
             .collect();
-        let level_rows = self.level.rows();
+        let level_rows = kernels::tile_rows(self.level);
         let rows = match self.config.storage {
             Storage::F32 => {
                 let (packed, groups) = pack_groups(&q.values, self.config.dim, level_rows);

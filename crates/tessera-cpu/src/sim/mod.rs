@@ -9,7 +9,8 @@ pub use posterior::CpuPosterior;
 
 use rayon::prelude::*;
 
-use crate::dispatch::Kernel;
+use crate::dispatch::{Kernel, SimdLevel};
+use pulp::Arch;
 use tessera_tensor::error::Result;
 use tessera_tensor::rng::philox4x32_10_lanes;
 use tessera_tensor::sim::{Interventions, ScmBatch, SimBackend, check_samples, validate_sample};
@@ -21,12 +22,21 @@ const PARALLEL_MIN_VALUES: usize = 1 << 14;
 #[derive(Debug, Clone)]
 pub struct CpuSim {
     scm: ScmBatch,
+    arch: Arch,
 }
 
 impl CpuSim {
-    /// A sampler for `scm`.
+    /// A sampler for `scm` at the widest SIMD level in use ([`SimdLevel::in_use`]).
     pub fn new(scm: &ScmBatch) -> Result<Self> {
-        Ok(Self { scm: scm.clone() })
+        Self::with_level(scm, SimdLevel::in_use())
+    }
+
+    /// A sampler for `scm` pinned to `level`; an error if this CPU lacks it.
+    pub fn with_level(scm: &ScmBatch, level: SimdLevel) -> Result<Self> {
+        Ok(Self {
+            scm: scm.clone(),
+            arch: level.check_available()?.arch(),
+        })
     }
 }
 
@@ -211,7 +221,7 @@ impl SimBackend for CpuSim {
             tracing::debug_span!("cpu_sim_sample", batch = self.scm.batch(), rows).entered();
         let per_env = rows * self.scm.n_vars();
         let mut out = vec![0.0f32; self.scm.batch() * per_env];
-        let (scm, arch) = (&self.scm, crate::dispatch::arch());
+        let (scm, arch) = (&self.scm, self.arch);
         let finite = if out.len() >= PARALLEL_MIN_VALUES && scm.batch() > 1 {
             out.par_chunks_mut(per_env)
                 .enumerate()

@@ -5,7 +5,8 @@
 
 use rayon::prelude::*;
 
-use crate::dispatch::Kernel;
+use crate::dispatch::{Kernel, SimdLevel};
+use pulp::Arch;
 use tessera_tensor::error::Result;
 use tessera_tensor::sim::posterior::{
     IndexedSets, PosteriorBackend, PosteriorConfig, PosteriorSummary, SummaryScratch,
@@ -21,23 +22,33 @@ pub struct CpuPosterior {
     /// `[B, (d+1), (d+1)]`; only the upper triangle is kept up to date.
     gram: Vec<f64>,
     sets: IndexedSets,
+    arch: Arch,
 }
 
 impl CpuPosterior {
-    /// An empty posterior (no rows yet).
+    /// An empty posterior (no rows yet), at the widest SIMD level in use
+    /// ([`SimdLevel::in_use`]).
     pub fn new(config: &PosteriorConfig) -> Result<Self> {
+        Self::with_level(config, SimdLevel::in_use())
+    }
+
+    /// An empty posterior pinned to `level`; an error if this CPU lacks it.
+    pub fn with_level(config: &PosteriorConfig, level: SimdLevel) -> Result<Self> {
         config.validate()?;
+        let arch = level.check_available()?.arch();
         let d1 = config.n_vars + 1;
         Ok(Self {
             gram: vec![0.0; config.batch() * d1 * d1],
             sets: IndexedSets::new(config.n_vars - 1, config.max_parents),
             config: config.clone(),
+            arch,
         })
     }
 
     /// Every set's log marginal likelihood for `env`, in set order, into `out`.
     fn score_env(&self, env: usize, out: &mut Vec<f64>, scratch: &mut Scratch) {
-        crate::dispatch::arch().dispatch(Kernel(score_env, (self, env, out, scratch)));
+        self.arch
+            .dispatch(Kernel(score_env, (self, env, out, scratch)));
     }
 }
 
@@ -402,7 +413,7 @@ impl PosteriorBackend for CpuPosterior {
                         scores,
                         m,
                         summary,
-                        |xs| crate::dispatch::arch().dispatch(Kernel(exp_in_place, xs)),
+                        |xs| self.arch.dispatch(Kernel(exp_in_place, xs)),
                     );
                     (h, map, self.gram[env * (d + 1) * (d + 1)] as u64)
                 },

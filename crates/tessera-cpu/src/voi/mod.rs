@@ -9,7 +9,7 @@ use tessera_tensor::voi::{
     no_design, validate_decision, validate_design, validate_fitted,
 };
 
-use crate::dispatch::Kernel;
+use crate::dispatch::{Kernel, SimdLevel};
 
 /// Rows per rayon task: the rows of a chunk stay in cache across the grid.
 const CHUNK_ROWS: usize = 1024;
@@ -51,6 +51,14 @@ impl CpuVoi {
             arch: Arch::Scalar,
             design: None,
         }
+    }
+
+    /// A backend pinned to `level`; an error if this CPU lacks it.
+    pub fn with_level(level: SimdLevel) -> Result<Self> {
+        Ok(Self {
+            arch: level.check_available()?.arch(),
+            design: None,
+        })
     }
 }
 
