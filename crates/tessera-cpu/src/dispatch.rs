@@ -130,12 +130,42 @@ impl SimdLevel {
     }
 }
 
-/// `kernel(args)` as a pulp operation. Run through `Arch::dispatch`, the whole call is
-/// compiled for the dispatched instruction set when `kernel` is an `#[inline(always)]`
-/// function item, as every loop of this crate is. A closure handed to `dispatch`
-/// instead is compiled for the baseline set whenever its body is too big to inline:
-/// measured here, Adam's update ran 4x and an acquisition step 1.7x slower under AVX2
-/// dispatch than without it that way.
+/// Declares `$name`, a pulp operation that calls `$kernel(args)` by name:
+/// `direct_kernel!(Name((A, B)) -> R => kernel)`, then `arch.dispatch(Name((a, b)))`.
+/// Dispatched, the call is compiled for the dispatched instruction set whatever the
+/// kernel's size. [`Kernel`] instead reaches its function through `FnOnce::call_once`,
+/// a shim the compiler stops inlining once a large `#[inline(always)]` kernel has been
+/// inlined into it, which leaves the kernel compiled for the baseline set (SSE2).
+/// Measured: the simulator's sampling loop spent 85% of its time in such a shim, and
+/// took 2.4 to 2.6 ms instead of 4.2 to 4.4 ms once called by name.
+macro_rules! direct_kernel {
+    (
+        $(#[$meta:meta])*
+        $vis:vis $name:ident $(<$($g:ident),+>)?($args:ty) -> $out:ty => $kernel:path
+        $(where $($bounds:tt)+)?
+    ) => {
+        $(#[$meta])*
+        $vis struct $name<A>(pub A);
+
+        impl$(<$($g),+>)? pulp::WithSimd for $name<$args> $(where $($bounds)+)? {
+            type Output = $out;
+
+            #[inline(always)]
+            fn with_simd<S: pulp::Simd>(self, _simd: S) -> $out {
+                $kernel(self.0)
+            }
+        }
+    };
+}
+pub(crate) use direct_kernel;
+
+/// `kernel(args)` as a pulp operation, for kernels passed as values (the element-wise
+/// maps and optimizer updates of `CpuNn`, the acquisition operations). Run through
+/// `Arch::dispatch`, the call is compiled for the dispatched instruction set as long as
+/// the compiler inlines `FnOnce::call_once` with the `#[inline(always)]` kernel in it,
+/// which it does for small bodies (measured: Adam's update 4x faster than a closure
+/// handed to `dispatch`). A kernel with a large body is declared with
+/// [`direct_kernel!`] instead.
 pub(crate) struct Kernel<F, A>(pub F, pub A);
 
 impl<F: FnOnce(A) -> R, A, R> WithSimd for Kernel<F, A> {

@@ -11,7 +11,7 @@ use tessera_tensor::icl::{
     check_rank_one, validate_dynamics,
 };
 
-use crate::dispatch::{Kernel, SimdLevel};
+use crate::dispatch::{SimdLevel, direct_kernel};
 use crate::linalg::{dot, sgemm};
 
 /// The CPU implementation of [`IclBackend`].
@@ -102,6 +102,16 @@ fn mixtures(qt: &[f32], context: &[f32], x: &[f32], mut emit: impl FnMut(&[f32])
     }
     diff
 }
+
+direct_kernel!(
+    /// [`transpose_times`] under SIMD dispatch.
+    TransposeTimes((&[f32], &[f32], &mut [f32])) -> () => transpose_times
+);
+
+direct_kernel!(
+    /// [`update_weights`] under SIMD dispatch.
+    UpdateWeights((&mut [f32], &[f32], &[f32], f32, f32)) -> f64 => update_weights
+);
 
 /// `(r, s) = (Wᵀ q, ·)`: accumulates `r += q_i W_i` over the rows of `W`.
 #[inline(always)]
@@ -221,7 +231,7 @@ impl IclBackend for CpuIcl {
                 let mut s = vec![0.0f32; d];
                 let mut scores = vec![0.0f32; keys.len() / d];
                 for (step, norm) in norms.iter_mut().enumerate() {
-                    arch.dispatch(Kernel(transpose_times, (&*w, q, r.as_mut_slice())));
+                    arch.dispatch(TransposeTimes((&*w, q, r.as_mut_slice())));
                     for (sc, k) in scores.iter_mut().zip(keys.chunks_exact(d)) {
                         *sc = dot((&r, k)) as f32;
                     }
@@ -235,10 +245,7 @@ impl IclBackend for CpuIcl {
                         }
                     }
                     let change = arch
-                        .dispatch(Kernel(
-                            update_weights,
-                            (&mut *w, q, s.as_slice(), p.step, p.decay),
-                        ))
+                        .dispatch(UpdateWeights((&mut *w, q, s.as_slice(), p.step, p.decay)))
                         .sqrt();
                     if !change.is_finite() {
                         return Err(TesseraError::Diverged {

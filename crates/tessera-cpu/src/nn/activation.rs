@@ -1,6 +1,7 @@
 //! Activations and their derivatives in f32: the CPU twins of
 //! `shaders/nn/activation.wgsl` (formulas: `tessera_tensor::nn::Activation`).
 
+use crate::dispatch::direct_kernel;
 use tessera_tensor::nn::Activation;
 
 use crate::math::exp;
@@ -204,6 +205,11 @@ pub(super) fn activate_slice(a: Activation, s: f32, z: &[f32], y: &mut [f32]) {
     })
 }
 
+direct_kernel!(
+    /// [`bias_activation_rows`] under SIMD dispatch.
+    pub(super) BiasActivationRows((&mut [f32], &mut [f32], &[f32], Activation, f32)) -> () => bias_activation_rows
+);
+
 /// Rows of a layer's forward (`bias.len()` columns each): `z += bias`, then
 /// `y = f(s z)`, row-wise for softmax. Element-wise activations run over all the rows
 /// in one loop: row by row, a narrow layer's 32 columns paid the activation's dispatch
@@ -232,6 +238,11 @@ pub(super) fn bias_activation_rows(
         yr.iter_mut().for_each(|v| *v *= inv);
     }
 }
+
+direct_kernel!(
+    /// [`softmax_backward_rows`] under SIMD dispatch.
+    pub(super) SoftmaxBackwardRows((&mut [f32], &[f32], &[f32], usize, f32)) -> () => softmax_backward_rows
+);
 
 /// Softmax backward over rows of `cols`: `dz = s y (dy - sum(dy y))`.
 #[inline(always)]

@@ -15,7 +15,6 @@ use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::nn::Activation;
 use tessera_tensor::nn::dense::DenseLayerRef;
 
-use super::activation::bias_activation_rows;
 use super::gemv::Offer;
 use crate::dispatch::SimdLevel;
 
@@ -168,7 +167,7 @@ impl Bf16Mlp {
                 l.steepness,
             );
             self.arch
-                .dispatch(crate::dispatch::Kernel(bias_activation_rows, args));
+                .dispatch(super::activation::BiasActivationRows(args));
             std::mem::swap(current, next);
         }
         let out = &self.buffers[0][..self.outputs()];

@@ -11,12 +11,32 @@
 
 use pulp::Arch;
 use rayon::prelude::*;
-use tessera_tensor::nn::Derivative;
 use tessera_tensor::nn::cascade::{CANDIDATE_SUM_LIMIT, CandidateEpoch, CandidateUnit};
+use tessera_tensor::nn::{Activation, Derivative};
 
 use super::activation::candidate_slice;
-use crate::dispatch::Kernel;
+use crate::dispatch::direct_kernel;
 use crate::linalg::{dot, sgemm};
+
+direct_kernel!(
+    /// [`candidate_slice`] under SIMD dispatch.
+    CandidateSlice((&mut [f32], &mut [f32], (Activation, f32, f32, (bool, bool)))) -> () => candidate_slice
+);
+
+direct_kernel!(
+    /// [`dot`] under SIMD dispatch.
+    Dot((&[f32], &[f32])) -> f64 => dot
+);
+
+direct_kernel!(
+    /// [`residual_terms`] under SIMD dispatch.
+    ResidualTerms((&mut [f32], &[f32], &[f32], &[f32])) -> () => residual_terms
+);
+
+direct_kernel!(
+    /// [`scale_by`] under SIMD dispatch.
+    ScaleBy((&mut [f32], &[f32])) -> () => scale_by
+);
 
 /// `err[p] = Σ_j diff[p, j] o_j = a[p] ‖o‖² - Σ_j o_j e[j, p]`, element-wise.
 #[inline(always)]
@@ -82,7 +102,7 @@ pub(super) fn candidate_epoch(
     }
     let ee: Vec<f64> = et
         .chunks_exact(rows)
-        .map(|e_j| arch.dispatch(Kernel(dot, (e_j, e_j))))
+        .map(|e_j| arch.dispatch(Dot((e_j, e_j))))
         .collect();
     let fann = (
         e.derivative != Derivative::Exact,
@@ -97,33 +117,30 @@ pub(super) fn candidate_epoch(
             let unit = units[c];
             let limit = CANDIDATE_SUM_LIMIT / unit.steepness;
             let mut deriv = vec![0.0f32; rows];
-            arch.dispatch(Kernel(
-                candidate_slice,
-                (
-                    &mut *row,
-                    &mut deriv[..],
-                    (unit.activation, unit.steepness, limit, fann),
-                ),
-            ));
+            arch.dispatch(CandidateSlice((
+                &mut *row,
+                &mut deriv[..],
+                (unit.activation, unit.steepness, limit, fann),
+            )));
             // With diff = a o_j - e_j: Σ diff² = o_j² Σa² - 2 o_j Σ a e_j + Σ e_j² and
             // Σ diff a = o_j Σa² - Σ a e_j, from dot products of contiguous rows (each
             // within f32 rounding of the magnitudes of its terms).
             let o = &weights_out[c * no..(c + 1) * no];
-            let a2 = arch.dispatch(Kernel(dot, (&row[..], &row[..])));
+            let a2 = arch.dispatch(Dot((&row[..], &row[..])));
             let mut fit = sse;
             for (j, (&oj, g)) in o.iter().zip(g_out.iter_mut()).enumerate() {
                 let e_j = &et[j * rows..(j + 1) * rows];
-                let ae = arch.dispatch(Kernel(dot, (&row[..], e_j)));
+                let ae = arch.dispatch(Dot((&row[..], e_j)));
                 let oj = oj as f64;
                 *g = (2.0 * (oj * a2 - ae)) as f32;
                 fit -= oj * oj * a2 - 2.0 * oj * ae + ee[j];
             }
             *score = fit as f32;
             let mut err = vec![0.0f32; rows];
-            arch.dispatch(Kernel(residual_terms, (&mut err[..], &row[..], &et[..], o)));
+            arch.dispatch(ResidualTerms((&mut err[..], &row[..], &et[..], o)));
             // The row now holds the input-side error terms f' Σ_j diff o.
             row.copy_from_slice(&deriv);
-            arch.dispatch(Kernel(scale_by, (&mut row[..], &err[..])));
+            arch.dispatch(ScaleBy((&mut row[..], &err[..])));
         });
     // grad_in = D V: [candidates, rows] x [rows, inputs].
     sgemm((nc, rows, ni), &sums, (rows, 1), values, (ni, 1), grad_in);

@@ -1,6 +1,7 @@
 //! Output gradients, error metrics and column sums: `#[inline(always)]` functions of
 //! one tuple argument, run through [`crate::dispatch::Kernel`].
 
+use crate::dispatch::direct_kernel;
 use tessera_tensor::nn::Loss;
 
 /// FANN's tanh error mapping of a (possibly halved) difference, with a
@@ -40,6 +41,11 @@ pub(super) fn output_gradient(
     }
 }
 
+direct_kernel!(
+    /// [`error_metrics`] under SIMD dispatch.
+    pub(super) ErrorMetrics((&[f32], &[f32], f32, f32)) -> (f64, u64) => error_metrics
+);
+
 /// Sum of squared `(t - y) h` and the count of those at least `limit` in size.
 #[inline(always)]
 pub(super) fn error_metrics((y, t, h, limit): (&[f32], &[f32], f32, f32)) -> (f64, u64) {
@@ -53,6 +59,11 @@ pub(super) fn error_metrics((y, t, h, limit): (&[f32], &[f32], f32, f32)) -> (f6
             )
         })
 }
+
+direct_kernel!(
+    /// [`column_sums`] under SIMD dispatch.
+    pub(super) ColumnSums((&mut [f32], &[f32], usize, f32)) -> () => column_sums
+);
 
 /// `out = beta out + sum of m's rows` (`m` is `[rows, cols]`).
 #[inline(always)]

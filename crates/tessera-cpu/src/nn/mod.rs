@@ -170,7 +170,7 @@ impl NnKernels for CpuNn {
         let arch = self.arch;
         let rows_of = |z: &mut [f32], y: &mut [f32]| {
             let args = (z, y, &bias[..], activation, steepness);
-            arch.dispatch(Kernel(activation::bias_activation_rows, args))
+            arch.dispatch(activation::BiasActivationRows(args))
         };
         if z.len() < PARALLEL_MIN_LEN {
             rows_of(z, y);
@@ -213,8 +213,7 @@ impl NnKernels for CpuNn {
         let s = steepness;
         if activation.is_rowwise() {
             let args = (&mut dz[..], &y[..], &dy[..], cols, s);
-            self.arch
-                .dispatch(Kernel(activation::softmax_backward_rows, args));
+            self.arch.dispatch(activation::SoftmaxBackwardRows(args));
         } else {
             let fann = derivative.uses_fann_form(activation);
             self.map(
@@ -260,7 +259,7 @@ impl NnKernels for CpuNn {
         check_lens("error_metrics", &[target.len()], y.len())?;
         let h = loss.diff_scale(output);
         let args = (&y[..], &target[..], h, bit_fail_limit);
-        let (sse, fails) = self.arch.dispatch(Kernel(loss::error_metrics, args));
+        let (sse, fails) = self.arch.dispatch(loss::ErrorMetrics(args));
         acc.sse += sse;
         acc.bit_fails += fails;
         Ok(())
@@ -281,7 +280,7 @@ impl NnKernels for CpuNn {
         check_lens("column_sums m", &[m.len()], rows * cols)?;
         check_lens("column_sums out", &[out.len()], cols)?;
         let args = (&mut out[..], &m[..], cols, beta);
-        self.arch.dispatch(Kernel(loss::column_sums, args));
+        self.arch.dispatch(loss::ColumnSums(args));
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use tessera_tensor::nn::cascade::CANDIDATE_SUM_LIMIT;
 use tessera_tensor::nn::shortcut::{ShortcutPass, ShortcutUnit};
 
 use super::activation::{activate_slice, backward_slice};
-use crate::dispatch::Kernel;
+use crate::dispatch::direct_kernel;
 use crate::transpose::planes_to_rows;
 
 /// Rows per block.
@@ -67,6 +67,16 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     lanes.iter().sum::<f32>() + tail
 }
+
+direct_kernel!(
+    /// [`forward_block`] under SIMD dispatch.
+    ForwardBlock((&mut [f32], &mut [f32], &mut [f32], Net<'_>)) -> () => forward_block
+);
+
+direct_kernel!(
+    /// [`backward_block`] under SIMD dispatch.
+    BackwardBlock((&mut [f32], &mut [f32], [&[f32]; 3], (Net<'_>, Derivative))) -> () => backward_block
+);
 
 /// The sums of every unit over one block (`vt`: `[width, rows]`, inputs and bias
 /// filled), the hidden values into `vt`, the outputs into `yt` (`[outputs, rows]`),
@@ -182,10 +192,7 @@ pub(super) fn forward(
             let mut yt = vec![0.0f32; no * rows];
             transpose_in(x, n, &mut vt[..n * rows]);
             vt[n * rows..(n + 1) * rows].fill(1.0);
-            arch.dispatch(Kernel(
-                forward_block,
-                (&mut vt[..], &mut st[..], &mut yt[..], net),
-            ));
+            arch.dispatch(ForwardBlock((&mut vt[..], &mut st[..], &mut yt[..], net)));
             transpose_out(&vt, width, v);
             transpose_out(&st, nu, s);
             transpose_out(&yt, no, y);
@@ -239,15 +246,12 @@ pub(super) fn backward(
                 transpose_in(v, width, &mut vt);
                 transpose_in(s, nu, &mut st);
                 transpose_in(dy, no, &mut dyt);
-                arch.dispatch(Kernel(
-                    backward_block,
-                    (
-                        &mut dt[..],
-                        &mut g[..],
-                        [&vt[..], &st[..], &dyt[..]],
-                        (net, derivative),
-                    ),
-                ));
+                arch.dispatch(BackwardBlock((
+                    &mut dt[..],
+                    &mut g[..],
+                    [&vt[..], &st[..], &dyt[..]],
+                    (net, derivative),
+                )));
                 transpose_out(&dt, nu, d);
             }
             g

@@ -9,7 +9,7 @@ pub use posterior::CpuPosterior;
 
 use rayon::prelude::*;
 
-use crate::dispatch::{Kernel, SimdLevel};
+use crate::dispatch::{SimdLevel, direct_kernel};
 use pulp::Arch;
 use tessera_tensor::error::Result;
 use tessera_tensor::rng::philox4x32_10_lanes;
@@ -195,6 +195,11 @@ fn sample_env(
     finite
 }
 
+direct_kernel!(
+    /// [`sample_env`] under SIMD dispatch.
+    SampleEnv((&ScmBatch, usize, u32, &Interventions<'_>, &mut [f32], &mut Draws)) -> bool => sample_env
+);
+
 /// `do` sets the values, a shift adds to them, observation leaves them.
 #[inline(always)]
 fn apply_intervention(iv: tessera_tensor::sim::Intervention, xs: &mut [f32]) {
@@ -228,10 +233,7 @@ impl SimBackend for CpuSim {
                 .map_init(
                     || Draws::new(rows, scm.n_vars()),
                     |draws, (env, o)| {
-                        arch.dispatch(Kernel(
-                            sample_env,
-                            (scm, env, draw, interventions, o, draws),
-                        ))
+                        arch.dispatch(SampleEnv((scm, env, draw, interventions, o, draws)))
                     },
                 )
                 .reduce(|| true, |a, b| a & b)
@@ -240,10 +242,7 @@ impl SimBackend for CpuSim {
             out.chunks_mut(per_env)
                 .enumerate()
                 .fold(true, |ok, (env, o)| {
-                    ok & arch.dispatch(Kernel(
-                        sample_env,
-                        (scm, env, draw, interventions, o, &mut draws),
-                    ))
+                    ok & arch.dispatch(SampleEnv((scm, env, draw, interventions, o, &mut draws)))
                 })
         };
         if !finite {

@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use crate::dispatch::{Kernel, SimdLevel};
+use crate::dispatch::{SimdLevel, direct_kernel};
 use pulp::Arch;
 use tessera_tensor::error::Result;
 use tessera_tensor::sim::posterior::{
@@ -47,8 +47,7 @@ impl CpuPosterior {
 
     /// Every set's log marginal likelihood for `env`, in set order, into `out`.
     fn score_env(&self, env: usize, out: &mut Vec<f64>, scratch: &mut Scratch) {
-        self.arch
-            .dispatch(Kernel(score_env, (self, env, out, scratch)));
+        self.arch.dispatch(ScoreEnv((self, env, out, scratch)));
     }
 }
 
@@ -176,6 +175,16 @@ impl Scratch {
 fn pivot(x: f64) -> f64 {
     x.max(f64::MIN_POSITIVE).sqrt()
 }
+
+direct_kernel!(
+    /// [`score_env`] under SIMD dispatch.
+    ScoreEnv((&CpuPosterior, usize, &mut Vec<f64>, &mut Scratch)) -> () => score_env
+);
+
+direct_kernel!(
+    /// [`exp_in_place`] under SIMD dispatch.
+    ExpInPlace(&mut [f64]) -> () => exp_in_place
+);
 
 /// One environment's set scores in set order (size 0, 1, 2, 3).
 ///
@@ -413,7 +422,7 @@ impl PosteriorBackend for CpuPosterior {
                         scores,
                         m,
                         summary,
-                        |xs| self.arch.dispatch(Kernel(exp_in_place, xs)),
+                        |xs| self.arch.dispatch(ExpInPlace(xs)),
                     );
                     (h, map, self.gram[env * (d + 1) * (d + 1)] as u64)
                 },

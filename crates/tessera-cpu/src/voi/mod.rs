@@ -9,7 +9,7 @@ use tessera_tensor::voi::{
     no_design, validate_decision, validate_design, validate_fitted,
 };
 
-use crate::dispatch::{Kernel, SimdLevel};
+use crate::dispatch::{SimdLevel, direct_kernel};
 
 /// Rows per rayon task: the rows of a chunk stay in cache across the grid.
 const CHUNK_ROWS: usize = 1024;
@@ -78,6 +78,28 @@ impl<'a> Rows<'a> {
         }
     }
 }
+
+direct_kernel!(
+    /// [`net_benefit_rows`] under SIMD dispatch.
+    NetBenefitRows<T>((&[T], usize, usize)) -> DecisionSums => net_benefit_rows::<T>
+    where T: Copy + Into<f64>
+);
+
+direct_kernel!(
+    /// [`cost_effect_rows`] under SIMD dispatch.
+    CostEffectRows<T>((&[T], &[T], usize, &[f64], &[u32])) -> Vec<DecisionSums> => cost_effect_rows::<T>
+    where T: Copy + Into<f64>
+);
+
+direct_kernel!(
+    /// [`gram_chunk`] under SIMD dispatch.
+    GramChunk((&[Vec<f64>], usize)) -> Vec<f64> => gram_chunk
+);
+
+direct_kernel!(
+    /// [`fitted_rows`] under SIMD dispatch.
+    FittedRows((&[f64], &[f64], usize, usize)) -> Vec<f64> => fitted_rows
+);
 
 /// Sums of net-benefit rows `[rows, d]` against `reference`.
 #[inline(always)]
@@ -195,12 +217,8 @@ impl CpuVoi {
     fn net_benefit_chunk(&self, t: &Table<'_>, start: usize, end: usize, r: usize) -> DecisionSums {
         let d = t.cols();
         match Rows::of(t, start, end) {
-            Rows::F64(v) => self
-                .arch
-                .dispatch(Kernel(net_benefit_rows::<f64>, (v, d, r))),
-            Rows::F32(v) => self
-                .arch
-                .dispatch(Kernel(net_benefit_rows::<f32>, (v, d, r))),
+            Rows::F64(v) => self.arch.dispatch(NetBenefitRows((v, d, r))),
+            Rows::F32(v) => self.arch.dispatch(NetBenefitRows((v, d, r))),
         }
     }
 
@@ -217,12 +235,8 @@ impl CpuVoi {
         let mut out = Vec::with_capacity(wtp.len());
         for (k, r) in wtp.chunks(LANES).zip(reference.chunks(LANES)) {
             let part = match (Rows::of(costs, start, end), Rows::of(effects, start, end)) {
-                (Rows::F64(c), Rows::F64(e)) => self
-                    .arch
-                    .dispatch(Kernel(cost_effect_rows::<f64>, (c, e, d, k, r))),
-                (Rows::F32(c), Rows::F32(e)) => self
-                    .arch
-                    .dispatch(Kernel(cost_effect_rows::<f32>, (c, e, d, k, r))),
+                (Rows::F64(c), Rows::F64(e)) => self.arch.dispatch(CostEffectRows((c, e, d, k, r))),
+                (Rows::F32(c), Rows::F32(e)) => self.arch.dispatch(CostEffectRows((c, e, d, k, r))),
                 (c, e) => {
                     let widen = |rows: Rows<'_>| -> Vec<f64> {
                         match rows {
@@ -232,7 +246,7 @@ impl CpuVoi {
                     };
                     let (c, e) = (widen(c), widen(e));
                     self.arch
-                        .dispatch(Kernel(cost_effect_rows::<f64>, (&c[..], &e[..], d, k, r)))
+                        .dispatch(CostEffectRows((&c[..], &e[..], d, k, r)))
                 }
             };
             out.extend(part);
@@ -330,7 +344,7 @@ impl VoiBackend for CpuVoi {
                             .collect()
                     })
                     .collect();
-                self.arch.dispatch(Kernel(gram_chunk, (&columns[..], q)))
+                self.arch.dispatch(GramChunk((&columns[..], q)))
             })
             .reduce(
                 || vec![0.0; q * q],
@@ -374,7 +388,7 @@ impl VoiBackend for CpuVoi {
                 let mut out = Vec::with_capacity(sets * grid);
                 for s in 0..sets {
                     let beta = &coefs[s * p * m..(s + 1) * p * m];
-                    let f = this.arch.dispatch(Kernel(fitted_rows, (xs, beta, p, m)));
+                    let f = this.arch.dispatch(FittedRows((xs, beta, p, m)));
                     let refs = &reference[s * grid..(s + 1) * grid];
                     match layout {
                         FittedLayout::NetBenefit { .. } => {
