@@ -126,81 +126,151 @@ fn net_benefit_rows<T: Copy + Into<f64>>((nb, d, reference): (&[T], usize, usize
     s
 }
 
-/// Accumulators of one block of `LANES` grid values.
-struct Lanes {
-    max: [f64; LANES],
-    inc: Vec<[f64; LANES]>,
-    optimal: Vec<[u64; LANES]>,
-}
+/// Strategies whose optimality counts share one `u64` lane: 16-bit fields, which a
+/// chunk of rows cannot overflow.
+const COUNT_FIELDS: usize = 4;
+const _: () = assert!(CHUNK_ROWS < 1 << 16);
 
-/// Sums of cost and effect rows at the grid values `wtp` (at most `LANES`), each
-/// against its reference: the grid runs in SIMD lanes.
+/// Sums of cost and effect rows at every grid value `wtp`, each against its reference.
+///
+/// Each row is first taken relative to strategy 0 (`δe_d = e_d − e_0`, `δc_d = c_d −
+/// c_0`), which removes what the strategies share, so `x_d = k δe_d − δc_d` is
+/// `NB_d − NB_0` at grid value `k` and `inc_d = x_d − x_r`. The grid runs `LANES`
+/// values at a time in SIMD lanes: per row and lane the largest `x_d`, the first
+/// strategy reaching it (counted in 16-bit fields of `u64` lanes) and `x_r`, so every
+/// `max_d inc_d` term is exactly `≥ 0`. `sum_inc` is linear in `k`: it comes from the
+/// column sums of `δe` and `δc`, not from the lanes.
 #[inline(always)]
 fn cost_effect_rows<T: Copy + Into<f64>>(
     (costs, effects, d, wtp, reference): (&[T], &[T], usize, &[f64], &[u32]),
 ) -> Vec<DecisionSums> {
-    let lanes = wtp.len();
-    let mut k = [0.0; LANES];
-    let mut refs = [0usize; LANES];
-    for l in 0..lanes {
-        k[l] = wtp[l];
-        refs[l] = reference[l] as usize;
-    }
-    // Padding lanes repeat the last value and are dropped at the end.
-    for l in lanes..LANES {
-        k[l] = wtp[lanes - 1];
-        refs[l] = refs[lanes - 1];
-    }
-    let mut acc = Lanes {
-        max: [0.0; LANES],
-        inc: vec![[0.0; LANES]; d],
-        optimal: vec![[0; LANES]; d],
-    };
-    let mut c = [0.0f64; MAX_STRATEGIES];
-    let mut e = [0.0f64; MAX_STRATEGIES];
-    let mut v = [[0.0f64; LANES]; MAX_STRATEGIES];
-    for (crow, erow) in costs.chunks_exact(d).zip(effects.chunks_exact(d)) {
+    let rows = costs.len() / d;
+    let (mut de, mut dc) = (vec![0.0f64; rows * d], vec![0.0f64; rows * d]);
+    let (mut sum_de, mut sum_dc) = (vec![0.0f64; d], vec![0.0f64; d]);
+    for (((crow, erow), der), dcr) in costs
+        .chunks_exact(d)
+        .zip(effects.chunks_exact(d))
+        .zip(de.chunks_exact_mut(d))
+        .zip(dc.chunks_exact_mut(d))
+    {
+        let (c0, e0): (f64, f64) = (crow[0].into(), erow[0].into());
         for j in 0..d {
-            c[j] = crow[j].into();
-            e[j] = erow[j].into();
+            der[j] = erow[j].into() - e0;
+            dcr[j] = crow[j].into() - c0;
+            sum_de[j] += der[j];
+            sum_dc[j] += dcr[j];
         }
-        let mut base = [0.0; LANES];
+    }
+    debug_assert!(d <= MAX_STRATEGIES);
+    let groups = d.div_ceil(COUNT_FIELDS);
+    let mut out = Vec::with_capacity(wtp.len());
+    for (ks, refs) in wtp.chunks(LANES).zip(reference.chunks(LANES)) {
+        let lanes = ks.len();
+        // Padding lanes repeat the last value and are dropped at the end.
+        let k: [f64; LANES] = std::array::from_fn(|l| ks[l.min(lanes - 1)]);
+        let r: [usize; LANES] = std::array::from_fn(|l| refs[l.min(lanes - 1)] as usize);
+        let is_ref: Vec<[f64; LANES]> = (0..d)
+            .map(|j| r.map(|rl| if rl == j { 1.0 } else { 0.0 }))
+            .collect();
+        let (sum_max, counts) = match groups {
+            1 => grid_block::<1>(&de, &dc, d, &k, &is_ref),
+            2 => grid_block::<2>(&de, &dc, d, &k, &is_ref),
+            _ => grid_block::<{ MAX_STRATEGIES / COUNT_FIELDS }>(&de, &dc, d, &k, &is_ref),
+        };
+        out.extend((0..lanes).map(|l| {
+            DecisionSums {
+                rows: rows as u64,
+                reference: r[l],
+                sum_max: sum_max[l],
+                sum_inc: (0..d)
+                    .map(|j| k[l] * (sum_de[j] - sum_de[r[l]]) - (sum_dc[j] - sum_dc[r[l]]))
+                    .collect(),
+                optimal: (0..d)
+                    .map(|j| (counts[j / COUNT_FIELDS][l] >> (16 * (j % COUNT_FIELDS))) & 0xffff)
+                    .collect(),
+            }
+        }));
+    }
+    out
+}
+
+/// One row of [`cost_effect_rows`] for one block of lanes: `max_d inc_d`, and the
+/// first strategy reaching it as its count group and field. `is_ref[j]` is 1 in the
+/// lanes whose reference is `j`, else 0, so `x_r = Σ_j is_ref[j] x_j` exactly.
+#[inline(always)]
+fn grid_row(
+    (de, dc): (&[f64], &[f64]),
+    k: &[f64; LANES],
+    is_ref: &[[f64; LANES]],
+) -> ([f64; LANES], [u64; LANES], [u64; LANES]) {
+    // Strategy 0's x is 0: the start of the maximum and of x_r.
+    let (mut best, mut x_ref) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let (mut group, mut field) = ([0u64; LANES], [1u64; LANES]);
+    for j in 1..de.len() {
+        let (a, b, is_ref) = (de[j], dc[j], &is_ref[j]);
+        let (g, f) = ((j / COUNT_FIELDS) as u64, 1u64 << (16 * (j % COUNT_FIELDS)));
         for l in 0..LANES {
-            base[l] = k[l] * e[refs[l]] - c[refs[l]];
+            let x = k[l] * a - b;
+            let above = x > best[l];
+            best[l] = if above { x } else { best[l] };
+            group[l] = if above { g } else { group[l] };
+            field[l] = if above { f } else { field[l] };
+            x_ref[l] += is_ref[l] * x;
         }
-        // Branch-free over the lanes: increments, their maximum, then the first
-        // strategy reaching it (the lowest index on ties).
-        let mut best = [f64::NEG_INFINITY; LANES];
-        for j in 0..d {
-            let (cj, ej) = (c[j], e[j]);
-            let (vj, inc) = (&mut v[j], &mut acc.inc[j]);
-            for l in 0..LANES {
-                let x = k[l] * ej - cj - base[l];
-                vj[l] = x;
-                inc[l] += x;
-                best[l] = best[l].max(x);
-            }
+    }
+    let inc: [f64; LANES] = std::array::from_fn(|l| best[l] - x_ref[l]);
+    (inc, group, field)
+}
+
+/// The rows of [`cost_effect_rows`] for one block of lanes, with `G` groups of count
+/// fields (a constant, so the counts stay in registers). Rows run in pairs whose terms
+/// are added before the running sums, which halves the sums' dependency chains.
+// The lane loops index several per-lane arrays by the same lane.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn grid_block<const G: usize>(
+    de: &[f64],
+    dc: &[f64],
+    d: usize,
+    k: &[f64; LANES],
+    is_ref: &[[f64; LANES]],
+) -> ([f64; LANES], Vec<[u64; LANES]>) {
+    let mut sum_max = [0.0f64; LANES];
+    let mut counts = [[0u64; LANES]; G];
+    // With one group every field counts in it.
+    let count = |g: usize, (group, field): (&[u64; LANES], &[u64; LANES]), l: usize| {
+        if G == 1 || group[l] == g as u64 {
+            field[l]
+        } else {
+            0
         }
-        acc.max.iter_mut().zip(&best).for_each(|(m, b)| *m += b);
-        let mut taken = [false; LANES];
-        for (vj, opt) in v[..d].iter().zip(acc.optimal.iter_mut()) {
+    };
+    let (pairs_e, pairs_c) = (de.chunks_exact(2 * d), dc.chunks_exact(2 * d));
+    let (last_e, last_c) = (pairs_e.remainder(), pairs_c.remainder());
+    for (e, c) in pairs_e.zip(pairs_c) {
+        let (inc1, group1, field1) = grid_row((&e[..d], &c[..d]), k, is_ref);
+        let (inc2, group2, field2) = grid_row((&e[d..], &c[d..]), k, is_ref);
+        for l in 0..LANES {
+            sum_max[l] += inc1[l] + inc2[l];
+        }
+        for (g, counts) in counts.iter_mut().enumerate() {
             for l in 0..LANES {
-                let hit = vj[l] == best[l] && !taken[l];
-                opt[l] += hit as u64;
-                taken[l] |= hit;
+                counts[l] += count(g, (&group1, &field1), l) + count(g, (&group2, &field2), l);
             }
         }
     }
-    let rows = (costs.len() / d) as u64;
-    (0..lanes)
-        .map(|l| DecisionSums {
-            rows,
-            reference: refs[l],
-            sum_max: acc.max[l],
-            sum_inc: acc.inc.iter().map(|v| v[l]).collect(),
-            optimal: acc.optimal.iter().map(|v| v[l]).collect(),
-        })
-        .collect()
+    if !last_e.is_empty() {
+        let (inc, group, field) = grid_row((last_e, last_c), k, is_ref);
+        for l in 0..LANES {
+            sum_max[l] += inc[l];
+        }
+        for (g, counts) in counts.iter_mut().enumerate() {
+            for l in 0..LANES {
+                counts[l] += count(g, (&group, &field), l);
+            }
+        }
+    }
+    (sum_max, counts.to_vec())
 }
 
 /// Merges per-chunk partials pairwise (rayon's reduction tree).
@@ -232,26 +302,25 @@ impl CpuVoi {
         (start, end): (usize, usize),
     ) -> Vec<DecisionSums> {
         let d = costs.cols();
-        let mut out = Vec::with_capacity(wtp.len());
-        for (k, r) in wtp.chunks(LANES).zip(reference.chunks(LANES)) {
-            let part = match (Rows::of(costs, start, end), Rows::of(effects, start, end)) {
-                (Rows::F64(c), Rows::F64(e)) => self.arch.dispatch(CostEffectRows((c, e, d, k, r))),
-                (Rows::F32(c), Rows::F32(e)) => self.arch.dispatch(CostEffectRows((c, e, d, k, r))),
-                (c, e) => {
-                    let widen = |rows: Rows<'_>| -> Vec<f64> {
-                        match rows {
-                            Rows::F64(v) => v.to_vec(),
-                            Rows::F32(v) => v.iter().map(|&x| x as f64).collect(),
-                        }
-                    };
-                    let (c, e) = (widen(c), widen(e));
-                    self.arch
-                        .dispatch(CostEffectRows((&c[..], &e[..], d, k, r)))
-                }
-            };
-            out.extend(part);
+        match (Rows::of(costs, start, end), Rows::of(effects, start, end)) {
+            (Rows::F64(c), Rows::F64(e)) => self
+                .arch
+                .dispatch(CostEffectRows((c, e, d, wtp, reference))),
+            (Rows::F32(c), Rows::F32(e)) => self
+                .arch
+                .dispatch(CostEffectRows((c, e, d, wtp, reference))),
+            (c, e) => {
+                let widen = |rows: Rows<'_>| -> Vec<f64> {
+                    match rows {
+                        Rows::F64(v) => v.to_vec(),
+                        Rows::F32(v) => v.iter().map(|&x| x as f64).collect(),
+                    }
+                };
+                let (c, e) = (widen(c), widen(e));
+                self.arch
+                    .dispatch(CostEffectRows((&c[..], &e[..], d, wtp, reference)))
+            }
         }
-        out
     }
 }
 

@@ -342,17 +342,32 @@ impl std::fmt::Debug for Voi {
 fn pilot_reference(decision: &Decision<'_>) -> Vec<u32> {
     let (n, d) = (decision.rows(), decision.strategies());
     let step = n.div_ceil(PILOT_ROWS).max(1);
-    (0..decision.combos())
-        .map(|c| {
-            let mut mean = vec![0.0; d];
-            for i in (0..n).step_by(step) {
-                mean.iter_mut()
-                    .enumerate()
-                    .for_each(|(j, m)| *m += decision.net_benefit(i, j, c));
-            }
-            argmax(&mean) as u32
-        })
-        .collect()
+    let column_sums = |table: &Table<'_>| {
+        let mut sums = vec![0.0; d];
+        for i in (0..n).step_by(step) {
+            sums.iter_mut()
+                .enumerate()
+                .for_each(|(j, s)| *s += table.get(i, j));
+        }
+        sums
+    };
+    match decision {
+        Decision::NetBenefit(table) => vec![argmax(&column_sums(table)) as u32],
+        // Mean net benefits are linear in k: one pass over the rows serves the grid.
+        Decision::CostEffect {
+            costs,
+            effects,
+            wtp,
+        } => {
+            let (c, e) = (column_sums(costs), column_sums(effects));
+            wtp.iter()
+                .map(|&k| {
+                    let mean: Vec<f64> = e.iter().zip(&c).map(|(e, c)| k * e - c).collect();
+                    argmax(&mean) as u32
+                })
+                .collect()
+        }
+    }
 }
 
 /// Checks a parameter group against a table of `cols` parameters.
