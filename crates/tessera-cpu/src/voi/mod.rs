@@ -101,25 +101,88 @@ direct_kernel!(
     FittedRows((&[f64], &[f64], usize, usize)) -> Vec<f64> => fitted_rows
 );
 
-/// Sums of net-benefit rows `[rows, d]` against `reference`.
+/// Sums of net-benefit rows `[rows, d]` against `reference`: rows in pairs (two
+/// dependency chains per sum), the optimal strategies counted in 16-bit fields of
+/// `G` `u64` groups held in registers ([`COUNT_FIELDS`] strategies a group).
 #[inline(always)]
 fn net_benefit_rows<T: Copy + Into<f64>>((nb, d, reference): (&[T], usize, usize)) -> DecisionSums {
-    let mut s = DecisionSums::zero(d, reference);
-    let mut sum_max = 0.0;
-    for row in nb.chunks_exact(d) {
-        let r: f64 = row[reference].into();
-        let mut best = 0;
-        let mut best_v = f64::NEG_INFINITY;
-        for (j, (&v, acc)) in row.iter().zip(s.sum_inc.iter_mut()).enumerate() {
-            let inc = v.into() - r;
-            *acc += inc;
-            if inc > best_v {
-                best_v = inc;
-                best = j;
-            }
+    match d.div_ceil(COUNT_FIELDS) {
+        1 => net_benefit_block::<T, 1>(nb, d, reference),
+        2 => net_benefit_block::<T, 2>(nb, d, reference),
+        _ => net_benefit_block::<T, { MAX_STRATEGIES / COUNT_FIELDS }>(nb, d, reference),
+    }
+}
+
+/// One row of [`net_benefit_rows`]: `max_d inc_d` and the first strategy reaching it
+/// as its count group and field.
+#[inline(always)]
+fn net_benefit_row<T: Copy + Into<f64>>(row: &[T], reference: usize) -> (f64, usize, u64) {
+    let (mut best, mut arg) = (row[0].into(), 0);
+    for (j, &v) in row.iter().enumerate().skip(1) {
+        let v: f64 = v.into();
+        let above = v > best;
+        best = if above { v } else { best };
+        arg = if above { j } else { arg };
+    }
+    let inc = best - row[reference].into();
+    (inc, arg / COUNT_FIELDS, 1 << (16 * (arg % COUNT_FIELDS)))
+}
+
+/// Column sums of a row-major `[rows, d]` block, `8 d` values at a time (whole rows,
+/// so a column's values share a lane position), then the lanes folded.
+#[inline(always)]
+fn column_sums<T: Copy + Into<f64>>(nb: &[T], d: usize) -> Vec<f64> {
+    const ROWS: usize = 8;
+    let width = ROWS * d;
+    let mut lanes = vec![0.0f64; width];
+    let blocks = nb.chunks_exact(width);
+    let last = blocks.remainder();
+    for block in blocks {
+        for (acc, &v) in lanes.iter_mut().zip(block) {
+            *acc += v.into();
         }
-        sum_max += best_v;
-        s.optimal[best] += 1;
+    }
+    for (acc, &v) in lanes.iter_mut().zip(last) {
+        *acc += v.into();
+    }
+    let mut sums = vec![0.0; d];
+    for row in lanes.chunks_exact(d) {
+        sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+    }
+    sums
+}
+
+/// [`net_benefit_rows`] with `G` count groups. `sum_inc` is `Σ NB_d − Σ NB_r`, from
+/// the column sums (f64 sums of at most a chunk of rows: no cancellation to fear).
+#[inline(always)]
+fn net_benefit_block<T: Copy + Into<f64>, const G: usize>(
+    nb: &[T],
+    d: usize,
+    reference: usize,
+) -> DecisionSums {
+    let mut s = DecisionSums::zero(d, reference);
+    let (mut sum_max, mut counts) = (0.0, [0u64; G]);
+    let pairs = nb.chunks_exact(2 * d);
+    let last = pairs.remainder();
+    for pair in pairs {
+        let (a, b) = pair.split_at(d);
+        let (max_a, group_a, field_a) = net_benefit_row(a, reference);
+        let (max_b, group_b, field_b) = net_benefit_row(b, reference);
+        sum_max += max_a + max_b;
+        for (g, count) in counts.iter_mut().enumerate() {
+            let (in_a, in_b) = (G == 1 || group_a == g, G == 1 || group_b == g);
+            *count += if in_a { field_a } else { 0 } + if in_b { field_b } else { 0 };
+        }
+    }
+    if !last.is_empty() {
+        let (max, group, field) = net_benefit_row(last, reference);
+        sum_max += max;
+        counts[if G == 1 { 0 } else { group }] += field;
+    }
+    let sums = column_sums(nb, d);
+    for (j, (inc, optimal)) in s.sum_inc.iter_mut().zip(&mut s.optimal).enumerate() {
+        *inc = sums[j] - sums[reference];
+        *optimal = (counts[j / COUNT_FIELDS] >> (16 * (j % COUNT_FIELDS))) & 0xffff;
     }
     s.rows = (nb.len() / d) as u64;
     s.sum_max = sum_max;
