@@ -468,14 +468,24 @@ impl VoiBackend for CpuVoi {
         let q = p + m;
         let upper = chunks(n)
             .map(|(a, b)| {
-                // The chunk's columns, contiguous, so every product is a dot.
-                let columns: Vec<Vec<f64>> = (0..q)
-                    .map(|c| {
-                        (a..b)
-                            .map(|i| if c < p { x[i * p + c] } else { y.get(i, c - p) })
-                            .collect()
-                    })
-                    .collect();
+                // The chunk's columns, contiguous, so every product is a dot; the
+                // table's storage matched once, not per value.
+                let column = |values: &[f64], stride: usize, c: usize| -> Vec<f64> {
+                    values[a * stride..b * stride]
+                        .chunks_exact(stride)
+                        .map(|row| row[c])
+                        .collect()
+                };
+                let mut columns: Vec<Vec<f64>> = (0..p).map(|c| column(&x, p, c)).collect();
+                columns.extend((0..m).map(|c| {
+                    match y.values() {
+                        Values::F64(v) => column(v, m, c),
+                        Values::F32(v) => v[a * m..b * m]
+                            .chunks_exact(m)
+                            .map(|row| f64::from(row[c]))
+                            .collect(),
+                    }
+                }));
                 self.arch.dispatch(GramChunk((&columns[..], q)))
             })
             .reduce(

@@ -118,22 +118,32 @@ impl<'a> Outcomes<'a> {
         let (n, d) = (self.rows(), self.strategies());
         let m = self.layout().columns();
         let mut y = vec![0.0; n * m];
-        for i in 0..n {
-            let row = &mut y[i * m..(i + 1) * m];
-            match self {
-                Outcomes::NetBenefit(t) => {
-                    (1..d).for_each(|j| row[j - 1] = t.get(i, j) - t.get(i, 0));
-                }
-                Outcomes::CostEffect { costs, effects, .. } => {
-                    for j in 1..d {
-                        row[j - 1] = effects.get(i, j) - effects.get(i, 0);
-                        row[d - 2 + j] = costs.get(i, j) - costs.get(i, 0);
-                    }
-                }
+        match self {
+            Outcomes::NetBenefit(t) => differences(t, &mut y, m, 0),
+            Outcomes::CostEffect { costs, effects, .. } => {
+                differences(effects, &mut y, m, 0);
+                differences(costs, &mut y, m, d - 1);
             }
         }
         let mean = centre_columns(&mut y, n, m);
         (y, mean)
+    }
+}
+
+/// Writes `t[i, j] − t[i, 0]` for `j ≥ 1` into columns `offset + j − 1` of the rows of
+/// `y` (`m` columns each), matching the table's storage once.
+fn differences(t: &Table<'_>, y: &mut [f64], m: usize, offset: usize) {
+    fn rows<T: Copy + Into<f64>>(v: &[T], d: usize, y: &mut [f64], m: usize, offset: usize) {
+        for (row, src) in y.chunks_exact_mut(m).zip(v.chunks_exact(d)) {
+            let first: f64 = src[0].into();
+            for (out, &x) in row[offset..offset + d - 1].iter_mut().zip(&src[1..]) {
+                *out = x.into() - first;
+            }
+        }
+    }
+    match t.values() {
+        Values::F64(v) => rows(v, t.cols(), y, m, offset),
+        Values::F32(v) => rows(v, t.cols(), y, m, offset),
     }
 }
 
