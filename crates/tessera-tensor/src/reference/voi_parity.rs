@@ -269,7 +269,8 @@ pub fn random_cases<F: VoiFactory>(f: &F, cases: u32) {
 }
 
 /// Fixed edge cases: one row, two strategies, exact ties, a large offset, rows that
-/// are not a multiple of any tile.
+/// are not a multiple of any tile, and many strategies over more rows than a CPU chunk
+/// (every group of the CPU's packed optimality counts).
 pub fn edge_cases<F: VoiFactory>(f: &F) {
     for (rows, strategies, offset) in [
         (1, 2, 0.0),
@@ -278,6 +279,8 @@ pub fn edge_cases<F: VoiFactory>(f: &F) {
         (255, 3, 0.0),
         (257, 4, -1e5),
         (4097, 5, 1e5),
+        (1500, 13, 0.0),
+        (2049, 32, 1e5),
     ] {
         let c = Case {
             rows,
