@@ -72,12 +72,14 @@ impl BenchBackend {
 /// Every backend on this machine whose id contains one of `filters` (all when empty)
 /// and, for GPUs, whose adapter name contains `adapter` (if given).
 pub fn discover(filters: &[String], adapter: Option<&str>) -> Vec<BenchBackend> {
-    let simd = match tessera_cpu::SimdLevel::in_use() {
-        tessera_cpu::SimdLevel::Avx512 => {
-            "Avx512; acquisition and small-net epochs at most Avx2, where they measured faster"
-                .to_string()
-        }
-        level => format!("{level:?}"),
+    let (widest, acquisition) = (
+        tessera_cpu::SimdLevel::in_use(),
+        tessera_cpu::CpuAcquisition::default_level(),
+    );
+    let simd = if acquisition < widest {
+        format!("{widest:?}; acquisition and small-net epochs at {acquisition:?}")
+    } else {
+        format!("{widest:?}")
     };
     let mut all = vec![
         cpu(

@@ -125,7 +125,8 @@ fn net_benefit_row<T: Copy + Into<f64>>(row: &[T], reference: usize) -> (f64, us
         arg = if above { j } else { arg };
     }
     let inc = best - row[reference].into();
-    (inc, arg / COUNT_FIELDS, 1 << (16 * (arg % COUNT_FIELDS)))
+    let (group, field) = count_field(arg);
+    (inc, group, field)
 }
 
 /// Column sums of a row-major `[rows, d]` block, `8 d` values at a time (whole rows,
@@ -182,7 +183,7 @@ fn net_benefit_block<T: Copy + Into<f64>, const G: usize>(
     let sums = column_sums(nb, d);
     for (j, (inc, optimal)) in s.sum_inc.iter_mut().zip(&mut s.optimal).enumerate() {
         *inc = sums[j] - sums[reference];
-        *optimal = (counts[j / COUNT_FIELDS] >> (16 * (j % COUNT_FIELDS))) & 0xffff;
+        *optimal = unpack_count(counts[j / COUNT_FIELDS], j);
     }
     s.rows = (nb.len() / d) as u64;
     s.sum_max = sum_max;
@@ -192,6 +193,18 @@ fn net_benefit_block<T: Copy + Into<f64>, const G: usize>(
 /// Strategies whose optimality counts share one `u64` lane: 16-bit fields, which a
 /// chunk of rows cannot overflow.
 const COUNT_FIELDS: usize = 4;
+
+/// Strategy `j`'s count group, and what adds one row where `j` is optimal to it.
+#[inline(always)]
+fn count_field(j: usize) -> (usize, u64) {
+    (j / COUNT_FIELDS, 1 << (16 * (j % COUNT_FIELDS)))
+}
+
+/// Strategy `j`'s count, out of its group's packed fields.
+#[inline(always)]
+fn unpack_count(group: u64, j: usize) -> u64 {
+    (group >> (16 * (j % COUNT_FIELDS))) & 0xffff
+}
 const _: () = assert!(CHUNK_ROWS < 1 << 16);
 
 /// Sums of cost and effect rows at every grid value `wtp`, each against its reference.
@@ -249,7 +262,7 @@ fn cost_effect_rows<T: Copy + Into<f64>>(
                     .map(|j| k[l] * (sum_de[j] - sum_de[r[l]]) - (sum_dc[j] - sum_dc[r[l]]))
                     .collect(),
                 optimal: (0..d)
-                    .map(|j| (counts[j / COUNT_FIELDS][l] >> (16 * (j % COUNT_FIELDS))) & 0xffff)
+                    .map(|j| unpack_count(counts[j / COUNT_FIELDS][l], j))
                     .collect(),
             }
         }));
@@ -271,7 +284,8 @@ fn grid_row(
     let (mut group, mut field) = ([0u64; LANES], [1u64; LANES]);
     for j in 1..de.len() {
         let (a, b, is_ref) = (de[j], dc[j], &is_ref[j]);
-        let (g, f) = ((j / COUNT_FIELDS) as u64, 1u64 << (16 * (j % COUNT_FIELDS)));
+        let (g, f) = count_field(j);
+        let g = g as u64;
         for l in 0..LANES {
             let x = k[l] * a - b;
             let above = x > best[l];
