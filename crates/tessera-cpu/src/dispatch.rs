@@ -34,27 +34,34 @@ impl SimdLevel {
     pub fn from_env() -> Result<Self> {
         match std::env::var("TESSERA_SIMD") {
             Err(_) => Ok(Self::detect()),
-            Ok(v) => {
-                let cap = match v.trim().to_ascii_lowercase().as_str() {
-                    "" => return Ok(Self::detect()),
-                    "scalar" => Self::Scalar,
-                    "neon" => Self::Neon,
-                    "v3" | "avx2" => Self::Avx2,
-                    "v4" | "avx512" => Self::Avx512,
-                    _ => {
-                        return Err(TesseraError::InvalidConfig {
-                            field: "TESSERA_SIMD",
-                            value: v,
-                            expected: "`scalar`, `neon`, `v3` or `v4`".into(),
-                        });
-                    }
-                };
-                Ok(Self::available()
-                    .into_iter()
-                    .rfind(|&l| l <= cap)
-                    .unwrap_or(Self::Scalar))
-            }
+            Ok(value) => Ok(Self::capped(Self::parse_cap(&value)?)),
         }
+    }
+
+    /// A `TESSERA_SIMD` value as the level it caps at (`None`: no cap).
+    fn parse_cap(value: &str) -> Result<Option<Self>> {
+        Ok(Some(match value.trim().to_ascii_lowercase().as_str() {
+            "" => return Ok(None),
+            "scalar" => Self::Scalar,
+            "neon" => Self::Neon,
+            "v3" | "avx2" => Self::Avx2,
+            "v4" | "avx512" => Self::Avx512,
+            _ => {
+                return Err(TesseraError::InvalidConfig {
+                    field: "TESSERA_SIMD",
+                    value: value.to_string(),
+                    expected: "`scalar`, `neon`, `v3` or `v4`".into(),
+                });
+            }
+        }))
+    }
+
+    /// The widest level this CPU runs at or below `cap` (all of them without one).
+    fn capped(cap: Option<Self>) -> Self {
+        Self::available()
+            .into_iter()
+            .rfind(|&l| cap.is_none_or(|cap| l <= cap))
+            .unwrap_or(Self::Scalar)
     }
 
     /// Every level this CPU runs, narrowest first.
@@ -194,4 +201,40 @@ pub(crate) fn level() -> SimdLevel {
 /// pulp's dispatch at [`level`].
 pub(crate) fn arch() -> Arch {
     level().arch()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simd_caps_parse_and_bad_values_are_typed_errors() {
+        assert_eq!(SimdLevel::parse_cap(" V3 ").unwrap(), Some(SimdLevel::Avx2));
+        assert_eq!(
+            SimdLevel::parse_cap("avx512").unwrap(),
+            Some(SimdLevel::Avx512)
+        );
+        assert_eq!(SimdLevel::parse_cap("").unwrap(), None);
+        for bad in ["v5", "sse2", "v3,v4", "\u{0}", "ä"] {
+            match SimdLevel::parse_cap(bad) {
+                Err(TesseraError::InvalidConfig { field, value, .. }) => {
+                    assert_eq!((field, value.as_str()), ("TESSERA_SIMD", bad));
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_cap_never_exceeds_the_cpu_and_scalar_is_always_there() {
+        assert_eq!(SimdLevel::capped(None), SimdLevel::detect());
+        assert_eq!(
+            SimdLevel::capped(Some(SimdLevel::Scalar)),
+            SimdLevel::Scalar
+        );
+        for cap in [SimdLevel::Neon, SimdLevel::Avx2, SimdLevel::Avx512] {
+            let level = SimdLevel::capped(Some(cap));
+            assert!(level <= cap && level.is_available(), "{cap:?} -> {level:?}");
+        }
+    }
 }
