@@ -25,8 +25,8 @@ pub enum VoiKind {
     Evppi {
         /// Parameters in the group.
         params: usize,
-        /// The metamodel (linear or GAM).
-        gam: bool,
+        /// The metamodel.
+        metamodel: Metamodel,
     },
 }
 
@@ -39,7 +39,8 @@ pub struct VoiWorkload {
 }
 
 /// The sizes: EVPI at 5K to 5M draws, the grid at the same, EVPPI of 1, 2 and
-/// 4 parameters at 10K and 500K (GAM at 10K, and 2 parameters at 500K).
+/// 4 parameters at 10K and 500K (GAM at 10K, and 2 parameters at 500K), and the
+/// single-parameter estimators at 10K and 500K.
 pub fn workloads(quick: bool) -> Vec<VoiWorkload> {
     let w = |group, kind, draws| VoiWorkload { group, kind, draws };
     if quick {
@@ -50,7 +51,7 @@ pub fn workloads(quick: bool) -> Vec<VoiWorkload> {
                 "voi-evppi",
                 VoiKind::Evppi {
                     params: 2,
-                    gam: false,
+                    metamodel: Metamodel::Linear,
                 },
                 500_000,
             ),
@@ -58,7 +59,7 @@ pub fn workloads(quick: bool) -> Vec<VoiWorkload> {
                 "voi-evppi",
                 VoiKind::Evppi {
                     params: 2,
-                    gam: true,
+                    metamodel: Metamodel::Gam,
                 },
                 10_000,
             ),
@@ -73,17 +74,32 @@ pub fn workloads(quick: bool) -> Vec<VoiWorkload> {
     }
     for n in [10_000, 500_000] {
         for params in [1, 2, 4] {
-            out.push(w("voi-evppi", VoiKind::Evppi { params, gam: false }, n));
+            let metamodel = Metamodel::Linear;
+            out.push(w("voi-evppi", VoiKind::Evppi { params, metamodel }, n));
+        }
+        for metamodel in [
+            Metamodel::StrongOakley { blocks: None },
+            Metamodel::Sadatsafavi { separators: 1 },
+        ] {
+            out.push(w(
+                "voi-evppi",
+                VoiKind::Evppi {
+                    params: 1,
+                    metamodel,
+                },
+                n,
+            ));
         }
     }
     for params in [1, 2, 4] {
-        out.push(w("voi-evppi", VoiKind::Evppi { params, gam: true }, 10_000));
+        let metamodel = Metamodel::Gam;
+        out.push(w("voi-evppi", VoiKind::Evppi { params, metamodel }, 10_000));
     }
     out.push(w(
         "voi-evppi",
         VoiKind::Evppi {
             params: 2,
-            gam: true,
+            metamodel: Metamodel::Gam,
         },
         500_000,
     ));
@@ -107,9 +123,15 @@ impl Workload for VoiWorkload {
         match self.kind {
             VoiKind::Evpi => format!("EVPI N={} D={STRATEGIES}", self.draws),
             VoiKind::Grid => format!("EVPI + CEAC N={} D={STRATEGIES} K={GRID}", self.draws),
-            VoiKind::Evppi { params, gam } => format!(
+            VoiKind::Evppi { params, metamodel } => format!(
                 "EVPPI {} {params} param N={} D={STRATEGIES}",
-                if gam { "GAM" } else { "linear" },
+                match metamodel {
+                    Metamodel::Gam => "GAM",
+                    Metamodel::Linear => "linear",
+                    Metamodel::StrongOakley { .. } => "Strong-Oakley",
+                    Metamodel::Sadatsafavi { .. } => "Sadatsafavi",
+                    _ => "other",
+                },
                 self.draws
             ),
         }
@@ -184,16 +206,12 @@ impl VoiFixture {
                 };
                 Ok(voi.evpi(&o)?.iter().map(|e| e.evpi).collect())
             }
-            VoiKind::Evppi { params, gam } => {
+            VoiKind::Evppi { params, metamodel } => {
                 let o = Outcomes::NetBenefit(Table::new("nb", &self.nb, n, STRATEGIES)?);
                 let p = Table::new("params", &self.params, n, 4)?;
                 let group: Vec<usize> = (0..params).collect();
                 let options = EvppiOptions {
-                    metamodel: if gam {
-                        Metamodel::Gam
-                    } else {
-                        Metamodel::Linear
-                    },
+                    metamodel,
                     ..EvppiOptions::default()
                 };
                 Ok(voi.evppi(&o, &p, &[&group], &options)?[0].values.clone())

@@ -75,7 +75,7 @@ pub enum Command {
         /// Willingness-to-pay values (list or start:stop:step).
         #[arg(long)]
         wtp: Option<String>,
-        /// auto, linear, poly2, poly3, gam or strong-oakley.
+        /// auto, linear, poly2, poly3, gam, strong-oakley or sadatsafavi.
         #[arg(long, default_value = "auto")]
         metamodel: String,
         /// Posterior draws of the metamodel for standard errors.
@@ -169,11 +169,12 @@ fn parse_metamodel(text: &str) -> Result<Metamodel, TesseraError> {
         "poly3" => Metamodel::Polynomial { degree: 3 },
         "gam" => Metamodel::Gam,
         "strong-oakley" => Metamodel::StrongOakley { blocks: None },
+        "sadatsafavi" => Metamodel::Sadatsafavi { separators: 1 },
         _ => {
             return Err(bad(
                 "--metamodel",
                 text,
-                "auto, linear, poly2, poly3, gam or strong-oakley",
+                "auto, linear, poly2, poly3, gam, strong-oakley or sadatsafavi",
             ));
         }
     })

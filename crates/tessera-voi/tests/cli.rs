@@ -83,6 +83,31 @@ fn a_grid_from_costs_and_effects_and_evppi_of_named_groups() {
             assert!(a.as_f64().unwrap() <= 1.01 * b.as_f64().unwrap(), "{r}");
         }
     }
+    // The single-parameter estimators by name.
+    for metamodel in ["strong-oakley", "sadatsafavi"] {
+        let out = run(&cli(&[
+            "--device",
+            "cpu",
+            "--json",
+            "evppi",
+            &ce,
+            &params,
+            "--group",
+            "p",
+            "--wtp",
+            "10000",
+            "--metamodel",
+            metamodel,
+        ]))
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let r = &v["results"][0];
+        let (evppi, evpi) = (
+            r["evppi"][0].as_f64().unwrap(),
+            r["evpi"][0].as_f64().unwrap(),
+        );
+        assert!((0.0..=1.01 * evpi).contains(&evppi), "{metamodel}: {r}");
+    }
     // A group naming a missing parameter.
     let err = run(&cli(&[
         "--device", "cpu", "evppi", &ce, &params, "--group", "p,zz", "--wtp", "1",

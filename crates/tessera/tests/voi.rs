@@ -123,6 +123,8 @@ fn evppi_of_one_parameter_matches_its_closed_form_for_every_metamodel() {
             Metamodel::Polynomial { degree: 3 },
             Metamodel::Gam,
             Metamodel::StrongOakley { blocks: None },
+            Metamodel::Sadatsafavi { separators: 1 },
+            Metamodel::Sadatsafavi { separators: 2 },
         ] {
             let options = EvppiOptions {
                 metamodel,
@@ -143,6 +145,46 @@ fn evppi_of_one_parameter_matches_its_closed_form_for_every_metamodel() {
             .evppi(&outcomes, &p, &[&[0, 1]], &EvppiOptions::default())
             .unwrap();
         near("EVPPI of both", r[0].values[0], r[0].evpi[0], 0.01);
+    }
+}
+
+#[test]
+fn segmentation_is_exact_when_net_benefits_are_monotone_in_the_parameter() {
+    // Three strategies whose net benefits at every willingness-to-pay value are
+    // functions of t1 alone, each pair crossing once: EVPPI(t1) is the EVPI, and the
+    // segmentation finds every crossing, so it gives the EVPI to rounding (block
+    // means do not).
+    let n = 5000;
+    let mut rng = Rng::new(11);
+    let t1: Vec<f64> = (0..n).map(|_| 1e5 + normal(&mut rng)).collect();
+    let params: Vec<f64> = t1.iter().flat_map(|&t| [t, normal(&mut rng)]).collect();
+    let effects: Vec<f64> = t1
+        .iter()
+        .flat_map(|&t| [0.0, t - 1e5, 2.0 * (t - 1e5)])
+        .collect();
+    let costs: Vec<f64> = (0..n).flat_map(|_| [7e4, 7e4, 7e4 + 1.0]).collect();
+    let wtp = [0.5, 1.0, 2.0];
+    let outcomes = Outcomes::CostEffect {
+        costs: Table::new("costs", &costs, n, 3).unwrap(),
+        effects: Table::new("effects", &effects, n, 3).unwrap(),
+        wtp: &wtp,
+    };
+    let p = Table::new("params", &params, n, 2).unwrap();
+    let mut voi = Voi::on(&Device::cpu()).unwrap();
+    for separators in [1, 3] {
+        let options = EvppiOptions {
+            metamodel: Metamodel::Sadatsafavi { separators },
+            ..EvppiOptions::default()
+        };
+        let r = voi.evppi(&outcomes, &p, &[&[0], &[1]], &options).unwrap();
+        for (k, (&v, &e)) in r[0].values.iter().zip(&r[0].evpi).enumerate() {
+            assert!(e > 0.1, "EVPI {e} at {k}");
+            near(&format!("EVPPI(t1) at {}", wtp[k]), v, e, 1e-9 * e);
+        }
+        // The other parameter is noise: its EVPPI is small against the EVPI.
+        for (&v, &e) in r[1].values.iter().zip(&r[1].evpi) {
+            assert!(v < 0.1 * e, "EVPPI(t2) {v} against EVPI {e}");
+        }
     }
 }
 
@@ -403,6 +445,22 @@ fn bad_input_is_a_typed_error_on_every_device() {
             voi.evppi(&o, &two, &[&[0, 1]], &so),
             Err(TesseraError::InvalidConfig { .. })
         ));
+        for separators in [0, 1, 9] {
+            let sal = EvppiOptions {
+                metamodel: Metamodel::Sadatsafavi { separators },
+                ..options
+            };
+            assert!(matches!(
+                voi.evppi(&o, &two, &[&[0, 1]], &sal),
+                Err(TesseraError::InvalidConfig { .. })
+            ));
+            let one = voi.evppi(&o, &two, &[&[0]], &sal);
+            if separators == 1 {
+                assert!(one.unwrap()[0].values[0] >= 0.0);
+            } else {
+                assert!(matches!(one, Err(TesseraError::InvalidConfig { .. })));
+            }
+        }
         assert!(matches!(
             voi.evpi(&Outcomes::CostEffect {
                 costs: t,

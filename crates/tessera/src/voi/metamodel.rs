@@ -32,6 +32,14 @@ pub enum Metamodel {
         /// Number of blocks; `None` for `round(√N)`.
         blocks: Option<usize>,
     },
+    /// Sadatsafavi et al.'s segmentation estimator for one parameter: the draws sorted
+    /// by it, the running sum of each pair of strategies' difference cut where it
+    /// turns (`separators` cuts per pair, 1 to 8; 1 is the paper's default), each
+    /// segment taking its best strategy.
+    Sadatsafavi {
+        /// Cut points per pair of strategies, 1 to 8.
+        separators: usize,
+    },
 }
 
 impl Metamodel {
@@ -42,6 +50,14 @@ impl Metamodel {
             Metamodel::Auto => Metamodel::Polynomial { degree: 2 },
             m => m,
         }
+    }
+
+    /// Whether the estimator takes exactly one parameter per group.
+    pub fn single_parameter(self) -> bool {
+        matches!(
+            self,
+            Metamodel::StrongOakley { .. } | Metamodel::Sadatsafavi { .. }
+        )
     }
 }
 
@@ -276,8 +292,8 @@ pub(crate) fn basis(metamodel: Metamodel, params: &Table<'_>, group: &[usize]) -
             g,
             "1 to 4 parameters (use Polynomial or Auto above 4)",
         )),
-        Metamodel::StrongOakley { .. } | Metamodel::Auto => {
-            unreachable!("resolved, and Strong-Oakley has no basis")
+        Metamodel::StrongOakley { .. } | Metamodel::Sadatsafavi { .. } | Metamodel::Auto => {
+            unreachable!("resolved, and the single-parameter estimators have no basis")
         }
     }
 }

@@ -30,6 +30,7 @@
 //! ```
 
 mod metamodel;
+mod nonparametric;
 
 use tessera_cpu::CpuVoi;
 #[cfg(feature = "gpu")]
@@ -325,6 +326,18 @@ struct Estimate {
     standard_errors: Option<Vec<f64>>,
 }
 
+impl Estimate {
+    /// An estimate with no metamodel terms and no standard errors.
+    fn nonparametric(values: Vec<f64>) -> Self {
+        Self {
+            values,
+            terms: 0,
+            effective_df: Vec::new(),
+            standard_errors: None,
+        }
+    }
+}
+
 // One per analysis: the size gap between backends costs nothing.
 #[allow(clippy::large_enum_variant)]
 enum Inner {
@@ -519,22 +532,37 @@ impl Voi {
         }
         for group in groups {
             check_group(group, params.cols())?;
-            if let Metamodel::StrongOakley { blocks } = options.metamodel {
-                if group.len() != 1 {
-                    return Err(TesseraError::InvalidConfig {
-                        field: "metamodel",
-                        value: format!("Strong-Oakley for {} parameters", group.len()),
-                        expected: "one parameter per group (use Gam or Polynomial)".into(),
-                    });
-                }
-                if blocks.is_some_and(|b| b == 0 || b > params.rows()) {
-                    return Err(TesseraError::InvalidConfig {
-                        field: "Strong-Oakley blocks",
-                        value: format!("{blocks:?}"),
-                        expected: format!("1..={} (the draws)", params.rows()),
-                    });
-                }
+            if options.metamodel.single_parameter() && group.len() != 1 {
+                return Err(TesseraError::InvalidConfig {
+                    field: "metamodel",
+                    value: format!("{:?} for {} parameters", options.metamodel, group.len()),
+                    expected: "one parameter per group (use Gam or Polynomial)".into(),
+                });
             }
+        }
+        match options.metamodel {
+            Metamodel::StrongOakley { blocks }
+                if blocks.is_some_and(|b| b == 0 || b > params.rows()) =>
+            {
+                return Err(TesseraError::InvalidConfig {
+                    field: "Strong-Oakley blocks",
+                    value: format!("{blocks:?}"),
+                    expected: format!("1..={} (the draws)", params.rows()),
+                });
+            }
+            Metamodel::Sadatsafavi { separators }
+                if separators == 0 || separators > nonparametric::MAX_SEPARATORS =>
+            {
+                return Err(TesseraError::InvalidConfig {
+                    field: "Sadatsafavi separators",
+                    value: separators.to_string(),
+                    expected: format!(
+                        "1..={} per pair of strategies",
+                        nonparametric::MAX_SEPARATORS
+                    ),
+                });
+            }
+            _ => {}
         }
         if options.posterior_draws > 4096 {
             return Err(TesseraError::InvalidConfig {
@@ -559,12 +587,26 @@ impl Voi {
                     effective_df,
                     standard_errors,
                 } = match metamodel {
-                    Metamodel::StrongOakley { blocks } => Estimate {
-                        values: strong_oakley(outcomes, &y, &y_mean, params, group[0], blocks),
-                        terms: 0,
-                        effective_df: Vec::new(),
-                        standard_errors: None,
-                    },
+                    Metamodel::StrongOakley { blocks } => {
+                        Estimate::nonparametric(nonparametric::strong_oakley(
+                            &outcomes.layout(),
+                            &y,
+                            &y_mean,
+                            params,
+                            group[0],
+                            blocks,
+                        ))
+                    }
+                    Metamodel::Sadatsafavi { separators } => {
+                        Estimate::nonparametric(nonparametric::sadatsafavi(
+                            &outcomes.layout(),
+                            &y,
+                            &y_mean,
+                            params,
+                            group[0],
+                            separators,
+                        ))
+                    }
                     _ => self.regression_evppi(
                         outcomes, &yt, &y_mean, params, group, metamodel, options,
                     )?,
@@ -701,49 +743,4 @@ impl Voi {
             standard_errors: se,
         })
     }
-}
-
-/// Strong & Oakley's estimator: the draws sorted by the parameter, cut into blocks
-/// whose means of the responses stand for the conditional expectations. On the host
-/// in f64 (it is bound by the sort).
-fn strong_oakley(
-    outcomes: &Outcomes<'_>,
-    y: &[f64],
-    y_mean: &[f64],
-    params: &Table<'_>,
-    column: usize,
-    blocks: Option<usize>,
-) -> Vec<f64> {
-    let n = outcomes.rows();
-    let layout = outcomes.layout();
-    let (m, d, grid) = (layout.columns(), layout.strategies(), layout.grid());
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| params.get(a, column).total_cmp(&params.get(b, column)));
-    let blocks = blocks
-        .unwrap_or_else(|| (n as f64).sqrt().round() as usize)
-        .clamp(1, n);
-    // Block means of the centred responses (the overall mean is added back).
-    let means: Vec<(f64, Vec<f64>)> = (0..blocks)
-        .map(|b| {
-            let (lo, hi) = (b * n / blocks, (b + 1) * n / blocks);
-            let mut mean = y_mean.to_vec();
-            for &i in &order[lo..hi] {
-                mean.iter_mut()
-                    .zip(&y[i * m..(i + 1) * m])
-                    .for_each(|(s, v)| *s += v / (hi - lo) as f64);
-            }
-            ((hi - lo) as f64 / n as f64, mean)
-        })
-        .collect();
-    (0..grid)
-        .map(|k| {
-            let best_of = |f: &[f64]| {
-                (0..d)
-                    .map(|j| layout.net_benefit(f, j, k))
-                    .fold(f64::NEG_INFINITY, f64::max)
-            };
-            let conditional: f64 = means.iter().map(|(w, f)| w * best_of(f)).sum();
-            (conditional - best_of(y_mean)).max(0.0)
-        })
-        .collect()
 }
