@@ -5,8 +5,8 @@ use pulp::Arch;
 use rayon::prelude::*;
 use tessera_tensor::error::Result;
 use tessera_tensor::voi::{
-    Decision, DecisionSums, FittedLayout, Gram, MAX_STRATEGIES, Table, Values, VoiBackend,
-    no_design, validate_decision, validate_design, validate_fitted,
+    Decision, DecisionSums, DesignShape, FittedLayout, Gram, MAX_STRATEGIES, Table, Values,
+    VoiBackend, no_design, validate_decision, validate_design, validate_fitted,
 };
 
 use crate::dispatch::{SimdLevel, direct_kernel};
@@ -19,13 +19,13 @@ const LANES: usize = 8;
 /// The CPU implementation of [`VoiBackend`], in f64 for f64 and f32 input alike.
 pub struct CpuVoi {
     arch: Arch,
-    design: Option<(Vec<f64>, usize)>,
+    design: Option<(Vec<f64>, DesignShape)>,
 }
 
 impl std::fmt::Debug for CpuVoi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CpuVoi")
-            .field("design_columns", &self.design.as_ref().map(|d| d.1))
+            .field("design_columns", &self.design.as_ref().map(|d| d.1.p))
             .finish()
     }
 }
@@ -93,12 +93,12 @@ direct_kernel!(
 
 direct_kernel!(
     /// [`gram_chunk`] under SIMD dispatch.
-    GramChunk((&[Vec<f64>], usize)) -> Vec<f64> => gram_chunk
+    GramChunk((&[f64], usize, usize)) -> Vec<f64> => gram_chunk
 );
 
 direct_kernel!(
     /// [`fitted_rows`] under SIMD dispatch.
-    FittedRows((&[f64], &[f64], usize, usize)) -> Vec<f64> => fitted_rows
+    FittedRows((&[f64], &[f64], usize, usize, (&mut [f64], usize, usize))) -> () => fitted_rows
 );
 
 /// Sums of net-benefit rows `[rows, d]` against `reference`: rows in pairs (two
@@ -428,27 +428,80 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// The upper triangle of `ZᵀZ` of one chunk, from its columns (`[q][rows]`).
 #[inline(always)]
-fn gram_chunk((columns, q): (&[Vec<f64>], usize)) -> Vec<f64> {
+fn gram_chunk((columns, rows, q): (&[f64], usize, usize)) -> Vec<f64> {
+    let column = |c: usize| &columns[c * rows..(c + 1) * rows];
     let mut out = vec![0.0; q * q];
     for a in 0..q {
         for b in a..q {
-            out[a * q + b] = dot(&columns[a], &columns[b]);
+            out[a * q + b] = dot(column(a), column(b));
         }
     }
     out
 }
 
-/// `X_chunk · β` (`[rows, p]` by `[p, m]`), row-major.
-#[inline(always)]
-fn fitted_rows((x, beta, p, m): (&[f64], &[f64], usize, usize)) -> Vec<f64> {
-    let mut f = vec![0.0; x.len() / p * m];
-    for (xr, fr) in x.chunks_exact(p).zip(f.chunks_exact_mut(m)) {
-        for (j, &xj) in xr.iter().enumerate() {
-            let br = &beta[j * m..(j + 1) * m];
-            fr.iter_mut().zip(br).for_each(|(acc, b)| *acc += xj * b);
+/// Row-major `[rows, width]` values into `width` contiguous columns of `out`.
+fn transpose_into<T: Copy + Into<f64>>(values: &[T], width: usize, out: &mut [f64]) {
+    let rows = values.len() / width;
+    for (r, row) in values.chunks_exact(width).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * rows + r] = v.into();
         }
     }
-    f
+}
+
+/// `X_chunk · β` (`[rows, p]` by `[p, m]`) into columns `offset..offset + m` of the
+/// rows of `out` (`stride` values each). The few responses of common decisions (up to
+/// 8: five strategies' costs and effects) get a loop of fixed width, kept in
+/// registers across the row.
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn fitted_rows(
+    (x, beta, p, m, (out, stride, offset)): (
+        &[f64],
+        &[f64],
+        usize,
+        usize,
+        (&mut [f64], usize, usize),
+    ),
+) {
+    #[inline(always)]
+    fn fixed<const M: usize>(
+        x: &[f64],
+        beta: &[f64],
+        p: usize,
+        out: &mut [f64],
+        stride: usize,
+        offset: usize,
+    ) {
+        for (xr, row) in x.chunks_exact(p).zip(out.chunks_exact_mut(stride)) {
+            let mut acc = [0.0; M];
+            for (&xj, br) in xr.iter().zip(beta.chunks_exact(M)) {
+                for (a, &b) in acc.iter_mut().zip(br) {
+                    *a += xj * b;
+                }
+            }
+            row[offset..offset + M].copy_from_slice(&acc);
+        }
+    }
+    match m {
+        1 => fixed::<1>(x, beta, p, out, stride, offset),
+        2 => fixed::<2>(x, beta, p, out, stride, offset),
+        3 => fixed::<3>(x, beta, p, out, stride, offset),
+        4 => fixed::<4>(x, beta, p, out, stride, offset),
+        5 => fixed::<5>(x, beta, p, out, stride, offset),
+        6 => fixed::<6>(x, beta, p, out, stride, offset),
+        8 => fixed::<8>(x, beta, p, out, stride, offset),
+        _ => {
+            for (xr, row) in x.chunks_exact(p).zip(out.chunks_exact_mut(stride)) {
+                let fr = &mut row[offset..offset + m];
+                fr.fill(0.0);
+                for (j, &xj) in xr.iter().enumerate() {
+                    let br = &beta[j * m..(j + 1) * m];
+                    fr.iter_mut().zip(br).for_each(|(acc, b)| *acc += xj * b);
+                }
+            }
+        }
+    }
 }
 
 impl VoiBackend for CpuVoi {
@@ -476,46 +529,38 @@ impl VoiBackend for CpuVoi {
     }
 
     fn load_design(&mut self, x: Vec<f64>, p: usize, y: &Table<'_>) -> Result<Gram> {
-        validate_design(&x, p, y)?;
+        let shape = validate_design(&x, p, y)?;
         let (n, m) = (y.rows(), y.cols());
         let _span = tracing::debug_span!("cpu_voi_gram", rows = n, p, m).entered();
         let q = p + m;
-        let upper = chunks(n)
+        // Per chunk in row order, added in that order, so the result does not depend
+        // on the thread count.
+        let parts: Vec<Vec<f64>> = chunks(n)
             .map(|(a, b)| {
-                // The chunk's columns, contiguous, so every product is a dot; the
-                // table's storage matched once, not per value.
-                let column = |values: &[f64], stride: usize, c: usize| -> Vec<f64> {
-                    values[a * stride..b * stride]
-                        .chunks_exact(stride)
-                        .map(|row| row[c])
-                        .collect()
-                };
-                let mut columns: Vec<Vec<f64>> = (0..p).map(|c| column(&x, p, c)).collect();
-                columns.extend((0..m).map(|c| {
-                    match y.values() {
-                        Values::F64(v) => column(v, m, c),
-                        Values::F32(v) => v[a * m..b * m]
-                            .chunks_exact(m)
-                            .map(|row| f64::from(row[c]))
-                            .collect(),
+                // The chunk's columns, contiguous (`[q][rows]`), so every product is a
+                // dot; one pass over the rows, the storage's type matched once.
+                let rows = b - a;
+                let mut columns = vec![0.0; q * rows];
+                let (xc, yc) = columns.split_at_mut(p * rows);
+                transpose_into(&x[a * p..b * p], p, xc);
+                match y.values() {
+                    Values::F64(v) => transpose_into(&v[a * m..b * m], m, yc),
+                    Values::F32(v) => transpose_into(&v[a * m..b * m], m, yc),
+                }
+                let mut full = self.arch.dispatch(GramChunk((&columns[..], rows, q)));
+                for a in 0..q {
+                    for b in 0..a {
+                        full[a * q + b] = full[b * q + a];
                     }
-                }));
-                self.arch.dispatch(GramChunk((&columns[..], q)))
+                }
+                full
             })
-            .reduce(
-                || vec![0.0; q * q],
-                |mut s, t| {
-                    s.iter_mut().zip(&t).for_each(|(a, b)| *a += b);
-                    s
-                },
-            );
-        let mut ztz = upper;
-        for a in 0..q {
-            for b in 0..a {
-                ztz[a * q + b] = ztz[b * q + a];
-            }
-        }
-        self.design = Some((x, p));
+            .collect();
+        let ztz = parts.iter().fold(vec![0.0; q * q], |mut s, t| {
+            s.iter_mut().zip(t).for_each(|(a, b)| *a += b);
+            s
+        });
+        self.design = Some((x, shape));
         Ok(Gram { p, m, rows: n, ztz })
     }
 
@@ -526,9 +571,9 @@ impl VoiBackend for CpuVoi {
         layout: &FittedLayout<'_>,
         reference: &[u32],
     ) -> Result<Vec<DecisionSums>> {
-        let (x, p) = self.design.as_ref().ok_or_else(no_design)?;
-        let p = *p;
-        validate_fitted(coefs, sets, p, layout, reference)?;
+        let (x, shape) = self.design.as_ref().ok_or_else(no_design)?;
+        validate_fitted(coefs, sets, shape, layout, reference)?;
+        let p = shape.p;
         let (m, d, grid, n) = (
             layout.columns(),
             layout.strategies(),
@@ -537,39 +582,61 @@ impl VoiBackend for CpuVoi {
         );
         let _span = tracing::debug_span!("cpu_voi_fitted", rows = n, p, sets, grid).entered();
         let this = &*self;
+        // Per chunk, buffers reused across the sets: the fitted values, then the
+        // increments over strategy 0 in the layout of a table (column 0 stays 0).
         Ok(chunks(n)
             .map(|(a, b)| {
                 let rows = b - a;
                 let xs = &x[a * p..b * p];
+                // Net benefits are written straight into `first` (after its column
+                // 0); costs and effects go through `f` and are split.
+                let mut first = vec![0.0; rows * d];
+                let (mut f, mut second) = match layout {
+                    FittedLayout::NetBenefit { .. } => (Vec::new(), Vec::new()),
+                    FittedLayout::CostEffect { .. } => (vec![0.0; rows * m], vec![0.0; rows * d]),
+                };
                 let mut out = Vec::with_capacity(sets * grid);
                 for s in 0..sets {
                     let beta = &coefs[s * p * m..(s + 1) * p * m];
-                    let f = this.arch.dispatch(FittedRows((xs, beta, p, m)));
                     let refs = &reference[s * grid..(s + 1) * grid];
+                    // validate_fitted's bound keeps every fitted value and sum finite.
                     match layout {
                         FittedLayout::NetBenefit { .. } => {
-                            let mut nb = vec![0.0; rows * d];
-                            for i in 0..rows {
-                                nb[i * d + 1..(i + 1) * d].copy_from_slice(&f[i * m..(i + 1) * m]);
-                            }
-                            let t = Table::new("fitted", &nb, rows, d).expect("finite fit");
-                            out.push(this.net_benefit_chunk(&t, 0, rows, refs[0] as usize));
+                            let out = (&mut first[..], d, 1);
+                            this.arch.dispatch(FittedRows((xs, beta, p, m, out)))
+                        }
+                        FittedLayout::CostEffect { .. } => {
+                            let out = (&mut f[..], m, 0);
+                            this.arch.dispatch(FittedRows((xs, beta, p, m, out)))
+                        }
+                    }
+                    match layout {
+                        FittedLayout::NetBenefit { .. } => {
+                            let r = refs[0] as usize;
+                            out.push(this.arch.dispatch(NetBenefitRows((&first[..], d, r))));
                         }
                         FittedLayout::CostEffect { wtp, .. } => {
-                            let (mut c, mut e) = (vec![0.0; rows * d], vec![0.0; rows * d]);
-                            for i in 0..rows {
-                                let fr = &f[i * m..(i + 1) * m];
-                                e[i * d + 1..(i + 1) * d].copy_from_slice(&fr[..d - 1]);
-                                c[i * d + 1..(i + 1) * d].copy_from_slice(&fr[d - 1..]);
+                            let rows_of = first.chunks_exact_mut(d).zip(second.chunks_exact_mut(d));
+                            for ((e, c), src) in rows_of.zip(f.chunks_exact(m)) {
+                                e[1..].copy_from_slice(&src[..d - 1]);
+                                c[1..].copy_from_slice(&src[d - 1..]);
                             }
-                            let ct = Table::new("fitted costs", &c, rows, d).expect("finite fit");
-                            let et = Table::new("fitted effects", &e, rows, d).expect("finite fit");
-                            out.extend(this.cost_effect_chunk(&ct, &et, wtp, refs, (0, rows)));
+                            out.extend(this.arch.dispatch(CostEffectRows((
+                                &second[..],
+                                &first[..],
+                                d,
+                                *wtp,
+                                refs,
+                            ))));
                         }
                     }
                 }
                 out
             })
             .reduce(Vec::new, merge))
+    }
+
+    fn release_design(&mut self) -> Option<Vec<f64>> {
+        self.design.take().map(|(x, _)| x)
     }
 }

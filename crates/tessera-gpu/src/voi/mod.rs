@@ -6,8 +6,8 @@
 use bytemuck::{Pod, Zeroable};
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::voi::{
-    Decision, DecisionSums, FittedLayout, Gram, Table, VoiBackend, no_design, validate_decision,
-    validate_design, validate_fitted,
+    Decision, DecisionSums, DesignShape, FittedLayout, Gram, Table, VoiBackend, no_design,
+    validate_decision, validate_design, validate_fitted,
 };
 
 use crate::GpuContext;
@@ -89,8 +89,11 @@ pub struct GpuVoi {
     /// Bind groups of the last two buffer sets (the table's and the design's), made
     /// again only when a buffer is replaced.
     bind_groups: Vec<(Vec<wgpu::Buffer>, wgpu::BindGroup)>,
-    /// Largest magnitude in the resident design.
-    design_max: f64,
+    /// The resident design's shape and largest magnitude.
+    design_shape: Option<DesignShape>,
+    /// The host buffer the resident design was uploaded from, handed back by
+    /// `release_design` for reuse.
+    design_host: Option<Vec<f64>>,
 }
 
 impl std::fmt::Debug for GpuVoi {
@@ -156,7 +159,8 @@ impl GpuVoi {
                 wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             ),
             design: None,
-            design_max: 0.0,
+            design_shape: None,
+            design_host: None,
             bind_groups: Vec::new(),
             ctx: ctx.clone(),
         })
@@ -380,11 +384,10 @@ impl VoiBackend for GpuVoi {
     }
 
     fn load_design(&mut self, x: Vec<f64>, p: usize, y: &Table<'_>) -> Result<Gram> {
-        validate_design(&x, p, y)?;
+        let shape = validate_design(&x, p, y)?;
         let (n, m) = (y.rows(), y.cols());
         let q = p + m;
-        let x_max = x.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-        let big = x_max.max(y.max_abs());
+        let big = shape.max_abs.max(y.max_abs());
         if big > 1e15 {
             return Err(too_large(
                 "design and responses (GPU, f32 cross-products)",
@@ -433,7 +436,8 @@ impl VoiBackend for GpuVoi {
             ztz.iter_mut().zip(part).for_each(|(s, &v)| *s += v as f64);
         }
         self.design = Some((z_buffer, n, p, q));
-        self.design_max = x_max;
+        self.design_host = Some(x);
+        self.design_shape = Some(shape);
         Ok(Gram { p, m, rows: n, ztz })
     }
 
@@ -444,11 +448,11 @@ impl VoiBackend for GpuVoi {
         layout: &FittedLayout<'_>,
         reference: &[u32],
     ) -> Result<Vec<DecisionSums>> {
-        let (n, p, stride) = match &self.design {
-            Some((_, n, p, q)) => (*n, *p, *q),
-            None => return Err(no_design()),
+        let ((n, p, stride), shape) = match (&self.design, &self.design_shape) {
+            (Some((_, n, p, q)), Some(shape)) => ((*n, *p, *q), *shape),
+            _ => return Err(no_design()),
         };
-        validate_fitted(coefs, sets, p, layout, reference)?;
+        validate_fitted(coefs, sets, &shape, layout, reference)?;
         let (d, m, grid) = (layout.strategies(), layout.columns(), layout.grid());
         let (mode, wtp) = match layout {
             FittedLayout::NetBenefit { .. } => (2, Vec::new()),
@@ -461,7 +465,7 @@ impl VoiBackend for GpuVoi {
             FittedLayout::CostEffect { wtp, .. } => wtp.iter().fold(1.0f64, |m, k| m.max(k.abs())),
         };
         let cmax = coefs.iter().fold(0.0f64, |m, c| m.max(c.abs()));
-        let bound = cmax * self.design_max * p as f64 * (kmax + 1.0);
+        let bound = cmax * shape.max_abs * p as f64 * (kmax + 1.0);
         if bound > F32_LIMIT {
             return Err(too_large(
                 "fitted values |X| |beta| p (1 + |k|) (GPU, f32)",
@@ -484,5 +488,11 @@ impl VoiBackend for GpuVoi {
         };
         let design = self.design.as_ref().map(|(b, ..)| b.clone());
         self.decision_pass(params, design, reference)
+    }
+
+    fn release_design(&mut self) -> Option<Vec<f64>> {
+        self.design = None;
+        self.design_shape = None;
+        self.design_host.take()
     }
 }

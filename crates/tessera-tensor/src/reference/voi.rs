@@ -3,8 +3,8 @@
 
 use crate::error::Result;
 use crate::voi::{
-    Decision, DecisionSums, FittedLayout, Gram, Table, VoiBackend, no_design, validate_decision,
-    validate_design, validate_fitted,
+    Decision, DecisionSums, DesignShape, FittedLayout, Gram, Table, VoiBackend, no_design,
+    validate_decision, validate_design, validate_fitted,
 };
 
 /// A compensated (Neumaier) sum.
@@ -70,7 +70,7 @@ fn reduce(
 /// The reference backend: plain loops in f64.
 #[derive(Debug, Default)]
 pub struct ReferenceVoi {
-    design: Option<(Vec<f64>, usize)>,
+    design: Option<(Vec<f64>, DesignShape)>,
 }
 
 impl ReferenceVoi {
@@ -100,7 +100,7 @@ impl VoiBackend for ReferenceVoi {
     }
 
     fn load_design(&mut self, x: Vec<f64>, p: usize, y: &Table<'_>) -> Result<Gram> {
-        validate_design(&x, p, y)?;
+        let shape = validate_design(&x, p, y)?;
         let (n, m) = (y.rows(), y.cols());
         let q = p + m;
         let z = |i: usize, j: usize| if j < p { x[i * p + j] } else { y.get(i, j - p) };
@@ -113,7 +113,7 @@ impl VoiBackend for ReferenceVoi {
                 ztz[b * q + a] = s.value();
             }
         }
-        self.design = Some((x, p));
+        self.design = Some((x, shape));
         Ok(Gram { p, m, rows: n, ztz })
     }
 
@@ -124,9 +124,9 @@ impl VoiBackend for ReferenceVoi {
         layout: &FittedLayout<'_>,
         reference: &[u32],
     ) -> Result<Vec<DecisionSums>> {
-        let (x, p) = self.design.as_ref().ok_or(no_design())?;
-        let p = *p;
-        validate_fitted(coefs, sets, p, layout, reference)?;
+        let (x, shape) = self.design.as_ref().ok_or(no_design())?;
+        validate_fitted(coefs, sets, shape, layout, reference)?;
+        let p = shape.p;
         let (m, grid, n) = (layout.columns(), layout.grid(), x.len() / p);
         let mut out = Vec::with_capacity(sets * grid);
         for s in 0..sets {

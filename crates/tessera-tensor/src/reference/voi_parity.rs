@@ -384,6 +384,27 @@ pub fn bad_input_is_typed<F: VoiFactory>(f: &F) {
         ),
         Err(TesseraError::NonFinite { .. })
     ));
+    // Magnitudes whose increments or sums would overflow f64: refused, not summed to
+    // an infinity or NaN.
+    let huge = [1e308, -1e308, 0.0, 0.0];
+    let huge = Table::new("nb", &huge[..], 2, 2).unwrap();
+    assert!(matches!(
+        be.decision_sums(&Decision::NetBenefit(huge), &[0]),
+        Err(TesseraError::InvalidArgument { .. })
+    ));
+    let big = [1e200, 1.0, 1.0, 1.0];
+    let big = Table::new("effects", &big[..], 2, 2).unwrap();
+    assert!(matches!(
+        be.decision_sums(
+            &Decision::CostEffect {
+                costs: t,
+                effects: big,
+                wtp: &[1.0, 1e200]
+            },
+            &[0, 0]
+        ),
+        Err(TesseraError::InvalidArgument { .. })
+    ));
     let layout = FittedLayout::NetBenefit { strategies: 2 };
     assert!(matches!(
         be.fitted_decision_sums(&[1.0], 1, &layout, &[0]),
@@ -405,6 +426,11 @@ pub fn bad_input_is_typed<F: VoiFactory>(f: &F) {
     assert!(matches!(
         be.fitted_decision_sums(&[1.0, 2.0], 1, &layout, &[0]),
         Err(TesseraError::ShapeMismatch { .. })
+    ));
+    // Coefficients whose fitted values could overflow.
+    assert!(matches!(
+        be.fitted_decision_sums(&[1e308], 1, &layout, &[0]),
+        Err(TesseraError::InvalidArgument { .. })
     ));
     // The first design is still resident.
     let s = be.fitted_decision_sums(&[1.0], 1, &layout, &[0]).unwrap();

@@ -41,24 +41,42 @@ impl Values<'_> {
         }
     }
 
-    fn first_non_finite(&self) -> Option<(usize, f64)> {
-        // A branch-free pass per chunk vectorises; the index is looked for only on failure.
-        let all_finite = match self {
-            Values::F64(v) => v
-                .chunks(64)
-                .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite())),
-            Values::F32(v) => v
-                .chunks(64)
-                .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite())),
+    /// The first NaN or infinity, if any, and the largest magnitude, in one pass that
+    /// vectorises at any instruction set: each magnitude, or infinity for a NaN or an
+    /// infinity, into eight running maxima (selects, not `f64::max`, whose NaN rule
+    /// does not vectorise); the index is looked for only on failure.
+    fn scan(&self) -> (Option<(usize, f64)>, f64) {
+        fn largest<T: Copy + Into<f64>>(v: &[T]) -> f64 {
+            let flagged = |x: T| {
+                let a = x.into().abs();
+                if a <= f64::MAX { a } else { f64::INFINITY }
+            };
+            let mut max = [0.0f64; 8];
+            let lanes = v.chunks_exact(8);
+            let tail = lanes.remainder();
+            for c in lanes {
+                for (m, &x) in max.iter_mut().zip(c) {
+                    let a = flagged(x);
+                    *m = if a > *m { a } else { *m };
+                }
+            }
+            tail.iter()
+                .map(|&x| flagged(x))
+                .chain(max)
+                .fold(0.0, |m, a| if a > m { a } else { m })
+        }
+        let max_abs = match self {
+            Values::F64(v) => largest(v),
+            Values::F32(v) => largest(v),
         };
-        if all_finite {
-            return None;
+        if max_abs.is_finite() {
+            return (None, max_abs);
         }
         let found = match self {
             Values::F64(v) => v.iter().position(|x| !x.is_finite()),
             Values::F32(v) => v.iter().position(|x| !x.is_finite()),
         };
-        found.map(|i| (i, self.get(i)))
+        (found.map(|i| (i, self.get(i))), f64::INFINITY)
     }
 }
 
@@ -93,6 +111,8 @@ pub struct Table<'a> {
     values: Values<'a>,
     rows: usize,
     cols: usize,
+    /// Largest magnitude, found by the finite check.
+    max_abs: f64,
 }
 
 impl<'a> Table<'a> {
@@ -119,14 +139,20 @@ impl<'a> Table<'a> {
                 expected,
             });
         }
-        if let Some((index, value)) = values.first_non_finite() {
+        let (non_finite, max_abs) = values.scan();
+        if let Some((index, value)) = non_finite {
             return Err(TesseraError::NonFinite {
                 what,
                 index,
                 value: value as f32,
             });
         }
-        Ok(Self { values, rows, cols })
+        Ok(Self {
+            values,
+            rows,
+            cols,
+            max_abs,
+        })
     }
 
     /// Number of rows (draws).
@@ -150,9 +176,9 @@ impl<'a> Table<'a> {
         self.values.get(row * self.cols + col)
     }
 
-    /// Largest absolute value (0 for an empty table).
+    /// Largest absolute value (0 for an empty table), found when the table was built.
     pub fn max_abs(&self) -> f64 {
-        (0..self.values.len()).fold(0.0, |m: f64, i| m.max(self.values.get(i).abs()))
+        self.max_abs
     }
 }
 
@@ -428,6 +454,13 @@ pub trait VoiBackend {
         layout: &FittedLayout<'_>,
         reference: &[u32],
     ) -> Result<Vec<DecisionSums>>;
+
+    /// Drops the resident design and hands back the host buffer it was loaded from,
+    /// when the backend kept it, so a caller can fill it with the next design instead
+    /// of faulting in fresh memory. After it, a fitted reduction needs a new design.
+    fn release_design(&mut self) -> Option<Vec<f64>> {
+        None
+    }
 }
 
 fn check_strategies(strategies: usize) -> Result<()> {
@@ -505,12 +538,50 @@ pub fn validate_decision(decision: &Decision<'_>, reference: &[u32]) -> Result<(
         }
         check_grid(wtp)?;
     }
+    let largest = match decision {
+        Decision::NetBenefit(t) => t.max_abs(),
+        Decision::CostEffect {
+            costs,
+            effects,
+            wtp,
+        } => largest_abs(wtp) * effects.max_abs() + costs.max_abs(),
+    };
+    check_sums_stay_finite("largest |net benefit|", largest, decision.rows())?;
     check_reference(reference, decision.combos(), decision.strategies())
+}
+
+fn largest_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+}
+
+/// Refuses per-row magnitudes whose increments summed over `rows` could overflow f64
+/// (a silent infinity or NaN otherwise).
+fn check_sums_stay_finite(what: &'static str, per_row: f64, rows: usize) -> Result<()> {
+    let limit = f64::MAX / (2.0 * rows.max(1) as f64);
+    if per_row <= limit {
+        return Ok(());
+    }
+    Err(TesseraError::InvalidArgument {
+        what,
+        value: per_row,
+        expected: "below f64::MAX / (2 draws), so that sums over the draws stay finite",
+    })
+}
+
+/// What a backend keeps of a validated design for the checks of fitted reductions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DesignShape {
+    /// Rows (draws).
+    pub rows: usize,
+    /// Columns of `X`.
+    pub p: usize,
+    /// Largest magnitude in `X`.
+    pub max_abs: f64,
 }
 
 /// Checks a design: `x` is `[y.rows(), p]` and finite, `p ≥ 1`, at least one row,
 /// and `p + m` within [`MAX_DESIGN_COLUMNS`].
-pub fn validate_design(x: &[f64], p: usize, y: &Table<'_>) -> Result<()> {
+pub fn validate_design(x: &[f64], p: usize, y: &Table<'_>) -> Result<DesignShape> {
     if y.rows() == 0 {
         return Err(TesseraError::InvalidArgument {
             what: "design rows",
@@ -525,17 +596,24 @@ pub fn validate_design(x: &[f64], p: usize, y: &Table<'_>) -> Result<()> {
             expected: "1..=1024 columns of [X | Y], with at least one in X",
         });
     }
-    Table::new("design", x, y.rows(), p).map(|_| ())
+    let x = Table::new("design", x, y.rows(), p)?;
+    Ok(DesignShape {
+        rows: y.rows(),
+        p,
+        max_abs: x.max_abs(),
+    })
 }
 
-/// Checks a fitted reduction against a resident design of `p` columns.
+/// Checks a fitted reduction against a resident design, including a bound on the
+/// fitted net benefits that keeps their sums finite.
 pub fn validate_fitted(
     coefs: &[f64],
     sets: usize,
-    p: usize,
+    design: &DesignShape,
     layout: &FittedLayout<'_>,
     reference: &[u32],
 ) -> Result<()> {
+    let p = design.p;
     check_strategies(layout.strategies())?;
     if let FittedLayout::CostEffect { wtp, .. } = layout {
         check_grid(wtp)?;
@@ -546,7 +624,14 @@ pub fn validate_fitted(
         value: sets as f64,
         expected: "at least one set",
     })?;
-    Table::new("metamodel coefficients", coefs, sets, p * layout.columns())?;
+    let coefs = Table::new("metamodel coefficients", coefs, sets, p * layout.columns())?;
+    // |fitted| ≤ p·max|β|·max|X| per response; a net benefit combines two.
+    let scale = match layout {
+        FittedLayout::NetBenefit { .. } => 1.0,
+        FittedLayout::CostEffect { wtp, .. } => largest_abs(wtp) + 1.0,
+    };
+    let largest = scale * p as f64 * coefs.max_abs() * design.max_abs;
+    check_sums_stay_finite("largest |fitted net benefit| bound", largest, design.rows)?;
     check_reference(reference, combos, layout.strategies())
 }
 
@@ -556,5 +641,37 @@ pub fn no_design() -> TesseraError {
         what: "resident design",
         value: 0.0,
         expected: "a design loaded with load_design before fitted_decision_sums",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_find_every_non_finite_value_and_their_largest_magnitude() {
+        for n in [1usize, 7, 8, 9, 64, 67] {
+            for at in [0, n / 2, n - 1] {
+                for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                    let mut v: Vec<f64> = (0..n).map(|i| i as f64 - 3.0).collect();
+                    v[at] = bad;
+                    let err = Table::new("t", &v, n, 1).unwrap_err();
+                    assert!(
+                        matches!(err, TesseraError::NonFinite { index, .. } if index == at),
+                        "n {n}, at {at}: {err}"
+                    );
+                    let w: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+                    let err = Table::new("t", &w, n, 1).unwrap_err();
+                    assert!(matches!(err, TesseraError::NonFinite { index, .. } if index == at));
+                }
+            }
+            let v: Vec<f64> = (0..n).map(|i| -(i as f64) * 1e300).collect();
+            let t = Table::new("t", &v, n, 1).unwrap();
+            assert_eq!(t.max_abs(), (n - 1) as f64 * 1e300);
+        }
+        let empty = Table::new("t", &[0.0f64; 0][..], 0, 3).unwrap();
+        assert_eq!(empty.max_abs(), 0.0);
+        let max = Table::new("t", &[f64::MAX, -f64::MAX][..], 1, 2).unwrap();
+        assert_eq!(max.max_abs(), f64::MAX);
     }
 }

@@ -19,7 +19,7 @@ pub mod analytic;
 mod contract;
 
 pub use contract::{
-    Decision, DecisionSums, FittedLayout, Gram, MAX_DESIGN_COLUMNS, MAX_STRATEGIES, Table, Values,
-    VoiBackend, argmax, check_reference, no_design, validate_decision, validate_design,
-    validate_fitted,
+    Decision, DecisionSums, DesignShape, FittedLayout, Gram, MAX_DESIGN_COLUMNS, MAX_STRATEGIES,
+    Table, Values, VoiBackend, argmax, check_reference, no_design, validate_decision,
+    validate_design, validate_fitted,
 };

@@ -3,8 +3,9 @@
 //! design's cross-products (which a backend computes).
 
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
+use rayon::prelude::*;
 use tessera_tensor::error::{Result, TesseraError};
-use tessera_tensor::voi::{Gram, Table};
+use tessera_tensor::voi::{Gram, Table, Values};
 
 /// How EVPPI regresses the incremental net benefits on a parameter group.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,18 +85,82 @@ fn invalid(field: &'static str, value: impl ToString, expected: &str) -> Tessera
     }
 }
 
+/// Rows per task of the host-side passes over the draws.
+pub(crate) const ROWS_PER_TASK: usize = 8192;
+
+/// `f(lo, hi)` over consecutive chunks of `ROWS_PER_TASK` of `n` rows, in parallel,
+/// with the results in row order (so sums combined from them do not depend on the
+/// thread count).
+pub(crate) fn over_row_chunks<R: Send>(n: usize, f: impl Fn(usize, usize) -> R + Sync) -> Vec<R> {
+    (0..n.div_ceil(ROWS_PER_TASK))
+        .into_par_iter()
+        .map(|c| f(c * ROWS_PER_TASK, ((c + 1) * ROWS_PER_TASK).min(n)))
+        .collect()
+}
+
+/// Adds per-chunk column sums in row order.
+pub(crate) fn add_in_order(parts: Vec<Vec<f64>>, columns: usize) -> Vec<f64> {
+    parts.iter().fold(vec![0.0; columns], |mut acc, part| {
+        acc.iter_mut().zip(part).for_each(|(a, v)| *a += v);
+        acc
+    })
+}
+
+/// The mean and standard deviation of each of the group's columns, in one parallel
+/// pass of sums shifted by the column's first value (so a large mean does not
+/// cancel); a constant column has sd 0.
+fn column_scales(params: &Table<'_>, group: &[usize]) -> Vec<(f64, f64)> {
+    /// `Σ (v − shift)` and `Σ (v − shift)²` per group column over rows `lo..hi`.
+    fn shifted_sums<T: Copy + Into<f64>>(
+        v: &[T],
+        cols: usize,
+        group: &[usize],
+        shift: &[f64],
+        (lo, hi): (usize, usize),
+    ) -> Vec<[f64; 2]> {
+        let mut sums = vec![[0.0; 2]; group.len()];
+        for row in v[lo * cols..hi * cols].chunks_exact(cols) {
+            for ((s, &c), k) in sums.iter_mut().zip(group).zip(shift) {
+                let x = row[c].into() - k;
+                s[0] += x;
+                s[1] += x * x;
+            }
+        }
+        sums
+    }
+    let (n, cols, g) = (params.rows(), params.cols(), group.len());
+    let shift: Vec<f64> = group.iter().map(|&c| params.get(0, c)).collect();
+    let parts = over_row_chunks(n, |lo, hi| match params.values() {
+        Values::F64(v) => shifted_sums(v, cols, group, &shift, (lo, hi)),
+        Values::F32(v) => shifted_sums(v, cols, group, &shift, (lo, hi)),
+    });
+    (0..g)
+        .map(|j| {
+            let (s, q) = parts
+                .iter()
+                .fold((0.0, 0.0), |(s, q), p| (s + p[j][0], q + p[j][1]));
+            let mean = s / n as f64;
+            let var = (q / n as f64 - mean * mean).max(0.0);
+            (shift[j] + mean, var.sqrt())
+        })
+        .collect()
+}
+
+/// `(v − mean) / sd`, or 0 for a constant column.
+fn standardise(v: f64, (mean, sd): (f64, f64)) -> f64 {
+    if sd > 0.0 { (v - mean) / sd } else { 0.0 }
+}
+
 /// The group's columns standardised to mean 0 and sd 1 (constant columns to 0).
 pub(crate) fn standardised(params: &Table<'_>, group: &[usize]) -> Vec<Vec<f64>> {
     let n = params.rows();
+    let scales = column_scales(params, group);
     group
         .iter()
-        .map(|&c| {
-            let col: Vec<f64> = (0..n).map(|i| params.get(i, c)).collect();
-            let mean = col.iter().sum::<f64>() / n as f64;
-            let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
-            let sd = var.sqrt();
-            col.iter()
-                .map(|v| if sd > 0.0 { (v - mean) / sd } else { 0.0 })
+        .zip(scales)
+        .map(|(&c, scale)| {
+            (0..n)
+                .map(|i| standardise(params.get(i, c), scale))
                 .collect()
         })
         .collect()
@@ -240,32 +305,86 @@ fn column_means(x: &[f64], n: usize, p: usize) -> Vec<f64> {
     mean
 }
 
+/// Writes the monomials `terms` of the standardised group columns of rows `start..`
+/// of `v` (`cols` columns) into the rows of `out`, and returns `out`'s column sums.
+fn monomial_rows<T: Copy + Into<f64>>(
+    v: &[T],
+    cols: usize,
+    group: &[usize],
+    scales: &[(f64, f64)],
+    terms: &[Vec<usize>],
+    start: usize,
+    out: &mut [f64],
+) -> Vec<f64> {
+    let p = terms.len();
+    let rows = out.len() / p;
+    let mut sum = vec![0.0; p];
+    // Each variable's powers 0 to 3 by multiplication (what `powi` computes for these
+    // exponents, without a libm call per element).
+    let mut powers = vec![[1.0; 4]; group.len()];
+    let src = v[start * cols..(start + rows) * cols].chunks_exact(cols);
+    if p == group.len() + 1 {
+        // Degree 1: the constant and the variables, in `monomials`' order.
+        for (row, src) in out.chunks_exact_mut(p).zip(src) {
+            row[0] = 1.0;
+            for ((x, &c), &scale) in row[1..].iter_mut().zip(group).zip(scales) {
+                *x = standardise(src[c].into(), scale);
+            }
+            sum.iter_mut().zip(&*row).for_each(|(s, x)| *s += x);
+        }
+        return sum;
+    }
+    for (row, src) in out.chunks_exact_mut(p).zip(src) {
+        for ((pw, &c), &scale) in powers.iter_mut().zip(group).zip(scales) {
+            let z = standardise(src[c].into(), scale);
+            *pw = [1.0, z, z * z, z * z * z];
+        }
+        for ((x, e), s) in row.iter_mut().zip(terms).zip(&mut sum) {
+            *x = e.iter().zip(&powers).fold(1.0, |acc, (&e, pw)| acc * pw[e]);
+            *s += *x;
+        }
+    }
+    sum
+}
+
 /// Builds `metamodel`'s basis for the group's columns of `params`.
-pub(crate) fn basis(metamodel: Metamodel, params: &Table<'_>, group: &[usize]) -> Result<Basis> {
+/// A polynomial basis is written into `buffer` (a previous design's allocation).
+pub(crate) fn basis(
+    metamodel: Metamodel,
+    params: &Table<'_>,
+    group: &[usize],
+    buffer: Vec<f64>,
+) -> Result<Basis> {
     let n = params.rows();
-    let z = standardised(params, group);
     let g = group.len();
     let polynomial = |degree: usize| {
         let terms = monomials(g, degree);
         let p = terms.len();
-        // Column by column, each variable's power by multiplication (what `powi`
-        // computes for these exponents, without a libm call per element).
-        let mut x = vec![1.0; n * p];
-        for (c, e) in terms.iter().enumerate() {
-            for (col, &e) in z.iter().zip(e).filter(|(_, e)| **e > 0) {
-                for (row, &v) in x.chunks_exact_mut(p).zip(col) {
-                    row[c] *= match e {
-                        1 => v,
-                        2 => v * v,
-                        3 => v * v * v,
-                        _ => v.powi(e as i32),
-                    };
+        let scales = column_scales(params, group);
+        // Row by row in parallel chunks, each variable's power by multiplication
+        // (what `powi` computes for these exponents, without a libm call per element),
+        // with the chunk's column sums for the means.
+        // Every element is written below: only growth is zeroed.
+        let mut x = buffer;
+        x.resize(n * p, 0.0);
+        let sums: Vec<Vec<f64>> = x
+            .par_chunks_mut(ROWS_PER_TASK * p)
+            .enumerate()
+            .map(|(chunk, out)| {
+                let start = chunk * ROWS_PER_TASK;
+                match params.values() {
+                    Values::F64(v) => {
+                        monomial_rows(v, params.cols(), group, &scales, &terms, start, out)
+                    }
+                    Values::F32(v) => {
+                        monomial_rows(v, params.cols(), group, &scales, &terms, start, out)
+                    }
                 }
-            }
-        }
+            })
+            .collect();
+        let col_mean = add_in_order(sums, p).iter().map(|s| s / n as f64).collect();
         let mut constant = vec![0.0; p];
         constant[0] = 1.0;
-        let col_mean = column_means(&x, n, p);
         Basis {
             x,
             p,
@@ -281,7 +400,7 @@ pub(crate) fn basis(metamodel: Metamodel, params: &Table<'_>, group: &[usize]) -
         Metamodel::Polynomial { degree } => Err(invalid("polynomial degree", degree, "2 or 3")),
         Metamodel::Gam if (1..=4).contains(&g) => {
             let k = [10, 5, 4, 4][g - 1];
-            let margins = z
+            let margins = standardised(params, group)
                 .iter()
                 .map(|col| cubic_regression_spline(col, k))
                 .collect();
@@ -336,8 +455,9 @@ fn lambda_grid(penalties: usize, shared: bool) -> Vec<Vec<f64>> {
 
 /// Penalised least squares of every response column on the design, each with the
 /// smoothing parameters that minimise its GCV score; rank-deficient designs are
-/// solved by the pseudo-inverse. `y_mean` is added back through `constant`.
-pub(crate) fn fit(gram: &Gram, basis: &Basis, y_mean: &[f64]) -> Fit {
+/// solved by the pseudo-inverse. `y_shift` (what was subtracted from the responses)
+/// is added back through `constant`.
+pub(crate) fn fit(gram: &Gram, basis: &Basis, y_shift: &[f64]) -> Fit {
     let (p, m, n) = (gram.p, gram.m, gram.rows as f64);
     let g = DMatrix::from_row_slice(p, p, &gram.xtx());
     let xty: Vec<DVector<f64>> = (0..m).map(|k| DVector::from_vec(gram.xty(k))).collect();
@@ -402,7 +522,7 @@ pub(crate) fn fit(gram: &Gram, basis: &Basis, y_mean: &[f64]) -> Fit {
     for (k, b) in best.into_iter().enumerate() {
         let b = b.expect("the grid has a candidate");
         for j in 0..p {
-            coefs[j * m + k] = b.beta[j] + y_mean[k] * basis.constant[j];
+            coefs[j * m + k] = b.beta[j] + y_shift[k] * basis.constant[j];
         }
         posterior_factor.push(b.factor);
         edf.push(b.edf);

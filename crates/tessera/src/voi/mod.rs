@@ -32,6 +32,7 @@
 mod metamodel;
 mod nonparametric;
 
+use rayon::prelude::*;
 use tessera_cpu::CpuVoi;
 #[cfg(feature = "gpu")]
 use tessera_gpu::GpuVoi;
@@ -114,52 +115,76 @@ impl<'a> Outcomes<'a> {
     }
 
     /// The regression responses `[N, m]` in the layout's column order (increments
-    /// over strategy 0), centred, and their means.
-    fn responses(&self) -> (Vec<f64>, Vec<f64>) {
+    /// over strategy 0) less a shift per column, and the shifts. The shift is the
+    /// mean over a strided pilot of at most `PILOT_ROWS` rows: near enough to the
+    /// mean that the cross-products do not cancel, and every estimator is invariant to
+    /// it (the bases represent constants, which absorb what the shift leaves), so the
+    /// responses take one parallel pass.
+    fn responses(&self, y: &mut Vec<f64>) -> Vec<f64> {
         let (n, d) = (self.rows(), self.strategies());
         let m = self.layout().columns();
-        let mut y = vec![0.0; n * m];
-        match self {
-            Outcomes::NetBenefit(t) => differences(t, &mut y, m, 0),
-            Outcomes::CostEffect { costs, effects, .. } => {
-                differences(effects, &mut y, m, 0);
-                differences(costs, &mut y, m, d - 1);
+        // The tables whose increments fill the columns, in order.
+        let sources: &[Table<'_>] = match self {
+            Outcomes::NetBenefit(t) => &[*t],
+            Outcomes::CostEffect { costs, effects, .. } => &[*effects, *costs],
+        };
+        let increments = |i: usize, out: &mut [f64]| {
+            for (t, out) in sources.iter().zip(out.chunks_exact_mut(d - 1)) {
+                let first = t.get(i, 0);
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = t.get(i, j + 1) - first;
+                }
             }
+        };
+        let step = n.div_ceil(PILOT_ROWS).max(1);
+        let mut shift = vec![0.0; m];
+        let mut row = vec![0.0; m];
+        for i in (0..n).step_by(step) {
+            increments(i, &mut row);
+            shift.iter_mut().zip(&row).for_each(|(s, v)| *s += v);
         }
-        let mean = centre_columns(&mut y, n, m);
-        (y, mean)
+        let pilot = n.div_ceil(step) as f64;
+        shift.iter_mut().for_each(|s| *s /= pilot);
+        // Every element is written below: only growth is zeroed.
+        y.resize(n * m, 0.0);
+        let rows = metamodel::ROWS_PER_TASK;
+        y.par_chunks_mut(rows * m)
+            .enumerate()
+            .for_each(|(chunk, out)| {
+                let start = chunk * rows;
+                for (offset, t) in sources.iter().enumerate() {
+                    let shift = &shift[offset * (d - 1)..(offset + 1) * (d - 1)];
+                    let cols = offset * (d - 1)..(offset + 1) * (d - 1);
+                    match t.values() {
+                        Values::F64(v) => shifted_increments(v, d, start, out, m, cols, shift),
+                        Values::F32(v) => shifted_increments(v, d, start, out, m, cols, shift),
+                    }
+                }
+            });
+        shift
     }
 }
 
-/// Writes `t[i, j] − t[i, 0]` for `j ≥ 1` into columns `offset + j − 1` of the rows of
-/// `y` (`m` columns each), matching the table's storage once.
-fn differences(t: &Table<'_>, y: &mut [f64], m: usize, offset: usize) {
-    fn rows<T: Copy + Into<f64>>(v: &[T], d: usize, y: &mut [f64], m: usize, offset: usize) {
-        for (row, src) in y.chunks_exact_mut(m).zip(v.chunks_exact(d)) {
-            let first: f64 = src[0].into();
-            for (out, &x) in row[offset..offset + d - 1].iter_mut().zip(&src[1..]) {
-                *out = x.into() - first;
-            }
+/// Writes `v[i, j] − v[i, 0] − shift[j − 1]` for `j ≥ 1` (`v` has `d` columns) into
+/// columns `cols` of the rows of `out` (`m` columns each), for rows `start..`.
+fn shifted_increments<T: Copy + Into<f64>>(
+    v: &[T],
+    d: usize,
+    start: usize,
+    out: &mut [f64],
+    m: usize,
+    cols: std::ops::Range<usize>,
+    shift: &[f64],
+) {
+    let rows = out.len() / m;
+    let src = v[start * d..(start + rows) * d].chunks_exact(d);
+    for (dst, src) in out.chunks_exact_mut(m).zip(src) {
+        let first: f64 = src[0].into();
+        let dst = &mut dst[cols.clone()];
+        for ((o, &x), s) in dst.iter_mut().zip(&src[1..]).zip(shift) {
+            *o = x.into() - first - s;
         }
     }
-    match t.values() {
-        Values::F64(v) => rows(v, t.cols(), y, m, offset),
-        Values::F32(v) => rows(v, t.cols(), y, m, offset),
-    }
-}
-
-/// Subtracts each column's mean (two passes, so large means do not cancel) and
-/// returns the means.
-fn centre_columns(y: &mut [f64], n: usize, m: usize) -> Vec<f64> {
-    let mut mean = vec![0.0; m];
-    for row in y.chunks_exact(m) {
-        mean.iter_mut().zip(row).for_each(|(s, v)| *s += v);
-    }
-    mean.iter_mut().for_each(|s| *s /= n as f64);
-    for row in y.chunks_exact_mut(m) {
-        row.iter_mut().zip(&mean).for_each(|(v, s)| *v -= s);
-    }
-    mean
 }
 
 /// The value of perfect information at one willingness-to-pay value, with what the
@@ -348,8 +373,16 @@ enum Inner {
 
 /// The value-of-information estimators on one device: reductions over the draws on
 /// the device, the small solves in f64 on the host.
+///
+/// A `Voi` keeps its two largest host buffers (the regression responses and the
+/// design, `N` rows each) between calls, so repeated analyses reuse memory instead of
+/// faulting in fresh pages; dropping it frees them.
 pub struct Voi {
     inner: Inner,
+    /// The responses of the last EVPPI call, for reuse.
+    responses: Vec<f64>,
+    /// The design the backend handed back, for reuse.
+    design: Vec<f64>,
 }
 
 impl std::fmt::Debug for Voi {
@@ -430,7 +463,11 @@ impl Voi {
             #[cfg(feature = "gpu")]
             Device::Gpu(ctx) => Inner::Gpu(GpuVoi::new(ctx)?),
         };
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            responses: Vec::new(),
+            design: Vec::new(),
+        })
     }
 
     /// The backend the estimators run on.
@@ -572,11 +609,12 @@ impl Voi {
             });
         }
         let evpi: Vec<f64> = self.evpi(outcomes)?.iter().map(|e| e.evpi).collect();
-        let (y, y_mean) = outcomes.responses();
+        let mut y = std::mem::take(&mut self.responses);
+        let y_shift = outcomes.responses(&mut y);
         let m = outcomes.layout().columns();
         let n = outcomes.rows();
         let yt = Table::new("responses", &y, n, m)?;
-        groups
+        let results = groups
             .iter()
             .map(|group| {
                 let _span = tracing::info_span!("evppi", params = group.len()).entered();
@@ -591,7 +629,7 @@ impl Voi {
                         Estimate::nonparametric(nonparametric::strong_oakley(
                             &outcomes.layout(),
                             &y,
-                            &y_mean,
+                            &y_shift,
                             params,
                             group[0],
                             blocks,
@@ -601,14 +639,14 @@ impl Voi {
                         Estimate::nonparametric(nonparametric::sadatsafavi(
                             &outcomes.layout(),
                             &y,
-                            &y_mean,
+                            &y_shift,
                             params,
                             group[0],
                             separators,
                         ))
                     }
                     _ => self.regression_evppi(
-                        outcomes, &yt, &y_mean, params, group, metamodel, options,
+                        outcomes, &yt, &y_shift, params, group, metamodel, options,
                     )?,
                 };
                 let mut warnings = Vec::new();
@@ -635,7 +673,9 @@ impl Voi {
                     warnings,
                 })
             })
-            .collect()
+            .collect();
+        self.responses = y;
+        results
     }
 
     /// EVSI by the regression method (Strong et al. 2015): each study is a table of
@@ -662,14 +702,15 @@ impl Voi {
         &mut self,
         outcomes: &Outcomes<'_>,
         y: &Table<'_>,
-        y_mean: &[f64],
+        y_shift: &[f64],
         params: &Table<'_>,
         group: &[usize],
         metamodel: Metamodel,
         options: &EvppiOptions,
     ) -> Result<Estimate> {
         let n = outcomes.rows();
-        let mut basis = metamodel::basis(metamodel, params, group)?;
+        let buffer = std::mem::take(&mut self.design);
+        let mut basis = metamodel::basis(metamodel, params, group, buffer)?;
         let p = basis.p;
         if p > n {
             return Err(TesseraError::InvalidArgument {
@@ -680,7 +721,7 @@ impl Voi {
         }
         let x = std::mem::take(&mut basis.x);
         let gram = self.backend_mut().load_design(x, p, y)?;
-        let fit = metamodel::fit(&gram, &basis, y_mean);
+        let fit = metamodel::fit(&gram, &basis, y_shift);
         let layout = outcomes.layout();
         let (m, grid) = (layout.columns(), layout.grid());
         // Set 0 is the fit; sets 1.. are posterior draws.
@@ -718,7 +759,11 @@ impl Voi {
             .collect();
         let sums = self
             .backend_mut()
-            .fitted_decision_sums(&coefs, sets, &layout, &reference)?;
+            .fitted_decision_sums(&coefs, sets, &layout, &reference);
+        if let Some(x) = self.backend_mut().release_design() {
+            self.design = x;
+        }
+        let sums = sums?;
         let values: Vec<f64> = sums[..grid]
             .iter()
             .map(DecisionSums::value_of_information)

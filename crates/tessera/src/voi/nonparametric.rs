@@ -25,11 +25,11 @@ fn best_of(layout: &FittedLayout<'_>, f: &[f64], k: usize) -> f64 {
 /// Strong & Oakley's estimator: the draws sorted by the parameter, cut into blocks
 /// whose means of the responses stand for the conditional expectations.
 ///
-/// `y` holds the centred responses `[N, m]` of `layout`, `y_mean` their means.
+/// `y` holds the responses `[N, m]` of `layout` less `y_shift`.
 pub(crate) fn strong_oakley(
     layout: &FittedLayout<'_>,
     y: &[f64],
-    y_mean: &[f64],
+    y_shift: &[f64],
     params: &Table<'_>,
     column: usize,
     blocks: Option<usize>,
@@ -40,11 +40,11 @@ pub(crate) fn strong_oakley(
     let blocks = blocks
         .unwrap_or_else(|| (n as f64).sqrt().round() as usize)
         .clamp(1, n);
-    // Block means of the centred responses (the overall mean is added back).
+    // Block means of the shifted responses (the shift is added back).
     let means: Vec<(f64, Vec<f64>)> = (0..blocks)
         .map(|b| {
             let (lo, hi) = (b * n / blocks, (b + 1) * n / blocks);
-            let mut mean = y_mean.to_vec();
+            let mut mean = y_shift.to_vec();
             for &i in &order[lo..hi] {
                 mean.iter_mut()
                     .zip(&y[i * m..(i + 1) * m])
@@ -53,10 +53,15 @@ pub(crate) fn strong_oakley(
             ((hi - lo) as f64 / n as f64, mean)
         })
         .collect();
+    // The overall mean, from the block means (the shift is not the mean).
+    let mut overall = vec![0.0; m];
+    for (w, f) in &means {
+        overall.iter_mut().zip(f).for_each(|(o, v)| *o += w * v);
+    }
     (0..layout.grid())
         .map(|k| {
             let conditional: f64 = means.iter().map(|(w, f)| w * best_of(layout, f, k)).sum();
-            (conditional - best_of(layout, y_mean, k)).max(0.0)
+            (conditional - best_of(layout, &overall, k)).max(0.0)
         })
         .collect()
 }
@@ -70,11 +75,11 @@ pub(crate) fn strong_oakley(
 /// the draws into segments, each of which takes its best strategy:
 /// `EVPPI = Σ_seg max_d Σ_{i∈seg} NB_d / N − max_d mean NB_d`.
 ///
-/// `y` holds the centred responses `[N, m]` of `layout`, `y_mean` their means.
+/// `y` holds the responses `[N, m]` of `layout` less `y_shift`.
 pub(crate) fn sadatsafavi(
     layout: &FittedLayout<'_>,
     y: &[f64],
-    y_mean: &[f64],
+    y_shift: &[f64],
     params: &Table<'_>,
     column: usize,
     separators: usize,
@@ -83,8 +88,8 @@ pub(crate) fn sadatsafavi(
     let m = layout.columns();
     let d = layout.strategies();
     let order = order_by(params, column);
-    // Running sums of the centred responses in the parameter's order: the sum of the
-    // responses over draws lo..hi is `prefix[hi] − prefix[lo] + (hi − lo)·y_mean`,
+    // Running sums of the shifted responses in the parameter's order: the sum of the
+    // responses over draws lo..hi is `prefix[hi] − prefix[lo] + (hi − lo)·y_shift`,
     // which keeps large means out of the differences.
     let mut prefix = vec![0.0; (n + 1) * m];
     for (t, &i) in order.iter().enumerate() {
@@ -94,7 +99,7 @@ pub(crate) fn sadatsafavi(
     }
     let segment_sum = |lo: usize, hi: usize, out: &mut [f64]| {
         for (c, o) in out.iter_mut().enumerate() {
-            *o = prefix[hi * m + c] - prefix[lo * m + c] + (hi - lo) as f64 * y_mean[c];
+            *o = prefix[hi * m + c] - prefix[lo * m + c] + (hi - lo) as f64 * y_shift[c];
         }
     };
     let mut f = vec![0.0; m];
