@@ -39,8 +39,9 @@ pub struct VoiWorkload {
 }
 
 /// The sizes: EVPI at 5K to 5M draws, the grid at the same, EVPPI of 1, 2 and
-/// 4 parameters at 10K and 500K (GAM at 10K, and 2 parameters at 500K), and the
-/// single-parameter estimators at 10K and 500K.
+/// 4 parameters at 10K and 500K (GAM at 10K, and 2 parameters at 500K), the
+/// single-parameter estimators at 10K and 500K, and the Gaussian process of 4
+/// parameters at 10K and 500K.
 pub fn workloads(quick: bool) -> Vec<VoiWorkload> {
     let w = |group, kind, draws| VoiWorkload { group, kind, draws };
     if quick {
@@ -95,6 +96,19 @@ pub fn workloads(quick: bool) -> Vec<VoiWorkload> {
         let metamodel = Metamodel::Gam;
         out.push(w("voi-evppi", VoiKind::Evppi { params, metamodel }, 10_000));
     }
+    for n in [10_000, 500_000] {
+        let metamodel = Metamodel::GaussianProcess {
+            fit_rows: tessera::voi::DEFAULT_GP_FIT_ROWS,
+        };
+        out.push(w(
+            "voi-evppi",
+            VoiKind::Evppi {
+                params: 4,
+                metamodel,
+            },
+            n,
+        ));
+    }
     out.push(w(
         "voi-evppi",
         VoiKind::Evppi {
@@ -130,6 +144,7 @@ impl Workload for VoiWorkload {
                     Metamodel::Linear => "linear",
                     Metamodel::StrongOakley { .. } => "Strong-Oakley",
                     Metamodel::Sadatsafavi { .. } => "Sadatsafavi",
+                    Metamodel::GaussianProcess { .. } => "GP",
                     _ => "other",
                 },
                 self.draws

@@ -75,7 +75,7 @@ pub enum Command {
         /// Willingness-to-pay values (list or start:stop:step).
         #[arg(long)]
         wtp: Option<String>,
-        /// auto, linear, poly2, poly3, gam, strong-oakley or sadatsafavi.
+        /// auto, linear, poly2, poly3, gam, gp, strong-oakley or sadatsafavi.
         #[arg(long, default_value = "auto")]
         metamodel: String,
         /// Posterior draws of the metamodel for standard errors.
@@ -170,11 +170,14 @@ fn parse_metamodel(text: &str) -> Result<Metamodel, TesseraError> {
         "gam" => Metamodel::Gam,
         "strong-oakley" => Metamodel::StrongOakley { blocks: None },
         "sadatsafavi" => Metamodel::Sadatsafavi { separators: 1 },
+        "gp" => Metamodel::GaussianProcess {
+            fit_rows: tessera::voi::DEFAULT_GP_FIT_ROWS,
+        },
         _ => {
             return Err(bad(
                 "--metamodel",
                 text,
-                "auto, linear, poly2, poly3, gam, strong-oakley or sadatsafavi",
+                "auto, linear, poly2, poly3, gam, gp, strong-oakley or sadatsafavi",
             ));
         }
     })

@@ -84,7 +84,7 @@ fn a_grid_from_costs_and_effects_and_evppi_of_named_groups() {
         }
     }
     // The single-parameter estimators by name.
-    for metamodel in ["strong-oakley", "sadatsafavi"] {
+    for metamodel in ["strong-oakley", "sadatsafavi", "gp"] {
         let out = run(&cli(&[
             "--device",
             "cpu",

@@ -11,7 +11,7 @@ use tessera_tensor::voi::{Gram, Table, Values};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Metamodel {
     /// [`Metamodel::Gam`] for groups of up to 4 parameters, else
-    /// [`Metamodel::Polynomial`] of degree 2 (see `docs/voi.md`).
+    /// [`Metamodel::GaussianProcess`] on 1000 draws (see `docs/voi.md`).
     Auto,
     /// Least squares on the standardised parameters and an intercept.
     Linear,
@@ -33,6 +33,15 @@ pub enum Metamodel {
         /// Number of blocks; `None` for `round(√N)`.
         blocks: Option<usize>,
     },
+    /// A Gaussian process per response (Strong, Oakley & Brennan 2014; the method
+    /// of SAVI and R `voi` above 4 parameters): linear mean, Gaussian correlation
+    /// with a length per parameter and a nugget, hyperparameters by their posterior
+    /// mode on `min(30 g, 250)` draws, conditioned on `fit_rows` draws (10 to 5000)
+    /// and predicted at every draw, on the host.
+    GaussianProcess {
+        /// Draws the process is conditioned on (strided over the sample), 10 to 5000.
+        fit_rows: usize,
+    },
     /// Sadatsafavi et al.'s segmentation estimator for one parameter: the draws sorted
     /// by it, the running sum of each pair of strategies' difference cut where it
     /// turns (`separators` cuts per pair, 1 to 8; 1 is the paper's default), each
@@ -48,7 +57,9 @@ impl Metamodel {
     pub fn resolve(self, params: usize) -> Self {
         match self {
             Metamodel::Auto if params <= 4 => Metamodel::Gam,
-            Metamodel::Auto => Metamodel::Polynomial { degree: 2 },
+            Metamodel::Auto => Metamodel::GaussianProcess {
+                fit_rows: DEFAULT_GP_FIT_ROWS,
+            },
             m => m,
         }
     }
@@ -61,6 +72,9 @@ impl Metamodel {
         )
     }
 }
+
+/// Draws a Gaussian process chosen by [`Metamodel::Auto`] is conditioned on.
+pub const DEFAULT_GP_FIT_ROWS: usize = 1000;
 
 /// A regression basis: the design, its penalties and how it makes a constant.
 pub(crate) struct Basis {
@@ -411,8 +425,11 @@ pub(crate) fn basis(
             g,
             "1 to 4 parameters (use Polynomial or Auto above 4)",
         )),
-        Metamodel::StrongOakley { .. } | Metamodel::Sadatsafavi { .. } | Metamodel::Auto => {
-            unreachable!("resolved, and the single-parameter estimators have no basis")
+        Metamodel::StrongOakley { .. }
+        | Metamodel::Sadatsafavi { .. }
+        | Metamodel::GaussianProcess { .. }
+        | Metamodel::Auto => {
+            unreachable!("resolved; the nonparametric estimators and the process have no basis")
         }
     }
 }

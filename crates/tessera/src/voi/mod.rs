@@ -29,6 +29,7 @@
 //! # Ok::<(), tessera::TesseraError>(())
 //! ```
 
+mod gp;
 mod metamodel;
 mod nonparametric;
 
@@ -40,7 +41,7 @@ use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::rng::Rng;
 use tessera_tensor::voi::{FittedLayout, argmax};
 
-pub use metamodel::Metamodel;
+pub use metamodel::{DEFAULT_GP_FIT_ROWS, Metamodel};
 pub use tessera_tensor::voi::analytic::{self, Discounting, population_factor};
 pub use tessera_tensor::voi::{
     Decision, DecisionSums, Gram, MAX_STRATEGIES, Table, Values, VoiBackend,
@@ -276,7 +277,8 @@ pub struct Evppi {
     pub group: Vec<usize>,
     /// The metamodel used (`Auto` resolved).
     pub metamodel: Metamodel,
-    /// Terms of the metamodel (0 for Strong-Oakley).
+    /// Terms of the metamodel (0 for the single-parameter estimators; for the
+    /// Gaussian process, its mean's `g + 1`).
     pub terms: usize,
     /// Effective degrees of freedom of the fit of each response column (the
     /// layout's increments over strategy 0; empty for Strong-Oakley).
@@ -587,6 +589,15 @@ impl Voi {
                     expected: format!("1..={} (the draws)", params.rows()),
                 });
             }
+            Metamodel::GaussianProcess { fit_rows }
+                if !(10..=gp::MAX_FIT_ROWS).contains(&fit_rows) =>
+            {
+                return Err(TesseraError::InvalidConfig {
+                    field: "Gaussian-process fit rows",
+                    value: fit_rows.to_string(),
+                    expected: format!("10..={} draws", gp::MAX_FIT_ROWS),
+                });
+            }
             Metamodel::Sadatsafavi { separators }
                 if separators == 0 || separators > nonparametric::MAX_SEPARATORS =>
             {
@@ -645,6 +656,15 @@ impl Voi {
                             separators,
                         ))
                     }
+                    Metamodel::GaussianProcess { fit_rows } => {
+                        let fitted = gp::fitted(params, group, &y, m, fit_rows)?;
+                        Estimate {
+                            terms: group.len() + 1,
+                            ..Estimate::nonparametric(
+                                self.evppi_of_fitted(outcomes, &fitted, &y_shift)?,
+                            )
+                        }
+                    }
                     _ => self.regression_evppi(
                         outcomes, &yt, &y_shift, params, group, metamodel, options,
                     )?,
@@ -695,6 +715,45 @@ impl Voi {
                 Ok(r.remove(0))
             })
             .collect()
+    }
+
+    /// EVPPI from fitted responses `[N, m]` (less `shift`) computed on the host: the
+    /// EVPI of the fitted outcomes, on the device.
+    fn evppi_of_fitted(
+        &mut self,
+        outcomes: &Outcomes<'_>,
+        fitted: &[f64],
+        shift: &[f64],
+    ) -> Result<Vec<f64>> {
+        let (n, d) = (outcomes.rows(), outcomes.strategies());
+        // Increments over strategy 0 in columns 1.. of a table; column 0 stays 0.
+        let table = |offset: usize| -> Vec<f64> {
+            let m = fitted.len() / n.max(1);
+            let mut t = vec![0.0; n * d];
+            for (row, f) in t.chunks_exact_mut(d).zip(fitted.chunks_exact(m)) {
+                let f = &f[offset..offset + d - 1];
+                let s = &shift[offset..offset + d - 1];
+                for ((o, f), s) in row[1..].iter_mut().zip(f).zip(s) {
+                    *o = f + s;
+                }
+            }
+            t
+        };
+        let results = match outcomes {
+            Outcomes::NetBenefit(_) => {
+                let nb = table(0);
+                self.evpi(&Outcomes::NetBenefit(Table::new("fitted", &nb, n, d)?))?
+            }
+            Outcomes::CostEffect { wtp, .. } => {
+                let (e, c) = (table(0), table(d - 1));
+                self.evpi(&Outcomes::CostEffect {
+                    costs: Table::new("fitted costs", &c, n, d)?,
+                    effects: Table::new("fitted effects", &e, n, d)?,
+                    wtp,
+                })?
+            }
+        };
+        Ok(results.iter().map(|r| r.evpi).collect())
     }
 
     #[allow(clippy::too_many_arguments)]
