@@ -248,10 +248,17 @@ fn cost_effect_rows<T: Copy + Into<f64>>(
         let is_ref: Vec<[f64; LANES]> = (0..d)
             .map(|j| r.map(|rl| if rl == j { 1.0 } else { 0.0 }))
             .collect();
+        // The reference changes only where the best strategy in expectation does, so
+        // most blocks share one.
+        let reference = if r.iter().all(|&rl| rl == r[0]) {
+            BlockReference::Shared(r[0])
+        } else {
+            BlockReference::Mixed(&is_ref)
+        };
         let (sum_max, counts) = match groups {
-            1 => grid_block::<1>(&de, &dc, d, &k, &is_ref),
-            2 => grid_block::<2>(&de, &dc, d, &k, &is_ref),
-            _ => grid_block::<{ MAX_STRATEGIES / COUNT_FIELDS }>(&de, &dc, d, &k, &is_ref),
+            1 => grid_block::<1>(&de, &dc, d, &k, reference),
+            2 => grid_block::<2>(&de, &dc, d, &k, reference),
+            _ => grid_block::<{ MAX_STRATEGIES / COUNT_FIELDS }>(&de, &dc, d, &k, reference),
         };
         out.extend((0..lanes).map(|l| {
             DecisionSums {
@@ -270,29 +277,49 @@ fn cost_effect_rows<T: Copy + Into<f64>>(
     out
 }
 
+/// The reference strategies of a block of lanes.
+#[derive(Clone, Copy)]
+enum BlockReference<'a> {
+    /// Every lane's is this strategy: `x_r` is taken as it is computed.
+    Shared(usize),
+    /// Per lane: `is_ref[j]` is 1 in the lanes whose reference is `j`, else 0, so
+    /// `x_r = Σ_j is_ref[j] x_j` exactly (one more multiply-add per strategy).
+    Mixed(&'a [[f64; LANES]]),
+}
+
 /// One row of [`cost_effect_rows`] for one block of lanes: `max_d inc_d`, and the
-/// first strategy reaching it as its count group and field. `is_ref[j]` is 1 in the
-/// lanes whose reference is `j`, else 0, so `x_r = Σ_j is_ref[j] x_j` exactly.
+/// first strategy reaching it as its count group and field.
 #[inline(always)]
 fn grid_row(
     (de, dc): (&[f64], &[f64]),
     k: &[f64; LANES],
-    is_ref: &[[f64; LANES]],
+    reference: BlockReference<'_>,
 ) -> ([f64; LANES], [u64; LANES], [u64; LANES]) {
     // Strategy 0's x is 0: the start of the maximum and of x_r.
     let (mut best, mut x_ref) = ([0.0f64; LANES], [0.0f64; LANES]);
     let (mut group, mut field) = ([0u64; LANES], [1u64; LANES]);
     for j in 1..de.len() {
-        let (a, b, is_ref) = (de[j], dc[j], &is_ref[j]);
+        let (a, b) = (de[j], dc[j]);
         let (g, f) = count_field(j);
         let g = g as u64;
+        let x: [f64; LANES] = std::array::from_fn(|l| k[l] * a - b);
         for l in 0..LANES {
-            let x = k[l] * a - b;
-            let above = x > best[l];
-            best[l] = if above { x } else { best[l] };
+            let above = x[l] > best[l];
+            best[l] = if above { x[l] } else { best[l] };
             group[l] = if above { g } else { group[l] };
             field[l] = if above { f } else { field[l] };
-            x_ref[l] += is_ref[l] * x;
+        }
+        match reference {
+            BlockReference::Shared(r) => {
+                if j == r {
+                    x_ref = x;
+                }
+            }
+            BlockReference::Mixed(is_ref) => {
+                for l in 0..LANES {
+                    x_ref[l] += is_ref[j][l] * x[l];
+                }
+            }
         }
     }
     let inc: [f64; LANES] = std::array::from_fn(|l| best[l] - x_ref[l]);
@@ -310,7 +337,7 @@ fn grid_block<const G: usize>(
     dc: &[f64],
     d: usize,
     k: &[f64; LANES],
-    is_ref: &[[f64; LANES]],
+    reference: BlockReference<'_>,
 ) -> ([f64; LANES], Vec<[u64; LANES]>) {
     let mut sum_max = [0.0f64; LANES];
     let mut counts = [[0u64; LANES]; G];
@@ -325,8 +352,8 @@ fn grid_block<const G: usize>(
     let (pairs_e, pairs_c) = (de.chunks_exact(2 * d), dc.chunks_exact(2 * d));
     let (last_e, last_c) = (pairs_e.remainder(), pairs_c.remainder());
     for (e, c) in pairs_e.zip(pairs_c) {
-        let (inc1, group1, field1) = grid_row((&e[..d], &c[..d]), k, is_ref);
-        let (inc2, group2, field2) = grid_row((&e[d..], &c[d..]), k, is_ref);
+        let (inc1, group1, field1) = grid_row((&e[..d], &c[..d]), k, reference);
+        let (inc2, group2, field2) = grid_row((&e[d..], &c[d..]), k, reference);
         for l in 0..LANES {
             sum_max[l] += inc1[l] + inc2[l];
         }
@@ -337,7 +364,7 @@ fn grid_block<const G: usize>(
         }
     }
     if !last_e.is_empty() {
-        let (inc, group, field) = grid_row((last_e, last_c), k, is_ref);
+        let (inc, group, field) = grid_row((last_e, last_c), k, reference);
         for l in 0..LANES {
             sum_max[l] += inc[l];
         }
