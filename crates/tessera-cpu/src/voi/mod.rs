@@ -93,12 +93,12 @@ direct_kernel!(
 
 direct_kernel!(
     /// [`gram_chunk`] under SIMD dispatch.
-    GramChunk((&[f64], usize, usize)) -> Vec<f64> => gram_chunk
+    GramChunk((&[&[f64]], usize)) -> Vec<f64> => gram_chunk
 );
 
 direct_kernel!(
-    /// [`fitted_rows`] under SIMD dispatch.
-    FittedRows((&[f64], &[f64], usize, usize, (&mut [f64], usize, usize))) -> () => fitted_rows
+    /// [`fitted_columns`] under SIMD dispatch.
+    FittedColumns((&[&[f64]], &[f64], usize, &mut [f64])) -> () => fitted_columns
 );
 
 /// Sums of net-benefit rows `[rows, d]` against `reference`: rows in pairs (two
@@ -453,14 +453,13 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
-/// The upper triangle of `ZᵀZ` of one chunk, from its columns (`[q][rows]`).
+/// The upper triangle of `ZᵀZ` of one chunk, from its `q` columns.
 #[inline(always)]
-fn gram_chunk((columns, rows, q): (&[f64], usize, usize)) -> Vec<f64> {
-    let column = |c: usize| &columns[c * rows..(c + 1) * rows];
+fn gram_chunk((columns, q): (&[&[f64]], usize)) -> Vec<f64> {
     let mut out = vec![0.0; q * q];
     for a in 0..q {
         for b in a..q {
-            out[a * q + b] = dot(column(a), column(b));
+            out[a * q + b] = dot(columns[a], columns[b]);
         }
     }
     out
@@ -476,57 +475,16 @@ fn transpose_into<T: Copy + Into<f64>>(values: &[T], width: usize, out: &mut [f6
     }
 }
 
-/// `X_chunk · β` (`[rows, p]` by `[p, m]`) into columns `offset..offset + m` of the
-/// rows of `out` (`stride` values each). The few responses of common decisions (up to
-/// 8: five strategies' costs and effects) get a loop of fixed width, kept in
-/// registers across the row.
+/// `f_k = Σ_j β[j, k] x_j` for a chunk's design columns `x_j`, into `f` (`m` columns
+/// of the chunk's rows, one after another): multiply-adds along contiguous columns.
 #[inline(always)]
-#[allow(clippy::type_complexity)]
-fn fitted_rows(
-    (x, beta, p, m, (out, stride, offset)): (
-        &[f64],
-        &[f64],
-        usize,
-        usize,
-        (&mut [f64], usize, usize),
-    ),
-) {
-    #[inline(always)]
-    fn fixed<const M: usize>(
-        x: &[f64],
-        beta: &[f64],
-        p: usize,
-        out: &mut [f64],
-        stride: usize,
-        offset: usize,
-    ) {
-        for (xr, row) in x.chunks_exact(p).zip(out.chunks_exact_mut(stride)) {
-            let mut acc = [0.0; M];
-            for (&xj, br) in xr.iter().zip(beta.chunks_exact(M)) {
-                for (a, &b) in acc.iter_mut().zip(br) {
-                    *a += xj * b;
-                }
-            }
-            row[offset..offset + M].copy_from_slice(&acc);
-        }
-    }
-    match m {
-        1 => fixed::<1>(x, beta, p, out, stride, offset),
-        2 => fixed::<2>(x, beta, p, out, stride, offset),
-        3 => fixed::<3>(x, beta, p, out, stride, offset),
-        4 => fixed::<4>(x, beta, p, out, stride, offset),
-        5 => fixed::<5>(x, beta, p, out, stride, offset),
-        6 => fixed::<6>(x, beta, p, out, stride, offset),
-        8 => fixed::<8>(x, beta, p, out, stride, offset),
-        _ => {
-            for (xr, row) in x.chunks_exact(p).zip(out.chunks_exact_mut(stride)) {
-                let fr = &mut row[offset..offset + m];
-                fr.fill(0.0);
-                for (j, &xj) in xr.iter().enumerate() {
-                    let br = &beta[j * m..(j + 1) * m];
-                    fr.iter_mut().zip(br).for_each(|(acc, b)| *acc += xj * b);
-                }
-            }
+fn fitted_columns((x, beta, m, f): (&[&[f64]], &[f64], usize, &mut [f64])) {
+    let rows = f.len() / m;
+    for (k, fk) in f.chunks_exact_mut(rows).enumerate() {
+        fk.fill(0.0);
+        for (j, xj) in x.iter().enumerate() {
+            let b = beta[j * m + k];
+            fk.iter_mut().zip(xj.iter()).for_each(|(f, &x)| *f += b * x);
         }
     }
 }
@@ -564,17 +522,19 @@ impl VoiBackend for CpuVoi {
         // on the thread count.
         let parts: Vec<Vec<f64>> = chunks(n)
             .map(|(a, b)| {
-                // The chunk's columns, contiguous (`[q][rows]`), so every product is a
-                // dot; one pass over the rows, the storage's type matched once.
+                // The chunk's columns, contiguous, so every product is a dot: the
+                // design's as they are, the responses' transposed in one pass.
                 let rows = b - a;
-                let mut columns = vec![0.0; q * rows];
-                let (xc, yc) = columns.split_at_mut(p * rows);
-                transpose_into(&x[a * p..b * p], p, xc);
+                let mut yc = vec![0.0; m * rows];
                 match y.values() {
-                    Values::F64(v) => transpose_into(&v[a * m..b * m], m, yc),
-                    Values::F32(v) => transpose_into(&v[a * m..b * m], m, yc),
+                    Values::F64(v) => transpose_into(&v[a * m..b * m], m, &mut yc),
+                    Values::F32(v) => transpose_into(&v[a * m..b * m], m, &mut yc),
                 }
-                let mut full = self.arch.dispatch(GramChunk((&columns[..], rows, q)));
+                let columns: Vec<&[f64]> = (0..p)
+                    .map(|j| &x[j * n + a..j * n + b])
+                    .chain(yc.chunks_exact(rows))
+                    .collect();
+                let mut full = self.arch.dispatch(GramChunk((&columns[..], q)));
                 for a in 0..q {
                     for b in 0..a {
                         full[a * q + b] = full[b * q + a];
@@ -614,39 +574,40 @@ impl VoiBackend for CpuVoi {
         Ok(chunks(n)
             .map(|(a, b)| {
                 let rows = b - a;
-                let xs = &x[a * p..b * p];
-                // Net benefits are written straight into `first` (after its column
-                // 0); costs and effects go through `f` and are split.
+                let xs: Vec<&[f64]> = (0..p).map(|j| &x[j * n + a..j * n + b]).collect();
+                // The fitted columns, then the increments over strategy 0 in the rows
+                // of tables (column 0 stays 0): buffers reused across the sets.
+                let mut f = vec![0.0; rows * m];
                 let mut first = vec![0.0; rows * d];
-                let (mut f, mut second) = match layout {
-                    FittedLayout::NetBenefit { .. } => (Vec::new(), Vec::new()),
-                    FittedLayout::CostEffect { .. } => (vec![0.0; rows * m], vec![0.0; rows * d]),
+                let mut second = match layout {
+                    FittedLayout::NetBenefit { .. } => Vec::new(),
+                    FittedLayout::CostEffect { .. } => vec![0.0; rows * d],
                 };
                 let mut out = Vec::with_capacity(sets * grid);
                 for s in 0..sets {
                     let beta = &coefs[s * p * m..(s + 1) * p * m];
                     let refs = &reference[s * grid..(s + 1) * grid];
                     // validate_fitted's bound keeps every fitted value and sum finite.
+                    this.arch
+                        .dispatch(FittedColumns((&xs[..], beta, m, &mut f[..])));
+                    let column = |k: usize| &f[k * rows..(k + 1) * rows];
                     match layout {
                         FittedLayout::NetBenefit { .. } => {
-                            let out = (&mut first[..], d, 1);
-                            this.arch.dispatch(FittedRows((xs, beta, p, m, out)))
-                        }
-                        FittedLayout::CostEffect { .. } => {
-                            let out = (&mut f[..], m, 0);
-                            this.arch.dispatch(FittedRows((xs, beta, p, m, out)))
-                        }
-                    }
-                    match layout {
-                        FittedLayout::NetBenefit { .. } => {
+                            for k in 0..m {
+                                let rows_of = first.chunks_exact_mut(d);
+                                rows_of.zip(column(k)).for_each(|(row, &v)| row[1 + k] = v);
+                            }
                             let r = refs[0] as usize;
                             out.push(this.arch.dispatch(NetBenefitRows((&first[..], d, r))));
                         }
                         FittedLayout::CostEffect { wtp, .. } => {
-                            let rows_of = first.chunks_exact_mut(d).zip(second.chunks_exact_mut(d));
-                            for ((e, c), src) in rows_of.zip(f.chunks_exact(m)) {
-                                e[1..].copy_from_slice(&src[..d - 1]);
-                                c[1..].copy_from_slice(&src[d - 1..]);
+                            for k in 0..d - 1 {
+                                let rows_of = first.chunks_exact_mut(d);
+                                rows_of.zip(column(k)).for_each(|(row, &v)| row[1 + k] = v);
+                                let rows_of = second.chunks_exact_mut(d);
+                                rows_of
+                                    .zip(column(d - 1 + k))
+                                    .for_each(|(row, &v)| row[1 + k] = v);
                             }
                             out.extend(this.arch.dispatch(CostEffectRows((
                                 &second[..],

@@ -399,7 +399,7 @@ impl VoiBackend for GpuVoi {
         let _span = tracing::debug_span!("gpu_voi_gram", rows = n, p, m).entered();
         let mut z = Vec::with_capacity(n * q);
         for i in 0..n {
-            z.extend(x[i * p..(i + 1) * p].iter().map(|&v| v as f32));
+            z.extend((0..p).map(|j| x[j * n + i] as f32));
             z.extend((0..m).map(|k| y.get(i, k) as f32));
         }
         let chunk = GRAM_CHUNK.max(

@@ -103,7 +103,7 @@ impl VoiBackend for ReferenceVoi {
         let shape = validate_design(&x, p, y)?;
         let (n, m) = (y.rows(), y.cols());
         let q = p + m;
-        let z = |i: usize, j: usize| if j < p { x[i * p + j] } else { y.get(i, j - p) };
+        let z = |i: usize, j: usize| if j < p { x[j * n + i] } else { y.get(i, j - p) };
         let mut ztz = vec![0.0; q * q];
         for a in 0..q {
             for b in a..q {
@@ -133,7 +133,7 @@ impl VoiBackend for ReferenceVoi {
             let beta = &coefs[s * p * m..(s + 1) * p * m];
             let fitted: Vec<f64> = (0..n)
                 .flat_map(|i| {
-                    (0..m).map(move |c| (0..p).map(|j| x[i * p + j] * beta[j * m + c]).sum())
+                    (0..m).map(move |c| (0..p).map(|j| x[j * n + i] * beta[j * m + c]).sum())
                 })
                 .collect();
             for k in 0..grid {

@@ -440,8 +440,8 @@ pub trait VoiBackend {
         reference: &[u32],
     ) -> Result<Vec<DecisionSums>>;
 
-    /// Makes `x` (`[rows, p]`, row-major, finite) the resident design and returns the
-    /// cross-products of `[X | Y]`.
+    /// Makes `x` (`rows × p`, column-major: each of the `p` columns contiguous, finite)
+    /// the resident design and returns the cross-products of `[X | Y]`.
     fn load_design(&mut self, x: Vec<f64>, p: usize, y: &Table<'_>) -> Result<Gram>;
 
     /// The decision sums of the fitted values `X·β_s` of the resident design, for
@@ -579,7 +579,7 @@ pub struct DesignShape {
     pub max_abs: f64,
 }
 
-/// Checks a design: `x` is `[y.rows(), p]` and finite, `p ≥ 1`, at least one row,
+/// Checks a design: `x` holds `y.rows() × p` finite values (column-major), `p ≥ 1`, at least one row,
 /// and `p + m` within [`MAX_DESIGN_COLUMNS`].
 pub fn validate_design(x: &[f64], p: usize, y: &Table<'_>) -> Result<DesignShape> {
     if y.rows() == 0 {

@@ -78,7 +78,7 @@ pub const DEFAULT_GP_FIT_ROWS: usize = 1000;
 
 /// A regression basis: the design, its penalties and how it makes a constant.
 pub(crate) struct Basis {
-    /// `[n, p]`, row-major.
+    /// `n × p`, column-major (each term's column contiguous).
     pub x: Vec<f64>,
     pub p: usize,
     /// Column means of `x`.
@@ -269,14 +269,15 @@ fn cubic_regression_spline(z: &[f64], k: usize) -> (Vec<f64>, usize, Vec<f64>) {
 fn tensor_product(margins: Vec<(Vec<f64>, usize, Vec<f64>)>, n: usize) -> Basis {
     let sizes: Vec<usize> = margins.iter().map(|m| m.1).collect();
     let p: usize = sizes.iter().product();
+    // Column-major: term c is the product of one column of every margin.
     let mut x = vec![1.0; n * p];
-    for i in 0..n {
-        let row = &mut x[i * p..(i + 1) * p];
+    for (c, column) in x.chunks_exact_mut(n).enumerate() {
         let mut stride = p;
         for (basis, k, _) in &margins {
             stride /= k;
-            for (c, r) in row.iter_mut().enumerate() {
-                *r *= basis[i * k + (c / stride) % k];
+            let j = (c / stride) % k;
+            for (v, row) in column.iter_mut().zip(basis.chunks_exact(*k)) {
+                *v *= row[j];
             }
         }
     }
@@ -299,7 +300,7 @@ fn tensor_product(margins: Vec<(Vec<f64>, usize, Vec<f64>)>, n: usize) -> Basis 
         }
         penalties.push(lifted);
     }
-    let col_mean = column_means(&x, n, p);
+    let col_mean = column_means(&x, n);
     Basis {
         x,
         p,
@@ -310,17 +311,16 @@ fn tensor_product(margins: Vec<(Vec<f64>, usize, Vec<f64>)>, n: usize) -> Basis 
     }
 }
 
-fn column_means(x: &[f64], n: usize, p: usize) -> Vec<f64> {
-    let mut mean = vec![0.0; p];
-    for row in x.chunks_exact(p) {
-        mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    mean
+/// Means of the columns of a column-major `n × p` matrix.
+fn column_means(x: &[f64], n: usize) -> Vec<f64> {
+    x.chunks_exact(n)
+        .map(|c| c.iter().sum::<f64>() / n as f64)
+        .collect()
 }
 
 /// Writes the monomials `terms` of the standardised group columns of rows `start..`
-/// of `v` (`cols` columns) into the rows of `out`, and returns `out`'s column sums.
+/// of `v` (`cols` columns) into `out` (one slice per term, the chunk's rows of its
+/// column), and returns their sums.
 fn monomial_rows<T: Copy + Into<f64>>(
     v: &[T],
     cols: usize,
@@ -328,37 +328,34 @@ fn monomial_rows<T: Copy + Into<f64>>(
     scales: &[(f64, f64)],
     terms: &[Vec<usize>],
     start: usize,
-    out: &mut [f64],
+    out: &mut [&mut [f64]],
 ) -> Vec<f64> {
-    let p = terms.len();
-    let rows = out.len() / p;
-    let mut sum = vec![0.0; p];
+    let rows = out.first().map_or(0, |c| c.len());
+    let src = v[start * cols..(start + rows) * cols].chunks_exact(cols);
+    if terms.len() == group.len() + 1 {
+        // Degree 1: the constant and the variables (`monomials`' order), a column at
+        // a time.
+        out[0].fill(1.0);
+        for ((column, &c), &scale) in out[1..].iter_mut().zip(group).zip(scales) {
+            for (x, row) in column.iter_mut().zip(src.clone()) {
+                *x = standardise(row[c].into(), scale);
+            }
+        }
+        return out.iter().map(|c| c.iter().sum()).collect();
+    }
     // Each variable's powers 0 to 3 by multiplication (what `powi` computes for these
     // exponents, without a libm call per element).
     let mut powers = vec![[1.0; 4]; group.len()];
-    let src = v[start * cols..(start + rows) * cols].chunks_exact(cols);
-    if p == group.len() + 1 {
-        // Degree 1: the constant and the variables, in `monomials`' order.
-        for (row, src) in out.chunks_exact_mut(p).zip(src) {
-            row[0] = 1.0;
-            for ((x, &c), &scale) in row[1..].iter_mut().zip(group).zip(scales) {
-                *x = standardise(src[c].into(), scale);
-            }
-            sum.iter_mut().zip(&*row).for_each(|(s, x)| *s += x);
-        }
-        return sum;
-    }
-    for (row, src) in out.chunks_exact_mut(p).zip(src) {
+    for (r, row) in src.enumerate() {
         for ((pw, &c), &scale) in powers.iter_mut().zip(group).zip(scales) {
-            let z = standardise(src[c].into(), scale);
+            let z = standardise(row[c].into(), scale);
             *pw = [1.0, z, z * z, z * z * z];
         }
-        for ((x, e), s) in row.iter_mut().zip(terms).zip(&mut sum) {
-            *x = e.iter().zip(&powers).fold(1.0, |acc, (&e, pw)| acc * pw[e]);
-            *s += *x;
+        for (column, e) in out.iter_mut().zip(terms) {
+            column[r] = e.iter().zip(&powers).fold(1.0, |acc, (&e, pw)| acc * pw[e]);
         }
     }
-    sum
+    out.iter().map(|c| c.iter().sum()).collect()
 }
 
 /// Builds `metamodel`'s basis for the group's columns of `params`.
@@ -375,16 +372,23 @@ pub(crate) fn basis(
         let terms = monomials(g, degree);
         let p = terms.len();
         let scales = column_scales(params, group);
-        // Row by row in parallel chunks, each variable's power by multiplication
-        // (what `powi` computes for these exponents, without a libm call per element),
-        // with the chunk's column sums for the means.
-        // Every element is written below: only growth is zeroed.
+        // In parallel chunks of rows, each writing its rows of every column, with
+        // the chunk's column sums for the means. Every element is written below:
+        // only growth is zeroed.
         let mut x = buffer;
         x.resize(n * p, 0.0);
-        let sums: Vec<Vec<f64>> = x
-            .par_chunks_mut(ROWS_PER_TASK * p)
+        let mut columns: Vec<_> = x
+            .chunks_mut(n)
+            .map(|c| c.chunks_mut(ROWS_PER_TASK))
+            .collect();
+        let tasks: Vec<Vec<&mut [f64]>> = (0..n.div_ceil(ROWS_PER_TASK))
+            .map(|_| columns.iter_mut().filter_map(Iterator::next).collect())
+            .collect();
+        let sums: Vec<Vec<f64>> = tasks
+            .into_par_iter()
             .enumerate()
-            .map(|(chunk, out)| {
+            .map(|(chunk, mut out)| {
+                let out = &mut out[..];
                 let start = chunk * ROWS_PER_TASK;
                 match params.values() {
                     Values::F64(v) => {
