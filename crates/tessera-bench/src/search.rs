@@ -33,6 +33,8 @@ pub struct SearchWorkload {
     pub queries: usize,
     /// f32 or bf16.
     pub storage: Storage,
+    /// Candidates per result reranked exactly (`Index::with_refinement`), if any.
+    pub refine: Option<usize>,
 }
 
 /// The sizes: Q = 1, 64, 1024 over 100K x 384, Q = 64 over 1M x 384 and
@@ -58,9 +60,19 @@ pub fn workloads(quick: bool) -> Vec<Box<dyn Workload>> {
                 dim,
                 queries,
                 storage,
+                refine: None,
             }));
         }
     }
+    // bf16 storage with its best 4·k candidates reranked exactly from f32 copies.
+    out.push(Box::new(SearchWorkload {
+        group: "search-bf16",
+        n: 100_000,
+        dim: 384,
+        queries: 64,
+        storage: Storage::Bf16,
+        refine: Some(2),
+    }));
     let dims: &[usize] = if quick { &[384] } else { &[384, 1536, 3072] };
     for &dim in dims {
         out.push(Box::new(IclWorkload {
@@ -118,8 +130,11 @@ impl Workload for SearchWorkload {
         self.group
     }
     fn label(&self) -> String {
+        let refined = self
+            .refine
+            .map_or(String::new(), |f| format!(" refined x{f}"));
         format!(
-            "Q={} top-{K} over {} x {} {:?}",
+            "Q={} top-{K} over {} x {} {:?}{refined}",
             self.queries, self.n, self.dim, self.storage
         )
     }
@@ -165,6 +180,9 @@ impl SearchFixture {
 
     fn build(&self, device: &Device, storage: Storage) -> Result<Index, String> {
         let mut index = Index::on(device, self.config(storage)).map_err(|e| e.to_string())?;
+        if let (Some(factor), Storage::Bf16) = (self.w.refine, storage) {
+            index = index.with_refinement(factor).map_err(|e| e.to_string())?;
+        }
         index.add(&self.vectors).map_err(|e| e.to_string())?;
         Ok(index)
     }

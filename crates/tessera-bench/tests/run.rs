@@ -178,13 +178,18 @@ fn search_and_icl_workloads_run_on_every_backend() {
     use tessera::search::Storage;
     use tessera_bench::search::{IclKind, IclWorkload, SearchWorkload};
     let mut workloads: Vec<Box<dyn Workload>> = Vec::new();
-    for (group, storage) in [("search-f32", Storage::F32), ("search-bf16", Storage::Bf16)] {
+    for (group, storage, refine) in [
+        ("search-f32", Storage::F32, None),
+        ("search-bf16", Storage::Bf16, None),
+        ("search-bf16", Storage::Bf16, Some(2)),
+    ] {
         workloads.push(Box::new(SearchWorkload {
             group,
             n: 3000,
             dim: 24,
             queries: 5,
             storage,
+            refine,
         }));
     }
     for kind in [IclKind::Update, IclKind::Dynamics] {

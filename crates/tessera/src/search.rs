@@ -18,8 +18,12 @@ use tessera_gpu::GpuIndex;
 pub use tessera_tensor::search::{
     Hits, IndexConfig, MAX_DIM, MAX_K, MAX_MAGNITUDE, MAX_VECTORS, Metric, Storage, VectorIndex,
 };
+use tessera_tensor::search::{check_search, push_exact};
 
-use crate::{Backend, Device, Result};
+use crate::{Backend, Device, Result, TesseraError};
+
+/// Largest number of candidates per result a refined index reranks.
+pub const MAX_REFINE_FACTOR: usize = 64;
 
 // One per index: the size gap between backends costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -34,6 +38,17 @@ enum Inner {
 /// best `k` of each query, exactly as an f64 brute force ranks them.
 pub struct Index {
     inner: Inner,
+    refine: Option<Refine>,
+}
+
+/// What a refined index keeps on the host to rerank candidates exactly.
+struct Refine {
+    /// Candidates per result.
+    factor: usize,
+    /// The vectors as added, row-major.
+    originals: Vec<f32>,
+    /// `1 / ‖x‖` of each, in f64 (cosine only).
+    inv_norms: Vec<f64>,
 }
 
 impl std::fmt::Debug for Index {
@@ -57,7 +72,46 @@ impl Index {
             #[cfg(feature = "gpu")]
             Device::Gpu(ctx) => Inner::Gpu(GpuIndex::new(ctx, config)?),
         };
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            refine: None,
+        })
+    }
+
+    /// The same (empty) index, keeping an f32 copy of every vector added on the host
+    /// and answering each search by reranking the best `factor · k` candidates of
+    /// the stored precision (at most 1024, at most the index) by exact scores,
+    /// computed in f64 from the copies: the reduced-precision storage still sets the
+    /// search's bandwidth, and the results are those of an f64 brute force whenever
+    /// the true best `k` are among the candidates (faiss's `IndexRefineFlat` does the
+    /// same). Meant for [`Storage::Bf16`]; the copy costs 4 bytes a value of host
+    /// memory. `factor` is 1 to [`MAX_REFINE_FACTOR`]; the index must be empty.
+    pub fn with_refinement(mut self, factor: usize) -> Result<Self> {
+        if factor == 0 || factor > MAX_REFINE_FACTOR {
+            return Err(TesseraError::InvalidConfig {
+                field: "refinement factor",
+                value: factor.to_string(),
+                expected: format!("1..={MAX_REFINE_FACTOR} candidates per result"),
+            });
+        }
+        if !self.is_empty() {
+            return Err(TesseraError::InvalidConfig {
+                field: "refinement",
+                value: format!("an index of {} vectors", self.len()),
+                expected: "an empty index (the copies must cover every vector)".into(),
+            });
+        }
+        self.refine = Some(Refine {
+            factor,
+            originals: Vec::new(),
+            inv_norms: Vec::new(),
+        });
+        Ok(self)
+    }
+
+    /// Candidates per result when the index is refined.
+    pub fn refinement(&self) -> Option<usize> {
+        self.refine.as_ref().map(|r| r.factor)
     }
 
     /// The backend the index lives on.
@@ -105,14 +159,100 @@ impl Index {
     /// [`MAX_MAGNITUDE`], a zero vector under [`Metric::Cosine`]) is a typed error that
     /// leaves the index unchanged.
     pub fn add(&mut self, vectors: &[f32]) -> Result<()> {
-        self.index_mut().add(vectors)
+        let config = self.config();
+        if let Some(refine) = &mut self.refine {
+            // Room first, so a failed reservation leaves both copies as they were.
+            let rows = vectors.len() / config.dim;
+            refine
+                .originals
+                .try_reserve(vectors.len())
+                .and_then(|()| refine.inv_norms.try_reserve(rows))
+                .map_err(|_| TesseraError::InvalidArgument {
+                    what: "vectors (host copy for refinement)",
+                    value: vectors.len() as f64,
+                    expected: "a copy that fits in host memory",
+                })?;
+        }
+        self.index_mut().add(vectors)?;
+        if let Some(refine) = &mut self.refine {
+            refine.originals.extend_from_slice(vectors);
+            refine
+                .inv_norms
+                .extend(vectors.chunks_exact(config.dim).map(|v| {
+                    let norm_sq: f64 = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+                    1.0 / norm_sq.sqrt()
+                }));
+        }
+        Ok(())
     }
 
     /// The best `k` stored vectors for each of `queries` (row-major), best first: the
     /// highest similarity, or the lowest squared distance under [`Metric::L2`], ties
     /// to the lower id. With a `threshold`, only similarities at least it (distances
     /// at most it) are kept.
+    ///
+    /// A refined index ([`Index::with_refinement`]) ranks by exact scores from its f32
+    /// copies.
     pub fn search(&mut self, queries: &[f32], k: usize, threshold: Option<f32>) -> Result<Hits> {
-        self.index_mut().search(queries, k, threshold)
+        let Some(factor) = self.refinement() else {
+            return self.index_mut().search(queries, k, threshold);
+        };
+        let config = self.config();
+        check_search(&config, self.len(), queries, k, threshold)?;
+        let candidates = k.saturating_mul(factor).min(MAX_K).min(self.len());
+        let found = self.index_mut().search(queries, candidates, None)?;
+        match &self.refine {
+            Some(refine) => Ok(refine.rerank(config, queries, &found, k, threshold)),
+            None => Ok(found),
+        }
+    }
+}
+
+impl Refine {
+    /// Each query's results: its candidates in `found` ranked by exact f64 scores
+    /// from the copies, the best `k`, those past `threshold` cut.
+    fn rerank(
+        &self,
+        config: IndexConfig,
+        queries: &[f32],
+        found: &Hits,
+        k: usize,
+        threshold: Option<f32>,
+    ) -> Hits {
+        let _span = tracing::debug_span!("refine", queries = found.queries(), k).entered();
+        let dim = config.dim;
+        let mut hits = Hits::with_capacity(found.queries(), k);
+        for (q, query) in queries.chunks_exact(dim).enumerate() {
+            let query_inv_norm = 1.0
+                / query
+                    .iter()
+                    .map(|&x| f64::from(x) * f64::from(x))
+                    .sum::<f64>()
+                    .sqrt();
+            let scored: Vec<(u32, f64)> = found
+                .ids(q)
+                .iter()
+                .map(|&id| {
+                    let i = id as usize;
+                    let v = &self.originals[i * dim..(i + 1) * dim];
+                    let pairs = query
+                        .iter()
+                        .zip(v)
+                        .map(|(&a, &b)| (f64::from(a), f64::from(b)));
+                    let score = match config.metric {
+                        Metric::L2 => pairs.map(|(a, b)| (a - b) * (a - b)).sum(),
+                        Metric::InnerProduct => pairs.map(|(a, b)| a * b).sum(),
+                        Metric::Cosine => {
+                            pairs.map(|(a, b)| a * b).sum::<f64>()
+                                * query_inv_norm
+                                * self.inv_norms[i]
+                        }
+                    };
+                    (id, score)
+                })
+                .collect();
+            push_exact(&mut hits, config.metric, scored, threshold);
+        }
+        hits
     }
 }

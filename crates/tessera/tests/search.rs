@@ -98,3 +98,129 @@ fn bad_input_is_a_typed_error_on_every_device() {
         assert_eq!(index.len(), 1);
     }
 }
+
+/// The f64 brute force over `vectors` as given: each query's best `k` ids.
+fn brute_force(
+    vectors: &[f32],
+    queries: &[f32],
+    dim: usize,
+    metric: Metric,
+    k: usize,
+) -> Vec<Vec<u32>> {
+    let f = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    queries
+        .chunks_exact(dim)
+        .map(|q| {
+            let q = f(q);
+            let mut scored: Vec<(u32, f64)> = vectors
+                .chunks_exact(dim)
+                .enumerate()
+                .map(|(i, v)| {
+                    let v = f(v);
+                    let dot: f64 = q.iter().zip(&v).map(|(a, b)| a * b).sum();
+                    let score = match metric {
+                        Metric::Cosine => dot / (norm(&q) * norm(&v)),
+                        Metric::InnerProduct => dot,
+                        Metric::L2 => -q
+                            .iter()
+                            .zip(&v)
+                            .map(|(a, b)| (a - b) * (a - b))
+                            .sum::<f64>(),
+                    };
+                    (i as u32, score)
+                })
+                .collect();
+            scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            scored.iter().take(k).map(|s| s.0).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn refinement_ranks_bf16_candidates_by_exact_scores() {
+    let mut rng = Rng::new(31);
+    let dim = 64;
+    // Clustered, with neighbours closer together than bf16's rounding separates.
+    let centres = normals(&mut rng, 20 * dim);
+    let vectors: Vec<f32> = (0..4000 * dim)
+        .map(|i| centres[(i / dim % 20) * dim + i % dim] + 0.15 * rng.normal())
+        .collect();
+    let queries: Vec<f32> = (0..12 * dim)
+        .map(|i| centres[(i / dim % 20) * dim + i % dim] + 0.15 * rng.normal())
+        .collect();
+    let k = 10;
+    for metric in [Metric::Cosine, Metric::InnerProduct, Metric::L2] {
+        let want = brute_force(&vectors, &queries, dim, metric, k);
+        for device in devices() {
+            let config = IndexConfig::new(dim, metric).with_storage(Storage::Bf16);
+            let mut plain = Index::on(&device, config).unwrap();
+            plain.add(&vectors).unwrap();
+            let mut refined = Index::on(&device, config)
+                .unwrap()
+                .with_refinement(8)
+                .unwrap();
+            assert_eq!(refined.refinement(), Some(8));
+            // Added in two parts: the copies follow the index.
+            refined.add(&vectors[..1000 * dim]).unwrap();
+            refined.add(&vectors[1000 * dim..]).unwrap();
+            let (got, rough) = (
+                refined.search(&queries, k, None).unwrap(),
+                plain.search(&queries, k, None).unwrap(),
+            );
+            let mut rough_found = 0;
+            for (q, want) in want.iter().enumerate() {
+                assert_eq!(got.ids(q), &want[..], "{metric:?} query {q}");
+                rough_found += rough.ids(q).iter().filter(|id| want.contains(id)).count();
+            }
+            // The rounding alone loses neighbours on this data; refinement restores them.
+            assert!(
+                rough_found < 12 * k,
+                "{metric:?}: bf16 alone found them all"
+            );
+            // A threshold cuts by the exact scores.
+            let best = got.scores(0)[0];
+            let cut = refined.search(&queries[..dim], k, Some(best)).unwrap();
+            assert_eq!(cut.ids(0), &want[0][..1], "{metric:?}");
+        }
+    }
+}
+
+#[test]
+fn refinement_settings_and_searches_check_their_input() {
+    let dim = 8;
+    let config = IndexConfig::new(dim, Metric::Cosine).with_storage(Storage::Bf16);
+    for device in devices() {
+        for factor in [0, 65] {
+            assert!(matches!(
+                Index::on(&device, config).unwrap().with_refinement(factor),
+                Err(TesseraError::InvalidConfig { .. })
+            ));
+        }
+        let mut index = Index::on(&device, config).unwrap();
+        index.add(&[1.0; 16]).unwrap();
+        assert!(matches!(
+            index.with_refinement(4),
+            Err(TesseraError::InvalidConfig { .. })
+        ));
+        let mut index = Index::on(&device, config)
+            .unwrap()
+            .with_refinement(4)
+            .unwrap();
+        index.add(&[1.0; 16]).unwrap();
+        // A zero vector under cosine, a ragged batch: refused, nothing kept.
+        assert!(index.add(&[0.0; 8]).is_err());
+        assert!(index.add(&[1.0; 9]).is_err());
+        assert_eq!(index.len(), 2);
+        for k in [0, 3] {
+            assert!(matches!(
+                index.search(&[1.0; 8], k, None),
+                Err(TesseraError::InvalidArgument { what: "k", .. })
+            ));
+        }
+        assert!(index.search(&[f32::NAN; 8], 1, None).is_err());
+        assert!(index.search(&[1.0; 8], 1, Some(f32::INFINITY)).is_err());
+        let hits = index.search(&[1.0; 8], 2, None).unwrap();
+        assert_eq!(hits.ids(0), &[0, 1]);
+    }
+}

@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::search::{
-    Hits, IndexConfig, Metric, Prepared, VectorIndex, check_add, check_search, prepare,
+    Hits, IndexConfig, Metric, Prepared, VectorIndex, check_add, check_search, prepare, push_exact,
 };
 
 /// Exact search in f64 over the stored vectors: every score computed, every query
@@ -88,27 +88,10 @@ impl VectorIndex for ReferenceIndex {
         let metric = self.config.metric;
         let mut hits = Hits::with_capacity(q.norms_sq.len(), k);
         for query in q.values.chunks_exact(dim) {
-            let mut scored: Vec<(f64, u32)> = (0..self.len())
-                .map(|id| (self.exact_score(query, id), id as u32))
+            let scored: Vec<(u32, f64)> = (0..self.len())
+                .map(|id| (id as u32, self.exact_score(query, id)))
                 .collect();
-            scored.sort_by(|a, b| {
-                let by_score = if metric.higher_is_better() {
-                    b.0.total_cmp(&a.0)
-                } else {
-                    a.0.total_cmp(&b.0)
-                };
-                by_score.then(a.1.cmp(&b.1))
-            });
-            hits.push(
-                scored
-                    .into_iter()
-                    .take_while(|&(s, _)| match threshold {
-                        None => true,
-                        Some(t) if metric.higher_is_better() => s >= t as f64,
-                        Some(t) => s <= t as f64,
-                    })
-                    .map(|(s, id)| (id, s as f32)),
-            );
+            push_exact(&mut hits, metric, scored, threshold);
         }
         Ok(hits)
     }

@@ -328,6 +328,34 @@ impl Hits {
     }
 }
 
+/// Appends one query's results from exact scores (any order): best first under
+/// `metric`, ties to the lower id, at most `hits.k()`, those past `threshold` cut.
+pub fn push_exact(
+    hits: &mut Hits,
+    metric: Metric,
+    mut scored: Vec<(u32, f64)>,
+    threshold: Option<f32>,
+) {
+    let higher = metric.higher_is_better();
+    scored.sort_by(|a, b| {
+        let by_score = if higher {
+            b.1.total_cmp(&a.1)
+        } else {
+            a.1.total_cmp(&b.1)
+        };
+        by_score.then(a.0.cmp(&b.0))
+    });
+    // The cut compares the scores as reported (f32), so a result is kept exactly when
+    // its reported score passes the threshold.
+    hits.push(scored.into_iter().map(|(id, s)| (id, s as f32)).take_while(
+        |&(_, s)| match threshold {
+            None => true,
+            Some(t) if higher => s >= t,
+            Some(t) => s <= t,
+        },
+    ));
+}
+
 /// Turns one query's candidates (any order, possibly more than `k`) into its results:
 /// the best `k` in the result order, their keys as scores, those past `threshold` cut.
 pub fn finish_query(
