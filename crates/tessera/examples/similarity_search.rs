@@ -80,5 +80,25 @@ fn main() -> Result<(), tessera::TesseraError> {
         })
         .sum();
     println!("bf16 storage returns {same} of the 25 f32 neighbours");
+
+    // Refined: the bf16 search's best 2·k candidates reranked exactly from f32 copies
+    // kept on the host.
+    let mut refined = Index::on(
+        &device,
+        IndexConfig::new(dim, Metric::Cosine).with_storage(Storage::Bf16),
+    )?
+    .with_refinement(2)?;
+    refined.add(&docs)?;
+    let exact = refined.search(&queries, 5, None)?;
+    let same: usize = (0..5)
+        .map(|q| {
+            exact
+                .ids(q)
+                .iter()
+                .filter(|id| hits.ids(q).contains(id))
+                .count()
+        })
+        .sum();
+    println!("refined bf16 storage returns {same} of the 25 f32 neighbours");
     Ok(())
 }

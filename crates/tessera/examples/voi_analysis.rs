@@ -1,6 +1,6 @@
 //! A value-of-information analysis of a synthetic PSA: four strategies, four
 //! parameters, 500 000 draws. EVPI, the acceptability curve over a willingness-to-pay
-//! grid, EVPPI of parameter groups by two metamodels, and population scaling, on the
+//! grid, EVPPI of parameter groups by four metamodels, and population scaling, on the
 //! device `TESSERA_DEVICE` picks.
 //!
 //! `cargo run --release -p tessera --example voi_analysis [draws]`
@@ -79,6 +79,15 @@ fn main() -> Result<(), tessera::TesseraError> {
     for (metamodel, groups) in [
         (Metamodel::Linear, vec![vec![0], vec![0, 1]]),
         (Metamodel::Gam, vec![vec![0], vec![2, 3]]),
+        (
+            Metamodel::Sadatsafavi { separators: 1 },
+            vec![vec![0], vec![2]],
+        ),
+        // Auto's choice above 4 parameters, here on all four (seconds at 500K draws).
+        (
+            Metamodel::GaussianProcess { fit_rows: 1000 },
+            vec![vec![0, 1, 2, 3]],
+        ),
     ] {
         let refs: Vec<&[usize]> = groups.iter().map(Vec::as_slice).collect();
         let options = EvppiOptions {
