@@ -377,13 +377,22 @@ fn grid_block<const G: usize>(
     (sum_max, counts.to_vec())
 }
 
-/// Merges per-chunk partials pairwise (rayon's reduction tree).
-fn merge(mut a: Vec<DecisionSums>, b: Vec<DecisionSums>) -> Vec<DecisionSums> {
-    if a.is_empty() {
-        return b;
+/// Merges the per-chunk partials, given in row order, pairwise by a fixed tree
+/// (neighbours first), so the result has a pairwise sum's error and does not depend
+/// on the thread count.
+fn merge_in_order(mut parts: Vec<Vec<DecisionSums>>) -> Vec<DecisionSums> {
+    while parts.len() > 1 {
+        let mut next = Vec::with_capacity(parts.len().div_ceil(2));
+        let mut iter = parts.into_iter();
+        while let Some(mut a) = iter.next() {
+            if let Some(b) = iter.next() {
+                a.iter_mut().zip(&b).for_each(|(x, y)| x.merge(y));
+            }
+            next.push(a);
+        }
+        parts = next;
     }
-    a.iter_mut().zip(&b).for_each(|(x, y)| x.merge(y));
-    a
+    parts.pop().unwrap_or_default()
 }
 
 impl CpuVoi {
@@ -500,16 +509,20 @@ impl VoiBackend for CpuVoi {
         let _span =
             tracing::debug_span!("cpu_voi_decision", rows, combos = decision.combos()).entered();
         Ok(match decision {
-            Decision::NetBenefit(t) => chunks(rows)
-                .map(|(a, b)| vec![self.net_benefit_chunk(t, a, b, reference[0] as usize)])
-                .reduce(Vec::new, merge),
+            Decision::NetBenefit(t) => merge_in_order(
+                chunks(rows)
+                    .map(|(a, b)| vec![self.net_benefit_chunk(t, a, b, reference[0] as usize)])
+                    .collect(),
+            ),
             Decision::CostEffect {
                 costs,
                 effects,
                 wtp,
-            } => chunks(rows)
-                .map(|range| self.cost_effect_chunk(costs, effects, wtp, reference, range))
-                .reduce(Vec::new, merge),
+            } => merge_in_order(
+                chunks(rows)
+                    .map(|range| self.cost_effect_chunk(costs, effects, wtp, reference, range))
+                    .collect(),
+            ),
         })
     }
 
@@ -569,9 +582,7 @@ impl VoiBackend for CpuVoi {
         );
         let _span = tracing::debug_span!("cpu_voi_fitted", rows = n, p, sets, grid).entered();
         let this = &*self;
-        // Per chunk, buffers reused across the sets: the fitted values, then the
-        // increments over strategy 0 in the layout of a table (column 0 stays 0).
-        Ok(chunks(n)
+        let parts = chunks(n)
             .map(|(a, b)| {
                 let rows = b - a;
                 let xs: Vec<&[f64]> = (0..p).map(|j| &x[j * n + a..j * n + b]).collect();
@@ -621,7 +632,8 @@ impl VoiBackend for CpuVoi {
                 }
                 out
             })
-            .reduce(Vec::new, merge))
+            .collect();
+        Ok(merge_in_order(parts))
     }
 
     fn release_design(&mut self) -> Option<Vec<f64>> {
