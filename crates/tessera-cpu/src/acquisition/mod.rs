@@ -119,15 +119,69 @@ impl CpuAcquisition {
         K: for<'e> Fn((usize, EnvMut<'e>, A)) + Copy + Send + Sync,
     {
         let arch = self.arch;
-        let envs = self.split_envs();
-        if envs.len() > 1 && envs.len() * work_per_env >= PARALLEL_MIN_WORK {
-            envs.into_par_iter()
+        let batch = self.state.config.batch();
+        if batch > 1 && batch * work_per_env >= PARALLEL_MIN_WORK {
+            self.par_envs()
                 .enumerate()
                 .for_each(|(b, env)| arch.dispatch(Kernel(op, (b, env, args))));
         } else {
             // One dispatch for the whole batch: the feature check is paid once.
+            let envs = self.split_envs();
             arch.dispatch(Kernel(ops::each, (envs, args, op)));
         }
+    }
+
+    /// One mutable view per environment as a parallel iterator over the state's
+    /// arrays zipped together: nothing is allocated per call (collecting the views of
+    /// 4096 environments took about 0.8 MB of fresh pages a step).
+    fn par_envs(&mut self) -> impl IndexedParallelIterator<Item = EnvMut<'_>> {
+        let d = self.dims();
+        let s = &mut self.state;
+        let ring = d.cap * d.n;
+        (
+            s.values.par_chunks_mut(ring),
+            s.interventions.par_chunks_mut(ring),
+            s.targets.par_chunks_mut(d.cap),
+            s.scalars.par_iter_mut(),
+            s.mechanism_features.par_chunks_mut(d.n * d.fd),
+            s.marginal_probs.par_chunks_mut(d.n),
+            s.confidence.par_chunks_mut(d.n),
+            s.intervention_counts.par_chunks_mut(d.n),
+            s.prev_best_window.par_chunks_mut(d.cap),
+            s.summaries.par_iter_mut(),
+            s.policy_features.par_chunks_mut(d.n * d.width),
+            s.scores.par_chunks_mut(d.n),
+        )
+            .into_par_iter()
+            .map(
+                |(
+                    values,
+                    interventions,
+                    targets,
+                    scalars,
+                    features,
+                    marginal,
+                    confidence,
+                    counts,
+                    prev_window,
+                    summary,
+                    policy,
+                    scores,
+                )| EnvMut {
+                    values,
+                    interventions,
+                    targets,
+                    scalars,
+                    features,
+                    marginal,
+                    confidence,
+                    counts,
+                    prev_window,
+                    summary,
+                    policy,
+                    scores,
+                },
+            )
     }
 
     /// Splits the state into one mutable view per environment.
@@ -247,15 +301,15 @@ impl AcquisitionBackend for CpuAcquisition {
         let per_env = t * d.n * HISTORY_CHANNELS;
         let mut out = vec![0.0; self.state.config.batch() * per_env];
         let arch = self.arch;
-        let envs = self.split_envs();
         let work = |(e, chunk): (EnvMut<'_>, &mut [f32])| {
             arch.dispatch(Kernel(ops::history, (d, e, t, chunk)))
         };
-        if envs.len() > 1 && out.len() >= PARALLEL_MIN_WORK {
-            envs.into_par_iter()
+        if self.state.config.batch() > 1 && out.len() >= PARALLEL_MIN_WORK {
+            self.par_envs()
                 .zip(out.par_chunks_mut(per_env))
                 .for_each(work);
         } else {
+            let envs = self.split_envs();
             envs.into_iter().zip(out.chunks_mut(per_env)).for_each(work);
         }
         Ok(out)
