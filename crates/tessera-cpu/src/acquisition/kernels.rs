@@ -48,6 +48,42 @@ pub(crate) struct EnvMut<'a> {
     pub scores: &'a mut [f32],
 }
 
+/// One environment's slices in [`EnvMut`]'s field order, as the state's arrays yield
+/// them when split or zipped.
+pub(crate) type EnvParts<'a> = (
+    &'a mut [f32],
+    &'a mut [f32],
+    &'a mut [f32],
+    &'a mut EnvScalars,
+    &'a mut [f32],
+    &'a mut [f32],
+    &'a mut [f32],
+    &'a mut [u32],
+    &'a mut [u32],
+    &'a mut StepSummary,
+    &'a mut [f32],
+    &'a mut [f32],
+);
+
+impl<'a> From<EnvParts<'a>> for EnvMut<'a> {
+    fn from(p: EnvParts<'a>) -> Self {
+        Self {
+            values: p.0,
+            interventions: p.1,
+            targets: p.2,
+            scalars: p.3,
+            features: p.4,
+            marginal: p.5,
+            confidence: p.6,
+            counts: p.7,
+            prev_window: p.8,
+            summary: p.9,
+            policy: p.10,
+            scores: p.11,
+        }
+    }
+}
+
 /// Writes one sample at the ring cursor, keeping the intervention counts incremental:
 /// the overwritten row (if the ring was full) leaves, the new row enters.
 #[inline(always)]

@@ -153,35 +153,7 @@ impl CpuAcquisition {
             s.scores.par_chunks_mut(d.n),
         )
             .into_par_iter()
-            .map(
-                |(
-                    values,
-                    interventions,
-                    targets,
-                    scalars,
-                    features,
-                    marginal,
-                    confidence,
-                    counts,
-                    prev_window,
-                    summary,
-                    policy,
-                    scores,
-                )| EnvMut {
-                    values,
-                    interventions,
-                    targets,
-                    scalars,
-                    features,
-                    marginal,
-                    confidence,
-                    counts,
-                    prev_window,
-                    summary,
-                    policy,
-                    scores,
-                },
-            )
+            .map(EnvMut::from)
     }
 
     /// Splits the state into one mutable view per environment.
@@ -202,19 +174,21 @@ impl CpuAcquisition {
         let mut policy = s.policy_features.chunks_mut(d.n * d.width);
         let mut scores = s.scores.chunks_mut(d.n);
         (0..s.config.target_indices.len())
-            .map(|_| EnvMut {
-                values: next(&mut values),
-                interventions: next(&mut interventions),
-                targets: next(&mut targets),
-                scalars: next(&mut scalars),
-                features: next(&mut features),
-                marginal: next(&mut marginal),
-                confidence: next(&mut confidence),
-                counts: next(&mut counts),
-                prev_window: next(&mut prev_window),
-                summary: next(&mut summaries),
-                policy: next(&mut policy),
-                scores: next(&mut scores),
+            .map(|_| {
+                EnvMut::from((
+                    next(&mut values),
+                    next(&mut interventions),
+                    next(&mut targets),
+                    next(&mut scalars),
+                    next(&mut features),
+                    next(&mut marginal),
+                    next(&mut confidence),
+                    next(&mut counts),
+                    next(&mut prev_window),
+                    next(&mut summaries),
+                    next(&mut policy),
+                    next(&mut scores),
+                ))
             })
             .collect()
     }
