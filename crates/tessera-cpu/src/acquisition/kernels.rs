@@ -200,6 +200,25 @@ pub(crate) fn progress(d: Dims, targets: &[f32], window: &[u32], s: &EnvScalars)
     p
 }
 
+/// Counts up to which `c ln c` comes from a table (32 KiB of f64).
+const C_LN_C_TABLE: usize = 4096;
+
+/// `c ln c` for `c < C_LN_C_TABLE` (0 at 0), built once per process.
+fn c_ln_c_table() -> &'static [f64] {
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..C_LN_C_TABLE)
+            .map(|c| {
+                if c == 0 {
+                    0.0
+                } else {
+                    c as f64 * (c as f64).ln()
+                }
+            })
+            .collect()
+    })
+}
+
 /// The spec's exploration coverage, from the incremental intervention counts.
 #[inline(always)]
 pub(crate) fn coverage(d: Dims, counts: &[u32], s: &EnvScalars) -> Coverage {
@@ -227,14 +246,18 @@ pub(crate) fn coverage(d: Dims, counts: &[u32], s: &EnvScalars) -> Coverage {
         covered as f32 / m as f32
     };
     let diversity = if total > 0 {
-        let inv_total = 1.0 / total as f32;
-        let h: f32 = non_target()
-            .map(|c| {
-                let p = c as f32 * inv_total;
-                -p * p.ln()
+        // −Σ p ln p with p = c / T is ln T − Σ c ln c / T: one logarithm per
+        // environment, the counts' `c ln c` looked up (in f64, so nothing cancels).
+        let table = c_ln_c_table();
+        let sum: f64 = non_target()
+            .map(|c| match table.get(c as usize) {
+                Some(&v) => v,
+                None => f64::from(c) * f64::from(c).ln(),
             })
             .sum();
-        h / if m > 1 { (m as f32).ln() } else { 1.0 }
+        let total = total as f64;
+        let h = (total.ln() - sum / total).max(0.0);
+        (h / if m > 1 { (m as f64).ln() } else { 1.0 }) as f32
     } else {
         0.0
     };
@@ -365,6 +388,57 @@ pub(crate) fn history(d: Dims, e: &EnvMut<'_>, t_len: usize, out: &mut [f32]) {
             cell[2] = intervened as u32 as f32;
             cell[3] = e.marginal[j];
             cell[4] = last_intervention.map_or(1.0, |at| ((r - at) as f32 / t_len as f32).min(1.0));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diversity_by_the_table_matches_the_entropy_above_and_below_its_end() {
+        let d = Dims {
+            n: 5,
+            cap: 20_000,
+            fd: 3,
+            width: 15,
+            objective: Objective::Maximize,
+        };
+        let s = EnvScalars {
+            write_idx: 0,
+            n_samples: 10,
+            step: 10,
+            target_idx: 2,
+            best_value: 0.0,
+            uncertainty_bits: 0.0,
+            window_head: 0,
+            window_len: 0,
+        };
+        for counts in [
+            [3, 0, 9, 4, 1],
+            [5000, 3, 0, 7000, 4095],
+            [4096, 4096, 1, 1, 0],
+            [0, 0, 0, 12, 0],
+        ] {
+            let total: f64 = counts
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != 2)
+                .map(|(_, &c)| f64::from(c))
+                .sum();
+            let h: f64 = counts
+                .iter()
+                .enumerate()
+                .filter(|&(j, &c)| j != 2 && c > 0)
+                .map(|(_, &c)| {
+                    let p = f64::from(c) / total;
+                    -p * p.ln()
+                })
+                .sum();
+            let want = (h / 4f64.ln()) as f32;
+            let got = coverage(d, &counts, &s).intervention_diversity;
+            assert!((got - want).abs() <= 1e-6, "{counts:?}: {got} vs {want}");
         }
     }
 }
