@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use tessera::Device;
-use tessera::search::{Index, IndexConfig, Metric, Storage};
+use tessera::search::{Hits, Index, IndexConfig, Metric, Storage};
 use tessera_tensor::rng::Rng;
 
 fn main() -> Result<(), tessera::TesseraError> {
@@ -69,17 +69,23 @@ fn main() -> Result<(), tessera::TesseraError> {
         IndexConfig::new(dim, Metric::Cosine).with_storage(Storage::Bf16),
     )?;
     small.add(&docs)?;
+    // How many of the f32 index's 25 neighbours another index returns.
+    let shared = |other: &Hits| -> usize {
+        (0..5)
+            .map(|q| {
+                other
+                    .ids(q)
+                    .iter()
+                    .filter(|id| hits.ids(q).contains(id))
+                    .count()
+            })
+            .sum()
+    };
     let approx = small.search(&queries, 5, None)?;
-    let same: usize = (0..5)
-        .map(|q| {
-            approx
-                .ids(q)
-                .iter()
-                .filter(|id| hits.ids(q).contains(id))
-                .count()
-        })
-        .sum();
-    println!("bf16 storage returns {same} of the 25 f32 neighbours");
+    println!(
+        "bf16 storage returns {} of the 25 f32 neighbours",
+        shared(&approx)
+    );
 
     // Refined: the bf16 search's best 2·k candidates reranked exactly from f32 copies
     // kept on the host.
@@ -90,15 +96,9 @@ fn main() -> Result<(), tessera::TesseraError> {
     .with_refinement(2)?;
     refined.add(&docs)?;
     let exact = refined.search(&queries, 5, None)?;
-    let same: usize = (0..5)
-        .map(|q| {
-            exact
-                .ids(q)
-                .iter()
-                .filter(|id| hits.ids(q).contains(id))
-                .count()
-        })
-        .sum();
-    println!("refined bf16 storage returns {same} of the 25 f32 neighbours");
+    println!(
+        "refined bf16 storage returns {} of the 25 f32 neighbours",
+        shared(&exact)
+    );
     Ok(())
 }

@@ -622,7 +622,8 @@ impl Voi {
         let evpi: Vec<f64> = self.evpi(outcomes)?.iter().map(|e| e.evpi).collect();
         let mut y = std::mem::take(&mut self.responses);
         let y_shift = outcomes.responses(&mut y);
-        let m = outcomes.layout().columns();
+        let layout = outcomes.layout();
+        let m = layout.columns();
         let n = outcomes.rows();
         let yt = Table::new("responses", &y, n, m)?;
         let results = groups
@@ -638,22 +639,12 @@ impl Voi {
                 } = match metamodel {
                     Metamodel::StrongOakley { blocks } => {
                         Estimate::nonparametric(nonparametric::strong_oakley(
-                            &outcomes.layout(),
-                            &y,
-                            &y_shift,
-                            params,
-                            group[0],
-                            blocks,
+                            &layout, &y, &y_shift, params, group[0], blocks,
                         ))
                     }
                     Metamodel::Sadatsafavi { separators } => {
                         Estimate::nonparametric(nonparametric::sadatsafavi(
-                            &outcomes.layout(),
-                            &y,
-                            &y_shift,
-                            params,
-                            group[0],
-                            separators,
+                            &layout, &y, &y_shift, params, group[0], separators,
                         ))
                     }
                     Metamodel::GaussianProcess { fit_rows } => {
