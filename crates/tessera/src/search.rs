@@ -18,7 +18,7 @@ use tessera_gpu::GpuIndex;
 pub use tessera_tensor::search::{
     Hits, IndexConfig, MAX_DIM, MAX_K, MAX_MAGNITUDE, MAX_VECTORS, Metric, Storage, VectorIndex,
 };
-use tessera_tensor::search::{check_search, push_exact};
+use tessera_tensor::search::{check_search, exact_score, push_exact};
 
 use crate::{Backend, Device, Result, TesseraError};
 
@@ -47,7 +47,7 @@ struct Refine {
     factor: usize,
     /// The vectors as added, row-major.
     originals: Vec<f32>,
-    /// `1 / ‖x‖` of each, in f64 (cosine only).
+    /// `1 / ‖x‖` of each, in f64 (kept under the cosine metric only).
     inv_norms: Vec<f64>,
 }
 
@@ -176,12 +176,11 @@ impl Index {
         self.index_mut().add(vectors)?;
         if let Some(refine) = &mut self.refine {
             refine.originals.extend_from_slice(vectors);
-            refine
-                .inv_norms
-                .extend(vectors.chunks_exact(config.dim).map(|v| {
-                    let norm_sq: f64 = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
-                    1.0 / norm_sq.sqrt()
-                }));
+            if config.metric == Metric::Cosine {
+                let inv_norm = |v: &[f32]| 1.0 / exact_score(Metric::InnerProduct, v, v).sqrt();
+                let rows = vectors.chunks_exact(config.dim);
+                refine.inv_norms.extend(rows.map(inv_norm));
+            }
         }
         Ok(())
     }
@@ -223,32 +222,18 @@ impl Refine {
         let dim = config.dim;
         let mut hits = Hits::with_capacity(found.queries(), k);
         for (q, query) in queries.chunks_exact(dim).enumerate() {
-            let query_inv_norm = 1.0
-                / query
-                    .iter()
-                    .map(|&x| f64::from(x) * f64::from(x))
-                    .sum::<f64>()
-                    .sqrt();
+            let query_inv_norm = 1.0 / exact_score(Metric::InnerProduct, query, query).sqrt();
             let scored: Vec<(u32, f64)> = found
                 .ids(q)
                 .iter()
                 .map(|&id| {
                     let i = id as usize;
                     let v = &self.originals[i * dim..(i + 1) * dim];
-                    let pairs = query
-                        .iter()
-                        .zip(v)
-                        .map(|(&a, &b)| (f64::from(a), f64::from(b)));
-                    let score = match config.metric {
-                        Metric::L2 => pairs.map(|(a, b)| (a - b) * (a - b)).sum(),
-                        Metric::InnerProduct => pairs.map(|(a, b)| a * b).sum(),
-                        Metric::Cosine => {
-                            pairs.map(|(a, b)| a * b).sum::<f64>()
-                                * query_inv_norm
-                                * self.inv_norms[i]
-                        }
-                    };
-                    (id, score)
+                    let score = exact_score(config.metric, query, v);
+                    match config.metric {
+                        Metric::Cosine => (id, score * query_inv_norm * self.inv_norms[i]),
+                        _ => (id, score),
+                    }
                 })
                 .collect();
             push_exact(&mut hits, config.metric, scored, threshold);

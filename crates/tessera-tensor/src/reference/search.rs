@@ -2,7 +2,8 @@
 
 use crate::error::Result;
 use crate::search::{
-    Hits, IndexConfig, Metric, Prepared, VectorIndex, check_add, check_search, prepare, push_exact,
+    Hits, IndexConfig, Metric, Prepared, VectorIndex, check_add, check_search, exact_score,
+    prepare, push_exact,
 };
 
 /// Exact search in f64 over the stored vectors: every score computed, every query
@@ -34,19 +35,7 @@ impl ReferenceIndex {
     /// The exact score of stored vector `id` for a prepared query: the similarity, or
     /// the squared distance under L2.
     pub fn exact_score(&self, query: &[f32], id: usize) -> f64 {
-        let x = self.vector(id);
-        match self.config.metric {
-            Metric::L2 => query
-                .iter()
-                .zip(x)
-                .map(|(&q, &v)| (q as f64 - v as f64).powi(2))
-                .sum(),
-            _ => query
-                .iter()
-                .zip(x)
-                .map(|(&q, &v)| q as f64 * v as f64)
-                .sum(),
-        }
+        exact_score(self.config.metric, query, self.vector(id))
     }
 
     /// The magnitude an f32 score of `id` is computed at: `‖q‖‖x‖` for similarities,

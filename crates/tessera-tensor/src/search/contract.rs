@@ -328,6 +328,19 @@ impl Hits {
     }
 }
 
+/// The exact f64 score of `x` for `query` under `metric`, without normalising: the
+/// squared distance under L2, else the inner product (a cosine once both are unit).
+pub fn exact_score(metric: Metric, query: &[f32], x: &[f32]) -> f64 {
+    let pairs = query
+        .iter()
+        .zip(x)
+        .map(|(&q, &v)| (f64::from(q), f64::from(v)));
+    match metric {
+        Metric::L2 => pairs.map(|(q, v)| (q - v) * (q - v)).sum(),
+        _ => pairs.map(|(q, v)| q * v).sum(),
+    }
+}
+
 /// Appends one query's results from exact scores (any order): best first under
 /// `metric`, ties to the lower id, at most `hits.k()`, those past `threshold` cut.
 pub fn push_exact(

@@ -5,6 +5,6 @@ mod contract;
 
 pub use contract::{
     Candidate, Hits, IndexConfig, MAX_DIM, MAX_K, MAX_MAGNITUDE, MAX_VECTORS, Metric, Prepared,
-    Storage, VectorIndex, bf16_bits, bf16_round, check_add, check_search, finish_query, prepare,
-    push_exact, storage_words, words_per_vector,
+    Storage, VectorIndex, bf16_bits, bf16_round, check_add, check_search, exact_score,
+    finish_query, prepare, push_exact, storage_words, words_per_vector,
 };
