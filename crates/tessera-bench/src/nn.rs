@@ -920,8 +920,8 @@ impl Fixture for NetFixture {
         }
         match &b.kind {
             BackendKind::CpuSimd => self.kernel_runner(|| Ok(CpuNn::new())),
-            // Scalar element-wise kernels and GEMV (the GEMM is matrixmultiply's
-            // either way).
+            // Scalar element-wise kernels and GEMV; the GEMM runs `matrixmultiply`
+            // (the AVX-512 kernel needs the SIMD level).
             BackendKind::CpuScalar => self.kernel_runner(|| Ok(CpuNn::new_scalar())),
             BackendKind::Gpu(ctx) => self.kernel_runner(|| GpuNn::new(ctx)),
             BackendKind::Libfann(lib) if self.w.kind.is_fann() => self.libfann_runner(lib),

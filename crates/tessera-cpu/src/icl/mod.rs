@@ -48,17 +48,38 @@ impl CpuIcl {
 }
 
 /// `out = rows · Mᵀ` for `rows` (`n × cols`) and a row-major `M` (`out_cols × cols`).
-fn times_transpose(rows: &[f32], n: usize, cols: usize, m: &[f32], out_cols: usize) -> Vec<f32> {
+fn times_transpose(
+    arch: Arch,
+    rows: &[f32],
+    n: usize,
+    cols: usize,
+    m: &[f32],
+    out_cols: usize,
+) -> Vec<f32> {
     let mut out = vec![0.0; n * out_cols];
-    sgemm((n, cols, out_cols), rows, (cols, 1), m, (1, cols), &mut out);
+    sgemm(
+        arch,
+        (n, cols, out_cols),
+        rows,
+        (cols, 1),
+        m,
+        (1, cols),
+        &mut out,
+    );
     out
 }
 
 /// Per pair: `q̃ = Wkᵀ Wq x`, scaled, as rows of `pairs × d_model`.
-fn score_vectors(block: &ContextualBlock<'_>, queries: &[f32], pairs: usize) -> Vec<f32> {
-    let q = times_transpose(queries, pairs, block.d_model, block.wq, block.d_k);
+fn score_vectors(
+    arch: Arch,
+    block: &ContextualBlock<'_>,
+    queries: &[f32],
+    pairs: usize,
+) -> Vec<f32> {
+    let q = times_transpose(arch, queries, pairs, block.d_model, block.wq, block.d_k);
     let mut qt = vec![0.0; pairs * block.d_model];
     sgemm(
+        arch,
         (pairs, block.d_k, block.d_model),
         &q,
         (block.d_k, 1),
@@ -153,7 +174,7 @@ impl IclBackend for CpuIcl {
         let pairs = check_rank_one(block, contexts)?;
         let _span = tracing::debug_span!("cpu_rank_one_updates", pairs).entered();
         let (d, d_v) = (block.d_model, block.d_v);
-        let qt = score_vectors(block, contexts.queries, pairs);
+        let qt = score_vectors(self.arch, block, contexts.queries, pairs);
         // [x; Σ α_i (t_i − x)] of every pair, so one product with Wv gives A(x) and ΔA.
         let mut stacked = vec![0.0f32; 2 * pairs * d];
         stacked[..pairs * d].copy_from_slice(contexts.queries);
@@ -166,9 +187,9 @@ impl IclBackend for CpuIcl {
                     &contexts.tokens[contexts.offsets[b] * d..contexts.offsets[b + 1] * d];
                 out.copy_from_slice(&mixtures(&qt[b * d..(b + 1) * d], context, x, |_| {}));
             });
-        let mut alone = times_transpose(&stacked, 2 * pairs, d, block.wv, d_v);
+        let mut alone = times_transpose(self.arch, &stacked, 2 * pairs, d, block.wv, d_v);
         let delta = alone.split_off(pairs * d_v);
-        let u = times_transpose(&delta, pairs, d_v, block.w, block.m);
+        let u = times_transpose(self.arch, &delta, pairs, d_v, block.w, block.m);
         RankOneUpdates::from_factors(block.m, d_v, alone, &delta, u)
     }
 
@@ -181,7 +202,7 @@ impl IclBackend for CpuIcl {
         let _span = tracing::debug_span!("cpu_update_sequences", pairs).entered();
         let (d, d_v, m) = (block.d_model, block.d_v, block.m);
         let steps = *contexts.offsets.last().unwrap_or(&0);
-        let qt = score_vectors(block, contexts.queries, pairs);
+        let qt = score_vectors(self.arch, block, contexts.queries, pairs);
         // The queries, then every prefix's Σ α_i (t_i − x) (pair b's steps at its
         // context's rows), so one product with Wv gives A(x) and every ΔA_t.
         let mut stacked = vec![0.0f32; (pairs + steps) * d];
@@ -204,9 +225,9 @@ impl IclBackend for CpuIcl {
                     .copy_from_slice(diff);
             });
         });
-        let mut alone = times_transpose(&stacked, pairs + steps, d, block.wv, d_v);
+        let mut alone = times_transpose(self.arch, &stacked, pairs + steps, d, block.wv, d_v);
         let delta = alone.split_off(pairs * d_v);
-        let u = times_transpose(&delta, steps, d_v, block.w, m);
+        let u = times_transpose(self.arch, &delta, steps, d_v, block.w, m);
         UpdateSequences::new(m, offsets, u, &alone, d_v)
     }
 

@@ -86,6 +86,7 @@ pub(super) fn candidate_epoch(
     // Sums transposed, [candidates, rows], so each candidate's row is contiguous.
     let mut sums = vec![0.0f32; nc * rows];
     sgemm(
+        arch,
         (nc, ni, rows),
         weights_in,
         (ni, 1),
@@ -143,5 +144,13 @@ pub(super) fn candidate_epoch(
             arch.dispatch(ScaleBy((&mut row[..], &err[..])));
         });
     // grad_in = D V: [candidates, rows] x [rows, inputs].
-    sgemm((nc, rows, ni), &sums, (rows, 1), values, (ni, 1), grad_in);
+    sgemm(
+        arch,
+        (nc, rows, ni),
+        &sums,
+        (rows, 1),
+        values,
+        (ni, 1),
+        grad_in,
+    );
 }

@@ -1,5 +1,6 @@
-//! The CPU neural kernels: GEMM from `matrixmultiply` (packed, cache-blocked,
-//! AVX2/FMA or NEON, threaded), element-wise kernels under pulp's SIMD dispatch.
+//! The CPU neural kernels: GEMM from `crate::linalg` (tessera's AVX-512 kernel for
+//! large products, `matrixmultiply` otherwise), element-wise kernels under pulp's SIMD
+//! dispatch.
 
 mod activation;
 mod bf16;
@@ -140,6 +141,7 @@ impl NnKernels for CpuNn {
         let a_strides = if g.trans_a { (1, g.m) } else { (g.k, 1) };
         let b_strides = if g.trans_b { (1, g.k) } else { (g.n, 1) };
         crate::linalg::gemm(
+            self.arch,
             (g.m, g.k, g.n),
             g.alpha,
             a,

@@ -137,6 +137,44 @@ pub fn gemm_layouts<K: NnKernels>(k: &K) {
     }
 }
 
+/// Products large enough for a backend's blocked path (the CPU's AVX-512 kernel starts
+/// at 2^22 multiply-adds and 128 columns): tails in every dimension, more than one block of `k`, of
+/// columns and of rows, each layout, and `beta = 0` over a `C` full of NaNs.
+pub fn gemm_large<K: NnKernels>(k: &K) {
+    let mut rng = Rng::new(29);
+    let shapes = [
+        // (m, n, k): a 385-deep product spans two blocks of 384.
+        (257, 300, 385, false, false),
+        (161, 1100, 97, false, true),
+        (1400, 130, 100, true, false),
+        (130, 131, 1000, true, true),
+    ];
+    for (m, n, kd, trans_a, trans_b) in shapes {
+        for (alpha, beta) in [(1.0, 0.0), (-0.75, 0.5)] {
+            let g = Gemm {
+                m,
+                n,
+                k: kd,
+                trans_a,
+                trans_b,
+                alpha,
+                beta,
+            };
+            check_gemm(k, g, &mut rng);
+        }
+    }
+    let g = Gemm::new(300, 257, 260);
+    let a = random(&mut rng, g.m * g.k, -1.0, 1.0);
+    let b = random(&mut rng, g.k * g.n, -1.0, 1.0);
+    let (ka, kb) = (k.tensor(&a).unwrap(), k.tensor(&b).unwrap());
+    let mut kc = k.tensor(&vec![f32::NAN; g.m * g.n]).unwrap();
+    k.gemm(g, &ka, &kb, &mut kc).unwrap();
+    assert!(
+        plain(k, &kc).iter().all(|v| v.is_finite()),
+        "beta = 0 must overwrite C"
+    );
+}
+
 /// Forward and backward of every activation on random sums.
 pub fn activations<K: NnKernels>(k: &K) {
     let r = ReferenceNn;
@@ -1346,7 +1384,7 @@ pub fn shape_errors<K: NnKernels>(k: &K) {
 #[macro_export]
 macro_rules! nn_parity_suite {
     ($kernels:expr) => {
-        $crate::nn_parity_suite!(@tests $kernels; gemm_layouts, activations, losses, column_sums, optimizers, cascade_candidates, shape_errors, dense_backprop, dense_backprop_errors, shortcut, shortcut_errors);
+        $crate::nn_parity_suite!(@tests $kernels; gemm_layouts, gemm_large, activations, losses, column_sums, optimizers, cascade_candidates, shape_errors, dense_backprop, dense_backprop_errors, shortcut, shortcut_errors);
     };
     (@tests $kernels:expr; $($name:ident),*) => {
         $(

@@ -1,11 +1,18 @@
 //! Dense linear algebra shared by the families.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+use pulp::Arch;
+
 /// `C = alpha A B + beta C` with explicit strides for `A` (`m × k`) and `B` (`k × n`),
-/// `C` dense row-major `m × n`: `matrixmultiply`'s packed, threaded SGEMM (with its
-/// own AVX-512, AVX2 and NEON kernels chosen at run time). With `beta = 0`, `C` is
-/// overwritten (NaNs included).
+/// `C` dense row-major `m × n`. Large products at `arch`'s AVX-512 level run tessera's
+/// own AVX-512 kernel ([`avx512`]); the rest run `matrixmultiply`'s packed, threaded
+/// SGEMM (with its own AVX-512, AVX2 and NEON kernels chosen at run time). With
+/// `beta = 0`, `C` is overwritten (NaNs included).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
+    arch: Arch,
     (m, k, n): (usize, usize, usize),
     alpha: f32,
     a: &[f32],
@@ -28,6 +35,31 @@ pub(crate) fn gemm(
     );
     assert!(m * n <= c.len(), "sgemm C out of range");
     if m * n == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Arch::V4(_) = arch
+        && avx512::worth_it((m, k, n))
+    {
+        let operand = |s: &[f32], (rs, cs): (usize, usize)| avx512::Operand {
+            ptr: s.as_ptr(),
+            rs,
+            cs,
+        };
+        // SAFETY: `Arch::V4` exists only where the CPU runs AVX-512 F; the assertions
+        // above keep every index the strides reach inside `a`, `b` and `c` (dense
+        // `[m, n]`), which is borrowed mutably and so aliases neither input.
+        unsafe {
+            avx512::gemm(
+                (m, k, n),
+                alpha,
+                operand(a, (rsa, csa)),
+                operand(b, (rsb, csb)),
+                beta,
+                c.as_mut_ptr(),
+                n,
+            )
+        };
         return;
     }
     // SAFETY: the assertions above keep every index the strides reach inside `a`,
@@ -55,6 +87,7 @@ pub(crate) fn gemm(
 
 /// `C = A B` with explicit strides (see [`gemm`]).
 pub(crate) fn sgemm(
+    arch: Arch,
     dims: (usize, usize, usize),
     a: &[f32],
     a_strides: (usize, usize),
@@ -62,7 +95,7 @@ pub(crate) fn sgemm(
     b_strides: (usize, usize),
     c: &mut [f32],
 ) {
-    gemm(dims, 1.0, a, a_strides, b, b_strides, 0.0, c);
+    gemm(arch, dims, 1.0, a, a_strides, b, b_strides, 0.0, c);
 }
 
 /// Rows summed in f32 before a partial sum joins the f64 total.
