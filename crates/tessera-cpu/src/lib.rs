@@ -21,6 +21,7 @@ mod dispatch;
 pub mod icl;
 mod linalg;
 mod math;
+mod memory;
 pub mod nn;
 pub mod search;
 pub mod sim;

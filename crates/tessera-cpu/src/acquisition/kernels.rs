@@ -84,6 +84,41 @@ impl<'a> From<EnvParts<'a>> for EnvMut<'a> {
     }
 }
 
+/// Asks the cache for the ring rows the next step of this environment touches (the
+/// row at the cursor in `values` and `interventions`, the cursor's target, the
+/// window's ends). Across a batch these are scattered over the whole state, one
+/// memory latency each, so the caller issues them one environment ahead.
+#[inline(always)]
+pub(crate) fn prefetch_ring(d: Dims, e: &EnvMut<'_>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let s = &*e.scalars;
+        let slot = s.write_idx as usize % d.cap;
+        let line = |p: *const f32| {
+            // SAFETY: prefetching is a hint with no architectural effect, valid for
+            // any address; every address here is inside a live slice anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+        };
+        for row in [
+            &e.values[slot * d.n..][..d.n],
+            &e.interventions[slot * d.n..][..d.n],
+        ] {
+            // One hint per 64-byte line, the row's last element included.
+            for i in (0..d.n).step_by(16).chain([d.n - 1]) {
+                line(&row[i]);
+            }
+        }
+        line(&e.targets[slot]);
+        let head = s.window_head as usize % d.cap;
+        let tail = (s.window_head + s.window_len) as usize % d.cap;
+        line(e.prev_window[head..].as_ptr().cast());
+        line(e.prev_window[tail..].as_ptr().cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (d, e);
+}
+
 /// Writes one sample at the ring cursor, keeping the intervention counts incremental:
 /// the overwritten row (if the ring was full) leaves, the new row enters.
 #[inline(always)]
@@ -100,7 +135,10 @@ pub(crate) fn add_sample(d: Dims, e: &mut EnvMut<'_>, values: &[f32], flags: &[b
         *count += new as u32;
         *old = new as u32 as f32;
     }
-    e.values[row].copy_from_slice(values);
+    // Element by element: a run-time-length copy is a `memmove` call.
+    for (slot, &v) in e.values[row].iter_mut().zip(values) {
+        *slot = v;
+    }
     e.targets[slot] = target;
     s.write_idx = ((slot + 1) % d.cap) as u32;
     s.n_samples = (s.n_samples + 1).min(d.cap as u32);
@@ -304,7 +342,7 @@ pub(crate) fn policy_features(
         }
         row[d.fd] = marginal[i];
         row[d.fd + 1] = confidence[i];
-        row[d.fd + 2..d.fd + 10].copy_from_slice(&globals);
+        store_eight(&mut row[d.fd + 2..d.fd + 10], &globals);
         let (rate, tsi) = if empty {
             (0.0, 0.0)
         } else {
@@ -319,6 +357,24 @@ pub(crate) fn policy_features(
         row[d.fd + 10] = rate;
         row[d.fd + 11] = tsi;
     }
+}
+
+/// `dst = src` as two 4-lane stores: LLVM keeps the eight values in separate
+/// registers and would store them one by one (a tenth of the step).
+#[inline(always)]
+fn store_eight(dst: &mut [f32], src: &[f32; 8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_loadu_ps, _mm_storeu_ps};
+        let dst: &mut [f32; 8] = dst.try_into().expect("eight values");
+        // SAFETY: SSE2 is part of x86-64; both arrays hold eight f32s.
+        unsafe {
+            _mm_storeu_ps(dst.as_mut_ptr(), _mm_loadu_ps(src.as_ptr()));
+            _mm_storeu_ps(dst.as_mut_ptr().add(4), _mm_loadu_ps(src.as_ptr().add(4)));
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    dst.copy_from_slice(src);
 }
 
 /// `s_i = conf_i (1 + w (1 - rate_i)) - 0.1 F[i,1]`, -inf for the target.

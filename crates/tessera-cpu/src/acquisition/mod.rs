@@ -26,6 +26,9 @@ fn next<T>(chunks: &mut impl Iterator<Item = T>) -> T {
 /// rayon's fork-join costs a few microseconds, more than a small step takes.
 const PARALLEL_MIN_WORK: usize = 1 << 15;
 
+/// Environments per run of the parallel step (each prefetches the next one's rows).
+const STEP_RUN: usize = 32;
+
 /// A batch of acquisition environments on the CPU.
 #[derive(Debug, Clone)]
 pub struct CpuAcquisition {
@@ -37,18 +40,31 @@ impl CpuAcquisition {
     /// A fresh batch with the spec's defaults, at [`CpuAcquisition::default_level`].
     /// Fails on an invalid config.
     pub fn new(config: &AcquisitionConfig) -> Result<Self> {
-        Ok(Self {
-            state: AcquisitionState::new(config)?,
-            arch: Self::default_level().arch(),
-        })
+        Ok(Self::hold(
+            AcquisitionState::new(config)?,
+            Self::default_level().arch(),
+        ))
     }
 
     /// Like [`CpuAcquisition::new`], pinned to `level`; an error if this CPU lacks it.
     pub fn with_level(config: &AcquisitionConfig, level: SimdLevel) -> Result<Self> {
-        Ok(Self {
-            state: AcquisitionState::new(config)?,
-            arch: level.check_available()?.arch(),
-        })
+        let arch = level.check_available()?.arch();
+        Ok(Self::hold(AcquisitionState::new(config)?, arch))
+    }
+
+    /// Takes a valid state at `arch`. The per-environment arrays ask for huge pages:
+    /// a step touches one ring row per environment, scattered over the whole state
+    /// (1.6 GB at 4096 x 50 x 1000), and with 4 KiB pages each row cost a TLB miss and
+    /// a page walk (`docs/benchmarks.md`).
+    fn hold(mut state: AcquisitionState, arch: Arch) -> Self {
+        let s = &mut state;
+        crate::memory::prefer_huge_pages(&mut s.values);
+        crate::memory::prefer_huge_pages(&mut s.interventions);
+        crate::memory::prefer_huge_pages(&mut s.targets);
+        crate::memory::prefer_huge_pages(&mut s.prev_best_window);
+        crate::memory::prefer_huge_pages(&mut s.mechanism_features);
+        crate::memory::prefer_huge_pages(&mut s.policy_features);
+        Self { state, arch }
     }
 
     /// The level a batch runs at unless pinned: [`SimdLevel::in_use`], at most AVX2.
@@ -61,10 +77,7 @@ impl CpuAcquisition {
     /// Like [`CpuAcquisition::new`] but with SIMD dispatch disabled (the scalar code
     /// path of the same kernels): a baseline that shows what the SIMD path buys.
     pub fn new_scalar(config: &AcquisitionConfig) -> Result<Self> {
-        Ok(Self {
-            state: AcquisitionState::new(config)?,
-            arch: Arch::Scalar,
-        })
+        Ok(Self::hold(AcquisitionState::new(config)?, Arch::Scalar))
     }
 
     /// The instruction set the kernels are dispatched to (`"scalar"`, `"V3"` for
@@ -88,10 +101,7 @@ impl CpuAcquisition {
     /// ([`AcquisitionState::validate`]).
     pub fn from_state(state: AcquisitionState) -> Result<Self> {
         state.validate()?;
-        Ok(Self {
-            state,
-            arch: Self::default_level().arch(),
-        })
+        Ok(Self::hold(state, Self::default_level().arch()))
     }
 
     /// The state, borrowed: no copy is made.
@@ -265,7 +275,18 @@ impl AcquisitionBackend for CpuAcquisition {
         input.validate(&self.state.config)?;
         let d = self.dims();
         // One pass per environment: its data stays in cache across all eight stages.
-        self.for_each_env(d.n * (d.width + d.fd + 4), (d, input), ops::step);
+        let work = d.n * (d.width + d.fd + 4);
+        let batch = self.state.config.batch();
+        if batch > 1 && batch * work >= PARALLEL_MIN_WORK {
+            // Runs of environments, so each can prefetch its successor's ring rows.
+            let arch = self.arch;
+            self.par_envs()
+                .enumerate()
+                .chunks(STEP_RUN)
+                .for_each(|run| arch.dispatch(Kernel(ops::step_run, (run, (d, input)))));
+        } else {
+            self.for_each_env(work, (d, input), ops::step);
+        }
         Ok(())
     }
 

@@ -113,6 +113,19 @@ pub(super) fn step((b, mut e, (d, input)): (usize, EnvMut<'_>, (Dims, &StepInput
     };
 }
 
+/// The fused step over a run of consecutive environments, each one's ring rows
+/// requested from memory while the one before it computes.
+#[inline(always)]
+pub(super) fn step_run((run, args): (Vec<(usize, EnvMut<'_>)>, (Dims, &StepInput<'_>))) {
+    let mut envs = run.into_iter().peekable();
+    while let Some((b, e)) = envs.next() {
+        if let Some((_, next)) = envs.peek() {
+            kernels::prefetch_ring(args.0, next);
+        }
+        step((b, e, args));
+    }
+}
+
 #[inline(always)]
 pub(super) fn history((d, e, t, out): (Dims, EnvMut<'_>, usize, &mut [f32])) {
     kernels::history(d, &e, t, out);

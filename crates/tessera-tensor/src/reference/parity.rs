@@ -458,6 +458,16 @@ pub fn history_windows<F: BackendFactory>(f: &F) {
     assert!(h.chunks(5).all(|c| c[0] == 0.0));
 }
 
+/// A batch wider and longer than the random scenarios reach, for a backend's
+/// parallel paths: 130 variables, 70 environments (the CPU's runs of 32 and a
+/// remainder), a ring that wraps, compared with the reference after every step.
+pub fn wide_batches<F: BackendFactory>(f: &F) {
+    let targets = (0..70).map(|b| (b * 37 % 130) as u32).collect();
+    let cfg = AcquisitionConfig::batched(130, 6, targets).with_feature_dim(4);
+    let (mut be, mut re) = pair(f, &cfg);
+    run_steps(&mut be, &mut re, &mut Rng::new(41), 9, 1).unwrap();
+}
+
 /// Size-1 shapes and a posterior update.
 pub fn size_one_and_posterior<F: BackendFactory>(f: &F) {
     let cfg = AcquisitionConfig::single(2, 1, 1);
@@ -803,7 +813,7 @@ macro_rules! acquisition_parity_suite {
     ($factory:expr, cases = $cases:expr) => {
         $crate::acquisition_parity_suite!(@tests $factory, $cases;
             spec_test_vector, empty_buffer, exactly_full, many_wraps, objectives,
-            selection_ties, history_windows, size_one_and_posterior,
+            selection_ties, history_windows, size_one_and_posterior, wide_batches,
             invalid_inputs_leave_state_unchanged, invalid_config_is_error,
             extreme_magnitudes);
         #[test]
