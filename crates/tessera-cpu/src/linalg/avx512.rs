@@ -30,6 +30,8 @@ const NC: usize = 480;
 const MC: usize = 1344;
 /// Floats per cache line: packed buffers start on one.
 const LINE: usize = 16;
+/// Steps of `k` per block of a transposing pack: one cache line of each column.
+const PACK_STEPS: usize = 16;
 
 /// An operand in memory: element `(i, j)` at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy)]
@@ -270,12 +272,17 @@ unsafe fn pack_b(dst: &mut [f32], b: Operand, ks: Range<usize>, cols: Range<usiz
                 step[valid..].fill(0.0);
             }
         } else {
-            // Column-major B (a transposed operand): read each column along k.
-            for col in 0..valid {
-                for p in 0..kc {
-                    // SAFETY: element `(ks.start + p, c0 + col)` is in range.
-                    panel[p * NR + col] =
-                        unsafe { *b.ptr.add((ks.start + p) * b.rs + (c0 + col) * b.cs) };
+            // Column-major B (a transposed operand): a transpose in blocks of
+            // `PACK_STEPS` steps, so the writes stay within a few KiB of L1 while each
+            // column is read along k a cache line at a time.
+            for p0 in (0..kc).step_by(PACK_STEPS) {
+                let steps = PACK_STEPS.min(kc - p0);
+                for col in 0..valid {
+                    for t in 0..steps {
+                        // SAFETY: element `(ks.start + p0 + t, c0 + col)` is in range.
+                        panel[(p0 + t) * NR + col] =
+                            unsafe { *b.ptr.add((ks.start + p0 + t) * b.rs + (c0 + col) * b.cs) };
+                    }
                 }
             }
             if valid < NR {

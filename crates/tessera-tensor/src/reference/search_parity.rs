@@ -239,7 +239,7 @@ fn run(f: &impl IndexFactory, c: Case) {
 }
 
 /// Sizes at and around every tile: one vector, k = N, dimension 1, N and Q just below
-/// and above multiples of 16, 32 and 1024, k = 1024, no queries.
+/// and above multiples of 8, 12, 16, 32, 64 and 1024, k = 1024, no queries.
 pub fn edge_cases<F: IndexFactory>(f: &F) {
     let base = Case {
         dim: 3,
@@ -268,6 +268,11 @@ pub fn edge_cases<F: IndexFactory>(f: &F) {
                 (2, 1025, 1, MAX_K),
                 (5, 1500, 2, MAX_K),
                 (4, 64, 0, 3),
+                // Query counts past whole tiles of 8 and 12, and a batch across the
+                // CPU's 64-query chunks.
+                (2, 100, 13, 7),
+                (9, 70, 25, 4),
+                (5, 40, 65, 3),
             ] {
                 run(
                     f,
