@@ -5,8 +5,8 @@
 //! The layout is BLIS's, transposed to a row-major `C` so that the 16 lanes run along
 //! `C`'s rows: a micro-tile is [`MR`] rows by [`NR`] columns (24 accumulators); per
 //! step of `k` it loads two vectors of packed `B` and broadcasts [`MR`] values of
-//! packed `A`. A's micro-panel (`MR × KC`, 18 KiB) stays in L1 while the micro-kernel
-//! walks the packed block of `B` (`KC × NC`, 720 KiB) in L2. The threads split `C`
+//! packed `A`. A's micro-panel (`MR × KC`, 24 KiB) stays in L1 while the micro-kernel
+//! walks the packed block of `B` (`KC × NC`, 768 KiB) in L2. The threads split `C`
 //! into pieces of whole micro-tiles; each packs its own operands.
 
 use std::arch::x86_64::{
@@ -22,12 +22,13 @@ use rayon::prelude::*;
 const MR: usize = 12;
 /// Columns of `C` per micro-tile: two 16-lane registers.
 const NR: usize = 32;
-/// Depth of a packed block: `MR × KC` of `A` fills about half of L1.
-const KC: usize = 384;
-/// Columns of `B` packed at once: `KC × NC` floats fill most of a 1 MiB L2.
-const NC: usize = 480;
+/// Depth of a packed block: `MR × KC` of `A` fills three quarters of a 32 KiB L1
+/// (deeper blocks update `C` less often: 512 measured 2 to 10% faster than 384).
+const KC: usize = 512;
+/// Columns of `B` packed at once: `KC × NC` floats fill three quarters of a 1 MiB L2.
+const NC: usize = 384;
 /// Rows of `A` packed at once (a multiple of [`MR`]): 2 MiB at `KC`.
-const MC: usize = 1344;
+const MC: usize = 1008;
 /// Floats per cache line: packed buffers start on one.
 const LINE: usize = 16;
 /// Steps of `k` per block of a transposing pack: one cache line of each column.
@@ -163,8 +164,10 @@ unsafe fn piece(
     pa: &mut Vec<f32>,
     pb: &mut Vec<f32>,
 ) {
-    let packed_a = aligned(pa, MC * KC);
-    let packed_b = aligned(pb, KC * NC.div_ceil(NR) * NR);
+    // Buffers no larger than this product needs: each thread keeps its own.
+    let depth = KC.min(k);
+    let packed_a = aligned(pa, rows.len().min(MC).div_ceil(MR) * MR * depth);
+    let packed_b = aligned(pb, cols.len().min(NC).div_ceil(NR) * NR * depth);
     for i0 in rows.clone().step_by(MC) {
         let mc = MC.min(rows.end - i0);
         for p0 in (0..k).step_by(KC) {
