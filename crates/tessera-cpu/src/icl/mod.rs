@@ -76,18 +76,25 @@ fn score_vectors(
     queries: &[f32],
     pairs: usize,
 ) -> Vec<f32> {
-    let q = times_transpose(arch, queries, pairs, block.d_model, block.wq, block.d_k);
-    let mut qt = vec![0.0; pairs * block.d_model];
+    let q = times_transpose(
+        arch,
+        queries,
+        pairs,
+        block.d_model(),
+        block.wq(),
+        block.d_k(),
+    );
+    let mut qt = vec![0.0; pairs * block.d_model()];
     sgemm(
         arch,
-        (pairs, block.d_k, block.d_model),
+        (pairs, block.d_k(), block.d_model()),
         &q,
-        (block.d_k, 1),
-        block.wk,
-        (block.d_model, 1),
+        (block.d_k(), 1),
+        block.wk(),
+        (block.d_model(), 1),
         &mut qt,
     );
-    qt.iter_mut().for_each(|v| *v *= block.scale);
+    qt.iter_mut().for_each(|v| *v *= block.scale());
     qt
 }
 
@@ -173,7 +180,7 @@ impl IclBackend for CpuIcl {
     ) -> Result<RankOneUpdates> {
         let pairs = check_rank_one(block, contexts)?;
         let _span = tracing::debug_span!("cpu_rank_one_updates", pairs).entered();
-        let (d, d_v) = (block.d_model, block.d_v);
+        let (d, d_v) = (block.d_model(), block.d_v());
         let qt = score_vectors(self.arch, block, contexts.queries, pairs);
         // [x; Σ α_i (t_i − x)] of every pair, so one product with Wv gives A(x) and ΔA.
         let mut stacked = vec![0.0f32; 2 * pairs * d];
@@ -187,10 +194,10 @@ impl IclBackend for CpuIcl {
                     &contexts.tokens[contexts.offsets[b] * d..contexts.offsets[b + 1] * d];
                 out.copy_from_slice(&mixtures(&qt[b * d..(b + 1) * d], context, x, |_| {}));
             });
-        let mut alone = times_transpose(self.arch, &stacked, 2 * pairs, d, block.wv, d_v);
+        let mut alone = times_transpose(self.arch, &stacked, 2 * pairs, d, block.wv(), d_v);
         let delta = alone.split_off(pairs * d_v);
-        let u = times_transpose(self.arch, &delta, pairs, d_v, block.w, block.m);
-        RankOneUpdates::from_factors(block.m, d_v, alone, &delta, u)
+        let u = times_transpose(self.arch, &delta, pairs, d_v, block.w(), block.m());
+        RankOneUpdates::from_factors(block.m(), d_v, alone, &delta, u)
     }
 
     fn update_sequences(
@@ -200,7 +207,7 @@ impl IclBackend for CpuIcl {
     ) -> Result<UpdateSequences> {
         let pairs = check_rank_one(block, contexts)?;
         let _span = tracing::debug_span!("cpu_update_sequences", pairs).entered();
-        let (d, d_v, m) = (block.d_model, block.d_v, block.m);
+        let (d, d_v, m) = (block.d_model(), block.d_v(), block.m());
         let steps = *contexts.offsets.last().unwrap_or(&0);
         let qt = score_vectors(self.arch, block, contexts.queries, pairs);
         // The queries, then every prefix's Σ α_i (t_i − x) (pair b's steps at its
@@ -225,9 +232,9 @@ impl IclBackend for CpuIcl {
                     .copy_from_slice(diff);
             });
         });
-        let mut alone = times_transpose(self.arch, &stacked, pairs + steps, d, block.wv, d_v);
+        let mut alone = times_transpose(self.arch, &stacked, pairs + steps, d, block.wv(), d_v);
         let delta = alone.split_off(pairs * d_v);
-        let u = times_transpose(self.arch, &delta, steps, d_v, block.w, m);
+        let u = times_transpose(self.arch, &delta, steps, d_v, block.w(), m);
         UpdateSequences::new(m, offsets, u, &alone, d_v)
     }
 

@@ -311,7 +311,7 @@ impl GpuIcl {
         pairs: usize,
         sequence: bool,
     ) -> Result<Factors> {
-        let (d, d_k, d_v, m) = (block.d_model, block.d_k, block.d_v, block.m);
+        let (d, d_k, d_v, m) = (block.d_model(), block.d_k(), block.d_v(), block.m());
         let rows = if sequence {
             *contexts.offsets.last().unwrap_or(&0)
         } else {
@@ -327,10 +327,10 @@ impl GpuIcl {
         let diff = qt + pairs * d;
         let total = diff + rows * d;
         for (i, data) in [
-            block.wq,
-            block.wk,
-            block.wv,
-            block.w,
+            block.wq(),
+            block.wk(),
+            block.wv(),
+            block.w(),
             contexts.queries,
             contexts.tokens,
         ]
@@ -357,7 +357,7 @@ impl GpuIcl {
             (Operand::Work, q, d_k, 1),
             (Operand::Wk, 0, d, 1),
             qt,
-            block.scale,
+            block.scale(),
         );
         rec.dispatches.push((
             "mix_pairs",
@@ -406,7 +406,7 @@ impl IclBackend for GpuIcl {
         let pairs = check_rank_one(block, contexts)?;
         let _span = tracing::debug_span!("gpu_rank_one_updates", pairs).entered();
         let Factors { alone, delta, u } = self.updates(block, contexts, pairs, false)?;
-        RankOneUpdates::from_factors(block.m, block.d_v, alone, &delta, u)
+        RankOneUpdates::from_factors(block.m(), block.d_v(), alone, &delta, u)
     }
 
     fn update_sequences(
@@ -417,7 +417,7 @@ impl IclBackend for GpuIcl {
         let pairs = check_rank_one(block, contexts)?;
         let _span = tracing::debug_span!("gpu_update_sequences", pairs).entered();
         let Factors { alone, u, .. } = self.updates(block, contexts, pairs, true)?;
-        UpdateSequences::new(block.m, contexts.offsets, u, &alone, block.d_v)
+        UpdateSequences::new(block.m(), contexts.offsets, u, &alone, block.d_v())
     }
 
     fn weight_dynamics(&mut self, p: &Dynamics<'_>) -> Result<DynamicsRun> {

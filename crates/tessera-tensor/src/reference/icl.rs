@@ -43,14 +43,14 @@ fn narrow(x: &[f64]) -> impl Iterator<Item = f32> + '_ {
 
 /// One pair's attention: the token mixture `Σ α_i t_i` over `context` then `x`.
 fn mixture(block: &ContextualBlock<'_>, context: &[f32], x: &[f32]) -> Vec<f64> {
-    let d = block.d_model;
+    let d = block.d_model();
     let xw = widen(x);
-    let q = matvec(block.wq, &xw);
-    let qt = matvec_t(block.wk, &q, d);
+    let q = matvec(block.wq(), &xw);
+    let qt = matvec_t(block.wk(), &q, d);
     let tokens: Vec<&[f32]> = context.chunks_exact(d).chain([x]).collect();
     let scores: Vec<f64> = tokens
         .iter()
-        .map(|t| block.scale as f64 * t.iter().zip(&qt).map(|(&a, b)| a as f64 * b).sum::<f64>())
+        .map(|t| block.scale() as f64 * t.iter().zip(&qt).map(|(&a, b)| a as f64 * b).sum::<f64>())
         .collect();
     let top = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let weights: Vec<f64> = scores.iter().map(|s| (s - top).exp()).collect();
@@ -70,7 +70,7 @@ fn alone_and_v(
     x: &[f32],
     pair: usize,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let ax = matvec(block.wv, &widen(x));
+    let ax = matvec(block.wv(), &widen(x));
     let n2: f64 = ax.iter().map(|a| a * a).sum();
     if n2 < f32::MIN_POSITIVE as f64 {
         return Err(zero_attention(pair));
@@ -82,7 +82,7 @@ fn alone_and_v(
 /// `u = W Wv (mix − x)`.
 fn update_u(block: &ContextualBlock<'_>, mix: &[f64], x: &[f32]) -> Vec<f64> {
     let diff: Vec<f64> = mix.iter().zip(x).map(|(m, &v)| m - v as f64).collect();
-    matvec(block.w, &matvec(block.wv, &diff))
+    matvec(block.w(), &matvec(block.wv(), &diff))
 }
 
 impl IclBackend for ReferenceIcl {
@@ -92,10 +92,10 @@ impl IclBackend for ReferenceIcl {
         contexts: &Contexts<'_>,
     ) -> Result<RankOneUpdates> {
         let pairs = check_rank_one(block, contexts)?;
-        let d = block.d_model;
+        let d = block.d_model();
         let mut out = RankOneUpdates {
-            m: block.m,
-            d_v: block.d_v,
+            m: block.m(),
+            d_v: block.d_v(),
             u: Vec::new(),
             v: Vec::new(),
             attended: Vec::new(),
@@ -108,7 +108,7 @@ impl IclBackend for ReferenceIcl {
             let mix = mixture(block, context, x);
             out.u.extend(narrow(&update_u(block, &mix, x)));
             out.v.extend(narrow(&v));
-            out.attended.extend(narrow(&matvec(block.wv, &mix)));
+            out.attended.extend(narrow(&matvec(block.wv(), &mix)));
             out.alone.extend(narrow(&ax));
         }
         Ok(out)
@@ -120,9 +120,9 @@ impl IclBackend for ReferenceIcl {
         contexts: &Contexts<'_>,
     ) -> Result<UpdateSequences> {
         let pairs = check_rank_one(block, contexts)?;
-        let d = block.d_model;
+        let d = block.d_model();
         let mut out = UpdateSequences {
-            m: block.m,
+            m: block.m(),
             offsets: contexts.offsets.to_vec(),
             u: Vec::new(),
             v: Vec::new(),
@@ -133,7 +133,7 @@ impl IclBackend for ReferenceIcl {
             let x = &contexts.queries[b * d..(b + 1) * d];
             let (_, v) = alone_and_v(block, x, b)?;
             let vn = norm(&v);
-            let mut previous = vec![0.0; block.m];
+            let mut previous = vec![0.0; block.m()];
             for t in 1..=contexts.offsets[b + 1] - contexts.offsets[b] {
                 let context =
                     &contexts.tokens[contexts.offsets[b] * d..(contexts.offsets[b] + t) * d];
