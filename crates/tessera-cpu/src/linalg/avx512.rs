@@ -368,7 +368,7 @@ unsafe fn tile(
 /// is 1.0 to 2.2x as fast when `C` has at least 128 columns, and up to 10% slower when
 /// `C` is narrower than its micro-tiles use well (64 columns or fewer).
 pub(super) fn worth_it((m, k, n): (usize, usize, usize)) -> bool {
-    n >= 128 && m >= 32 && k >= 32 && m * k * n >= 1 << 22
+    n >= 128 && m >= 32 && k >= 32 && m.saturating_mul(k).saturating_mul(n) >= 1 << 22
 }
 
 #[cfg(test)]
