@@ -29,6 +29,9 @@ const KC: usize = 512;
 const NC: usize = 384;
 /// Rows of `A` packed at once (a multiple of [`MR`]): 2 MiB at `KC`.
 const MC: usize = 1008;
+/// Rows of `C` up to which a product with a transposed `B` runs as `Cᵀ = Bᵀ Aᵀ`
+/// (measured faster up to 128 rows, slower at 512).
+const SWAP_ROWS: usize = 128;
 /// Floats per cache line: packed buffers start on one.
 const LINE: usize = 16;
 /// Steps of `k` per block of a transposing pack: one cache line of each column.
@@ -80,6 +83,53 @@ pub(super) unsafe fn gemm(
     c: *mut f32,
     ldc: usize,
 ) {
+    if m <= SWAP_ROWS && b.rs == 1 && b.cs != 1 {
+        // Few rows times a transposed B (`x Wᵀ` of a batch of tokens): packing B would
+        // transpose all of it for a few rows' use. `Cᵀ = Bᵀ Aᵀ` instead reads `Bᵀ`
+        // (row-major) in place, packs only the small `Aᵀ`, and is transposed back.
+        let mut ct = vec![0.0f32; n * m];
+        let bt = Operand {
+            ptr: b.ptr,
+            rs: b.cs,
+            cs: 1,
+        };
+        let at = Operand {
+            ptr: a.ptr,
+            rs: a.cs,
+            cs: a.rs,
+        };
+        // SAFETY: the transposed operands reach the same elements; `ct` is `n × m`.
+        unsafe { blocked((n, k, m), alpha, bt, at, 0.0, ct.as_mut_ptr(), m, true) };
+        for i in 0..m {
+            // SAFETY: row `i` of C holds `n ≤ ldc` floats.
+            let row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), n) };
+            for (j, dst) in row.iter_mut().enumerate() {
+                let v = ct[j * m + i];
+                *dst = if beta == 0.0 { v } else { v + beta * *dst };
+            }
+        }
+        return;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { blocked((m, k, n), alpha, a, b, beta, c, ldc, false) }
+}
+
+/// [`gemm`] by the blocked loops, `A` read in place (`direct_a`, row-major only) or
+/// packed.
+///
+/// # Safety
+/// As [`gemm`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocked(
+    (m, k, n): (usize, usize, usize),
+    alpha: f32,
+    a: Operand,
+    b: Operand,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+    direct_a: bool,
+) {
     let out = Output { ptr: c, ld: ldc };
     let pieces = split(m, n, rayon::current_num_threads());
     let _span = tracing::trace_span!("sgemm_avx512", m, k, n, pieces = pieces.len()).entered();
@@ -105,6 +155,7 @@ pub(super) unsafe fn gemm(
                     b,
                     beta,
                     out,
+                    direct_a,
                     pa,
                     pb,
                 )
@@ -161,9 +212,11 @@ unsafe fn piece(
     b: Operand,
     beta: f32,
     c: Output,
+    direct_a: bool,
     pa: &mut Vec<f32>,
     pb: &mut Vec<f32>,
 ) {
+    debug_assert!(!direct_a || a.cs == 1, "A read in place must be row-major");
     // Buffers no larger than this product needs: each thread keeps its own.
     let depth = KC.min(k);
     let packed_a = aligned(pa, rows.len().min(MC).div_ceil(MR) * MR * depth);
@@ -172,21 +225,34 @@ unsafe fn piece(
         let mc = MC.min(rows.end - i0);
         for p0 in (0..k).step_by(KC) {
             let kc = KC.min(k - p0);
-            // SAFETY: rows `i0..i0 + mc` and columns `p0..p0 + kc` of A are in range.
-            unsafe { pack_a(packed_a, a, i0..i0 + mc, p0..p0 + kc) };
+            let panels = mc.div_ceil(MR);
+            // Read in place, only a last partial panel is packed (its missing rows
+            // must read as zeros).
+            let packed_rows = if direct_a {
+                (i0 + mc / MR * MR)..(i0 + mc)
+            } else {
+                i0..i0 + mc
+            };
+            // SAFETY: these rows and columns `p0..p0 + kc` of A are in range.
+            unsafe { pack_a(packed_a, a, packed_rows, p0..p0 + kc) };
             // The first block of `k` applies beta; the others add to it.
             let beta = (p0 == 0).then_some(beta);
             for j0 in cols.clone().step_by(NC) {
                 let nc = NC.min(cols.end - j0);
                 // SAFETY: rows `p0..p0 + kc` and columns `j0..j0 + nc` of B are in range.
                 unsafe { pack_b(packed_b, b, p0..p0 + kc, j0..j0 + nc) };
-                for (q, panel_a) in packed_a
-                    .chunks_exact(MR * kc)
-                    .take(mc.div_ceil(MR))
-                    .enumerate()
-                {
+                for q in 0..panels {
                     let i = i0 + q * MR;
                     let tile_rows = MR.min(i0 + mc - i);
+                    let in_place = direct_a && tile_rows == MR;
+                    let panel_a = if in_place {
+                        // SAFETY: row `i`, column `p0` of A is in range.
+                        unsafe { a.ptr.add(i * a.rs + p0) }
+                    } else if direct_a {
+                        packed_a.as_ptr()
+                    } else {
+                        packed_a[q * MR * kc..].as_ptr()
+                    };
                     for (s, panel_b) in packed_b
                         .chunks_exact(NR * kc)
                         .take(nc.div_ceil(NR))
@@ -194,20 +260,22 @@ unsafe fn piece(
                     {
                         let j = j0 + s * NR;
                         let tile_cols = NR.min(j0 + nc - j);
+                        let dst = c.ptr.wrapping_add(i * c.ld + j);
+                        let b_panel = panel_b.as_ptr();
                         // SAFETY: the tile `i.., j..` of `tile_rows × tile_cols` lies
                         // in this block of C; the panels hold `kc` steps.
                         unsafe {
-                            tile(
-                                kc,
-                                panel_a.as_ptr(),
-                                panel_b.as_ptr(),
-                                c.ptr.add(i * c.ld + j),
-                                c.ld,
-                                tile_rows,
-                                tile_cols,
-                                alpha,
-                                beta,
-                            )
+                            if in_place {
+                                tile::<true>(
+                                    kc, panel_a, a.rs, b_panel, dst, c.ld, tile_rows, tile_cols,
+                                    alpha, beta,
+                                )
+                            } else {
+                                tile::<false>(
+                                    kc, panel_a, 0, b_panel, dst, c.ld, tile_rows, tile_cols,
+                                    alpha, beta,
+                                )
+                            }
                         };
                     }
                 }
@@ -297,17 +365,20 @@ unsafe fn pack_b(dst: &mut [f32], b: Operand, ks: Range<usize>, cols: Range<usiz
     }
 }
 
-/// One micro-tile: `C[..rows, ..cols] = alpha Â B̂ + beta C` over `kc` packed steps,
-/// or `+= alpha Â B̂` when `beta` is `None` (a later block of `k`).
+/// One micro-tile: `C[..rows, ..cols] = alpha Â B̂ + beta C` over `kc` steps, or
+/// `+= alpha Â B̂` when `beta` is `None` (a later block of `k`). `Â` is a packed
+/// micro-panel, or with `DIRECT` [`MR`] rows of a row-major `A` read in place at row
+/// stride `lda`.
 ///
 /// # Safety
-/// AVX-512 F; `a` holds `kc · MR` floats, `b` `kc · NR`; `c` is valid for `rows`
-/// rows of `cols ≤ NR` floats at stride `ldc`.
+/// AVX-512 F; `a` holds `kc · MR` floats (or [`MR`] rows of `kc` at stride `lda`),
+/// `b` `kc · NR`; `c` is valid for `rows` rows of `cols ≤ NR` floats at stride `ldc`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile(
+unsafe fn tile<const DIRECT: bool>(
     kc: usize,
     a: *const f32,
+    lda: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -324,12 +395,12 @@ unsafe fn tile(
             (
                 _mm512_loadu_ps(bp),
                 _mm512_loadu_ps(bp.add(16)),
-                a.add(p * MR),
+                a.add(if DIRECT { p } else { p * MR }),
             )
         };
         for (r, row) in acc.iter_mut().enumerate() {
-            // SAFETY: `r < MR` values per step.
-            let x = _mm512_set1_ps(unsafe { *a_step.add(r) });
+            // SAFETY: `r < MR` rows per step, at stride `lda` in place or 1 packed.
+            let x = _mm512_set1_ps(unsafe { *a_step.add(if DIRECT { r * lda } else { r }) });
             row[0] = _mm512_fmadd_ps(x, b0, row[0]);
             row[1] = _mm512_fmadd_ps(x, b1, row[1]);
         }
@@ -471,12 +542,14 @@ mod tests {
         // Past KC in depth, NC in columns and MC in rows (split over the threads).
         check(50, KC + 1, 2 * NC + 3, 1);
         check(MC + 13, 2 * KC + 5, 40, 2);
-        // One thread: a piece that spans two blocks of rows.
+        // One thread: a piece that spans two blocks of rows, packed and (through
+        // `Cᵀ = Bᵀ Aᵀ`, a few rows times a transposed B) read in place.
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
             .unwrap();
         pool.install(|| check(MC + 13, 20, 45, 3));
+        pool.install(|| check(40, 100, MC + 29, 4));
     }
 
     #[test]

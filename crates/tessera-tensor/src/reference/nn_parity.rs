@@ -148,6 +148,9 @@ pub fn gemm_large<K: NnKernels>(k: &K) {
         (161, 1100, 97, false, true),
         (1400, 130, 100, true, false),
         (130, 131, 1000, true, true),
+        // Few rows times a transposed B (the CPU computes `Cᵀ = Bᵀ Aᵀ`).
+        (100, 700, 300, false, true),
+        (40, 1300, 200, true, true),
     ];
     for (m, n, kd, trans_a, trans_b) in shapes {
         for (alpha, beta) in [(1.0, 0.0), (-0.75, 0.5)] {
