@@ -32,6 +32,11 @@ const MC: usize = 1008;
 /// Rows of `C` up to which a product with a transposed `B` runs as `Cᵀ = Bᵀ Aᵀ`
 /// (measured faster up to 128 rows, slower at 512).
 const SWAP_ROWS: usize = 128;
+/// Depth from which a product of few rows with a row-major `B` runs as `Cᵀ = Bᵀ Aᵀ`
+/// too, when its rows fill whole tiles of 32 as well as tiles of 12: below it,
+/// transposing `C` back costs more than packing `B` (128 x 784 x 256 measured 18%
+/// slower swapped, 64 x 1536 x 1536 19% faster, 100 x 1000 x 1100 9% slower).
+const SWAP_DEPTH: usize = 1024;
 /// Floats per cache line: packed buffers start on one.
 const LINE: usize = 16;
 /// Steps of `k` per block of a transposing pack: one cache line of each column.
@@ -83,15 +88,19 @@ pub(super) unsafe fn gemm(
     c: *mut f32,
     ldc: usize,
 ) {
-    if m <= SWAP_ROWS && b.rs == 1 && b.cs != 1 {
-        // Few rows times a transposed B (`x Wᵀ` of a batch of tokens): packing B would
-        // transpose all of it for a few rows' use. `Cᵀ = Bᵀ Aᵀ` instead reads `Bᵀ`
-        // (row-major) in place, packs only the small `Aᵀ`, and is transposed back.
+    let transposed_b = b.rs == 1 && b.cs != 1;
+    // Swapped, C's rows become tile columns (32 a tile) instead of tile rows (12).
+    let tiles_fit = m.div_ceil(NR) * NR <= m.div_ceil(MR) * MR;
+    if m <= SWAP_ROWS && (transposed_b || (b.cs == 1 && k >= SWAP_DEPTH && tiles_fit)) {
+        // Few rows times a large B (`x Wᵀ` or `x W` of a batch of tokens): packing B
+        // would copy (or transpose) all of it for a few rows' use. `Cᵀ = Bᵀ Aᵀ`
+        // instead reads `Bᵀ` in place, packs only the small `Aᵀ`, and is transposed
+        // back.
         let mut ct = vec![0.0f32; n * m];
         let bt = Operand {
             ptr: b.ptr,
             rs: b.cs,
-            cs: 1,
+            cs: b.rs,
         };
         let at = Operand {
             ptr: a.ptr,
@@ -216,7 +225,10 @@ unsafe fn piece(
     pa: &mut Vec<f32>,
     pb: &mut Vec<f32>,
 ) {
-    debug_assert!(!direct_a || a.cs == 1, "A read in place must be row-major");
+    debug_assert!(
+        !direct_a || a.cs == 1 || a.rs == 1,
+        "A read in place has unit stride one way"
+    );
     // Buffers no larger than this product needs: each thread keeps its own.
     let depth = KC.min(k);
     let packed_a = aligned(pa, rows.len().min(MC).div_ceil(MR) * MR * depth);
@@ -247,7 +259,7 @@ unsafe fn piece(
                     let in_place = direct_a && tile_rows == MR;
                     let panel_a = if in_place {
                         // SAFETY: row `i`, column `p0` of A is in range.
-                        unsafe { a.ptr.add(i * a.rs + p0) }
+                        unsafe { a.ptr.add(i * a.rs + p0 * a.cs) }
                     } else if direct_a {
                         packed_a.as_ptr()
                     } else {
@@ -267,13 +279,29 @@ unsafe fn piece(
                         unsafe {
                             if in_place {
                                 tile::<true>(
-                                    kc, panel_a, a.rs, b_panel, dst, c.ld, tile_rows, tile_cols,
-                                    alpha, beta,
+                                    kc,
+                                    panel_a,
+                                    (a.rs, a.cs),
+                                    b_panel,
+                                    dst,
+                                    c.ld,
+                                    tile_rows,
+                                    tile_cols,
+                                    alpha,
+                                    beta,
                                 )
                             } else {
                                 tile::<false>(
-                                    kc, panel_a, 0, b_panel, dst, c.ld, tile_rows, tile_cols,
-                                    alpha, beta,
+                                    kc,
+                                    panel_a,
+                                    (1, MR),
+                                    b_panel,
+                                    dst,
+                                    c.ld,
+                                    tile_rows,
+                                    tile_cols,
+                                    alpha,
+                                    beta,
                                 )
                             }
                         };
@@ -378,7 +406,7 @@ unsafe fn pack_b(dst: &mut [f32], b: Operand, ks: Range<usize>, cols: Range<usiz
 unsafe fn tile<const DIRECT: bool>(
     kc: usize,
     a: *const f32,
-    lda: usize,
+    (row_stride, step_stride): (usize, usize),
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -395,12 +423,12 @@ unsafe fn tile<const DIRECT: bool>(
             (
                 _mm512_loadu_ps(bp),
                 _mm512_loadu_ps(bp.add(16)),
-                a.add(if DIRECT { p } else { p * MR }),
+                a.add(if DIRECT { p * step_stride } else { p * MR }),
             )
         };
         for (r, row) in acc.iter_mut().enumerate() {
             // SAFETY: `r < MR` rows per step, at stride `lda` in place or 1 packed.
-            let x = _mm512_set1_ps(unsafe { *a_step.add(if DIRECT { r * lda } else { r }) });
+            let x = _mm512_set1_ps(unsafe { *a_step.add(if DIRECT { r * row_stride } else { r }) });
             row[0] = _mm512_fmadd_ps(x, b0, row[0]);
             row[1] = _mm512_fmadd_ps(x, b1, row[1]);
         }
@@ -550,6 +578,8 @@ mod tests {
             .unwrap();
         pool.install(|| check(MC + 13, 20, 45, 3));
         pool.install(|| check(40, 100, MC + 29, 4));
+        // A few rows times a deep row-major B, swapped too.
+        check(64, SWAP_DEPTH + 76, 70, 5);
     }
 
     #[test]

@@ -151,6 +151,7 @@ pub fn gemm_large<K: NnKernels>(k: &K) {
         // Few rows times a transposed B (the CPU computes `Cᵀ = Bᵀ Aᵀ`).
         (100, 700, 300, false, true),
         (40, 1300, 200, true, true),
+        (64, 300, 1100, false, false),
     ];
     for (m, n, kd, trans_a, trans_b) in shapes {
         for (alpha, beta) in [(1.0, 0.0), (-0.75, 0.5)] {
