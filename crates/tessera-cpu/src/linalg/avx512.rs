@@ -274,36 +274,18 @@ unsafe fn piece(
                         let tile_cols = NR.min(j0 + nc - j);
                         let dst = c.ptr.wrapping_add(i * c.ld + j);
                         let b_panel = panel_b.as_ptr();
+                        let (kernel, strides): (TileFn, _) = if in_place {
+                            (tile::<true>, (a.rs, a.cs))
+                        } else {
+                            (tile::<false>, (1, MR))
+                        };
                         // SAFETY: the tile `i.., j..` of `tile_rows × tile_cols` lies
                         // in this block of C; the panels hold `kc` steps.
                         unsafe {
-                            if in_place {
-                                tile::<true>(
-                                    kc,
-                                    panel_a,
-                                    (a.rs, a.cs),
-                                    b_panel,
-                                    dst,
-                                    c.ld,
-                                    tile_rows,
-                                    tile_cols,
-                                    alpha,
-                                    beta,
-                                )
-                            } else {
-                                tile::<false>(
-                                    kc,
-                                    panel_a,
-                                    (1, MR),
-                                    b_panel,
-                                    dst,
-                                    c.ld,
-                                    tile_rows,
-                                    tile_cols,
-                                    alpha,
-                                    beta,
-                                )
-                            }
+                            kernel(
+                                kc, panel_a, strides, b_panel, dst, c.ld, tile_rows, tile_cols,
+                                alpha, beta,
+                            )
                         };
                     }
                 }
@@ -392,6 +374,20 @@ unsafe fn pack_b(dst: &mut [f32], b: Operand, ks: Range<usize>, cols: Range<usiz
         }
     }
 }
+
+/// [`tile`] read in place or packed.
+type TileFn = unsafe fn(
+    usize,
+    *const f32,
+    (usize, usize),
+    *const f32,
+    *mut f32,
+    usize,
+    usize,
+    usize,
+    f32,
+    Option<f32>,
+);
 
 /// One micro-tile: `C[..rows, ..cols] = alpha Â B̂ + beta C` over `kc` steps, or
 /// `+= alpha Â B̂` when `beta` is `None` (a later block of `k`). `Â` is a packed
