@@ -109,12 +109,23 @@ pub(super) unsafe fn gemm(
         };
         // SAFETY: the transposed operands reach the same elements; `ct` is `n × m`.
         unsafe { blocked((n, k, m), alpha, bt, at, 0.0, ct.as_mut_ptr(), m, true) };
-        for i in 0..m {
+        if beta == 0.0 && ldc == n {
+            // SAFETY: C is dense `m × n` here.
+            let c = unsafe { std::slice::from_raw_parts_mut(c, m * n) };
+            crate::transpose::planes_to_rows(&ct, m, n, c);
+            return;
+        }
+        let mut rows = vec![0.0f32; m * n];
+        crate::transpose::planes_to_rows(&ct, m, n, &mut rows);
+        for (i, src) in rows.chunks_exact(n).enumerate() {
             // SAFETY: row `i` of C holds `n ≤ ldc` floats.
             let row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), n) };
-            for (j, dst) in row.iter_mut().enumerate() {
-                let v = ct[j * m + i];
-                *dst = if beta == 0.0 { v } else { v + beta * *dst };
+            if beta == 0.0 {
+                row.copy_from_slice(src);
+            } else {
+                row.iter_mut()
+                    .zip(src)
+                    .for_each(|(d, &v)| *d = v + beta * *d);
             }
         }
         return;
@@ -123,8 +134,8 @@ pub(super) unsafe fn gemm(
     unsafe { blocked((m, k, n), alpha, a, b, beta, c, ldc, false) }
 }
 
-/// [`gemm`] by the blocked loops, `A` read in place (`direct_a`, row-major only) or
-/// packed.
+/// [`gemm`] by the blocked loops, `A` read in place (`direct_a`: unit stride along
+/// its rows or its columns) or packed.
 ///
 /// # Safety
 /// As [`gemm`].
