@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use crate::dispatch::{SimdLevel, direct_kernel};
+use crate::math::exp_in_place;
 use pulp::Arch;
 use tessera_tensor::error::Result;
 use tessera_tensor::sim::posterior::{
@@ -69,41 +70,6 @@ fn ln_in_place(xs: &mut [f64]) {
             series = series * t2 + 1.0 / k;
         }
         *x = e as f64 * std::f64::consts::LN_2 + 2.0 * t * series;
-    }
-}
-
-/// `e^x` of every element `x <= 0` (below -708, where `e^x` leaves the normal range,
-/// 0): `x = n ln 2 + r` with `|r| <= ln 2 / 2` (ln 2 in two parts, so `r` is exact),
-/// `e^r` by its Taylor series to r^13 (below 2e-16 relative), scaled by `2^n` through
-/// the exponent bits. A loop the compiler vectorises, unlike calls to libm.
-#[inline(always)]
-fn exp_in_place(xs: &mut [f64]) {
-    const LN2_HI: f64 = 0.693_147_180_369_123_8;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    for x in xs.iter_mut() {
-        let v = x.max(-708.0);
-        let n = (v * std::f64::consts::LOG2_E).round();
-        let r = (v - n * LN2_HI) - n * LN2_LO;
-        let mut p = 1.0 / 6_227_020_800.0;
-        for k in [
-            479_001_600.0,
-            39_916_800.0,
-            3_628_800.0,
-            362_880.0,
-            40_320.0,
-            5040.0,
-            720.0,
-            120.0,
-            24.0,
-            6.0,
-            2.0,
-            1.0,
-            1.0,
-        ] {
-            p = p * r + 1.0 / k;
-        }
-        let scale = f64::from_bits(((n as i64 + 1023) as u64) << 52);
-        *x = if *x < -708.0 { 0.0 } else { p * scale };
     }
 }
 
@@ -455,30 +421,6 @@ impl PosteriorBackend for CpuPosterior {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn polynomial_exp_agrees_with_libm() {
-        let mut xs: Vec<f64> = (0..40_000).map(|i| -(i as f64) * 0.0177).collect();
-        xs.extend([
-            0.0,
-            -1e-300,
-            -0.5 * std::f64::consts::LN_2,
-            -707.9,
-            -708.0,
-            -709.0,
-        ]);
-        xs.extend([-745.0, -1e10, f64::NEG_INFINITY]);
-        let want: Vec<f64> = xs.iter().map(|x| x.exp()).collect();
-        super::exp_in_place(&mut xs);
-        for (g, w) in xs.iter().zip(&want) {
-            let tolerance = if *w < f64::MIN_POSITIVE * 4.0 {
-                f64::MIN_POSITIVE * 4.0
-            } else {
-                4e-16 * w
-            };
-            assert!((g - w).abs() <= tolerance, "{g} vs {w}");
-        }
-    }
-
     #[test]
     fn polynomial_ln_agrees_with_libm() {
         let mut xs: Vec<f64> = (0..20_000)

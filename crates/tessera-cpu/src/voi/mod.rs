@@ -11,6 +11,8 @@ use tessera_tensor::voi::{
 
 use crate::dispatch::{SimdLevel, direct_kernel};
 
+mod gaussian;
+
 /// Rows per rayon task: the rows of a chunk stay in cache across the grid.
 const CHUNK_ROWS: usize = 1024;
 /// Grid values per SIMD block (eight f64 lanes of AVX-512, two of NEON's).

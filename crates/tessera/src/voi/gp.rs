@@ -7,10 +7,13 @@
 //! integrated out, the priors of SAVI) on a subsample, by Nelder–Mead in log space;
 //! the process is then conditioned on `fit_rows` draws and its posterior mean
 //! predicted at every draw, so EVPPI uses all of them (SAVI and `voi` use only the
-//! fitted subsample). Everything runs on the host in f64, the predictions in parallel.
+//! fitted subsample). Everything runs on the host in f64: the columns' searches in
+//! parallel, the correlations and the predictions by the CPU backend's SIMD kernels
+//! (`CpuVoi::gaussian_correlations` and `gaussian_pull`).
 
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
+use tessera_cpu::CpuVoi;
 use tessera_tensor::error::{Result, TesseraError};
 use tessera_tensor::voi::Table;
 
@@ -73,24 +76,20 @@ fn scaled_inputs(params: &Table<'_>, group: &[usize]) -> (Vec<f64>, usize) {
     (z, g)
 }
 
-/// `exp(−Σ_k (a_k − b_k)² · w_k)`, `w_k = δ_k^−2`.
-fn correlation(a: &[f64], b: &[f64], w: &[f64]) -> f64 {
-    let d: f64 = a
-        .iter()
-        .zip(b)
-        .zip(w)
-        .map(|((x, y), w)| (x - y) * (x - y) * w)
-        .sum();
-    (-d).exp()
-}
-
-/// The correlation matrix of `rows` points plus `nu` on the diagonal.
-fn correlation_matrix(z: &[f64], g: usize, w: &[f64], nu: f64) -> DMatrix<f64> {
+/// The correlation matrix of `rows` points plus `nu` on the diagonal, its lower
+/// triangle filled (all a Cholesky factorisation reads); `None` if the CPU kernel
+/// refuses the values.
+fn correlation_matrix(
+    cpu: &CpuVoi,
+    z: &[f64],
+    g: usize,
+    w: &[f64],
+    nu: f64,
+) -> Option<DMatrix<f64>> {
     let rows = z.len() / g;
-    DMatrix::from_fn(rows, rows, |i, j| {
-        let c = correlation(&z[i * g..(i + 1) * g], &z[j * g..(j + 1) * g], w);
-        if i == j { c + nu } else { c }
-    })
+    let mut cells = vec![0.0; rows * rows];
+    cpu.gaussian_correlations(z, g, w, nu, &mut cells).ok()?;
+    Some(DMatrix::from_vec(rows, rows, cells))
 }
 
 /// The mean's basis `[1, z]` of the points.
@@ -105,14 +104,14 @@ fn mean_basis(z: &[f64], g: usize) -> DMatrix<f64> {
 
 /// The hyperparameters' log posterior density up to a constant (SAVI's
 /// `post.density`), at log-hyperparameters `theta = (log δ_1..g, log ν)`.
-fn log_posterior(theta: &[f64], z: &[f64], g: usize, y: &[f64]) -> f64 {
+fn log_posterior(cpu: &CpuVoi, theta: &[f64], z: &[f64], g: usize, y: &[f64]) -> f64 {
     if theta.iter().any(|t| t.abs() > LOG_BOUND) {
         return f64::NEG_INFINITY;
     }
     let n = y.len();
     let w: Vec<f64> = theta[..g].iter().map(|t| (-2.0 * t).exp()).collect();
     let nu = theta[g].exp();
-    let Some(chol) = correlation_matrix(z, g, &w, nu).cholesky() else {
+    let Some(chol) = correlation_matrix(cpu, z, g, &w, nu).and_then(|c| c.cholesky()) else {
         return f64::NEG_INFINITY;
     };
     let l = chol.l();
@@ -227,10 +226,10 @@ struct Conditioned {
 
 impl Conditioned {
     /// Conditions on `z` (`[rows, g]`) and responses `y` with the hyperparameters.
-    fn new(z: &[f64], g: usize, y: &[f64], theta: &[f64]) -> Option<Self> {
+    fn new(cpu: &CpuVoi, z: &[f64], g: usize, y: &[f64], theta: &[f64]) -> Option<Self> {
         let w: Vec<f64> = theta[..g].iter().map(|t| (-2.0 * t).exp()).collect();
         let nu = theta[g].exp();
-        let chol = correlation_matrix(z, g, &w, nu).cholesky()?;
+        let chol = correlation_matrix(cpu, z, g, &w, nu)?.cholesky()?;
         let h = mean_basis(z, g);
         let y = DVector::from_column_slice(y);
         let inv_h = chol.solve(&h);
@@ -246,20 +245,33 @@ impl Conditioned {
         })
     }
 
-    fn predict(&self, x: &[f64]) -> f64 {
-        let mean = self.beta[0]
-            + x.iter()
-                .zip(self.beta.iter().skip(1))
-                .map(|(x, b)| x * b)
-                .sum::<f64>();
+    /// The posterior mean at every row of `z` (`[n, g]`) into column `k` of `out`
+    /// (`[n, m]`): the pulls by the CPU kernel, then the linear mean.
+    fn predict(&self, cpu: &CpuVoi, z: &[f64], out: &mut [f64], m: usize, k: usize) -> Result<()> {
         let g = self.g;
-        let pull: f64 = self
-            .alpha
-            .iter()
-            .enumerate()
-            .map(|(j, a)| a * correlation(x, &self.centres[j * g..(j + 1) * g], &self.w))
-            .sum();
-        mean + pull
+        let mut pull = vec![0.0; z.len() / g];
+        cpu.gaussian_pull(
+            z,
+            &self.centres,
+            g,
+            &self.w,
+            self.alpha.as_slice(),
+            &mut pull,
+        )?;
+        out.par_chunks_mut(ROWS_PER_TASK * m)
+            .zip(pull.par_chunks(ROWS_PER_TASK))
+            .zip(z.par_chunks(ROWS_PER_TASK * g))
+            .for_each(|((rows, pull), x)| {
+                for ((row, pull), x) in rows.chunks_exact_mut(m).zip(pull).zip(x.chunks_exact(g)) {
+                    let mean = self.beta[0]
+                        + x.iter()
+                            .zip(self.beta.iter().skip(1))
+                            .map(|(x, b)| x * b)
+                            .sum::<f64>();
+                    row[k] = mean + pull;
+                }
+            });
+        Ok(())
     }
 }
 
@@ -302,36 +314,37 @@ pub(crate) fn fitted(
             .collect()
     };
     let (z_fit, z_hyper) = (gather(&fit), gather(&hyper));
-    for k in 0..m {
-        let _span = tracing::info_span!("gp_response", column = k, rows = fit.len()).entered();
-        let column = |rows: &[usize]| -> Vec<f64> { rows.iter().map(|&i| y[i * m + k]).collect() };
-        let y_hyper = column(&hyper);
-        let objective = |theta: &[f64]| -log_posterior(theta, &z_hyper, g, &y_hyper);
-        // As SAVI: restart from the optimum until it moves by less than 0.05.
-        let mut theta = vec![0.0; g + 1];
-        for _ in 0..8 {
-            let next = nelder_mead(&objective, &theta, 1.0, 400 * (g + 1));
-            let moved: f64 = next.iter().zip(&theta).map(|(a, b)| (a - b).abs()).sum();
-            theta = next;
-            if moved < 0.05 {
-                break;
-            }
-        }
-        let process = Conditioned::new(&z_fit, g, &column(&fit), &theta).ok_or(
-            TesseraError::InvalidArgument {
-                what: "Gaussian-process correlation matrix (not positive definite)",
-                value: theta[g].exp(),
-                expected: "a nugget that keeps the conditioning draws' correlations definite",
-            },
-        )?;
-        out.par_chunks_mut(ROWS_PER_TASK * m)
-            .enumerate()
-            .for_each(|(chunk, rows)| {
-                for (r, row) in rows.chunks_exact_mut(m).enumerate() {
-                    let i = chunk * ROWS_PER_TASK + r;
-                    row[k] = process.predict(&z[i * g..(i + 1) * g]);
+    let cpu = CpuVoi::new();
+    // The columns' hyperparameters are independent searches: in parallel.
+    let processes: Vec<Conditioned> = (0..m)
+        .into_par_iter()
+        .map(|k| {
+            let _span = tracing::info_span!("gp_response", column = k, rows = fit.len()).entered();
+            let column =
+                |rows: &[usize]| -> Vec<f64> { rows.iter().map(|&i| y[i * m + k]).collect() };
+            let y_hyper = column(&hyper);
+            let objective = |theta: &[f64]| -log_posterior(&cpu, theta, &z_hyper, g, &y_hyper);
+            // As SAVI: restart from the optimum until it moves by less than 0.05.
+            let mut theta = vec![0.0; g + 1];
+            for _ in 0..8 {
+                let next = nelder_mead(&objective, &theta, 1.0, 400 * (g + 1));
+                let moved: f64 = next.iter().zip(&theta).map(|(a, b)| (a - b).abs()).sum();
+                theta = next;
+                if moved < 0.05 {
+                    break;
                 }
-            });
+            }
+            Conditioned::new(&cpu, &z_fit, g, &column(&fit), &theta).ok_or(
+                TesseraError::InvalidArgument {
+                    what: "Gaussian-process correlation matrix (not positive definite)",
+                    value: theta[g].exp(),
+                    expected: "a nugget that keeps the conditioning draws' correlations definite",
+                },
+            )
+        })
+        .collect::<Result<_>>()?;
+    for (k, process) in processes.iter().enumerate() {
+        process.predict(&cpu, &z, &mut out, m, k)?;
     }
     Ok(out)
 }
@@ -352,14 +365,21 @@ mod tests {
 
     #[test]
     fn a_noise_free_process_interpolates_its_centres() {
+        let cpu = CpuVoi::new();
         let z: Vec<f64> = (0..20).map(|i| i as f64 / 19.0).collect();
         let y: Vec<f64> = z.iter().map(|x| (6.0 * x).sin()).collect();
         let theta = [(0.3f64).ln(), (1e-9f64).ln()];
-        let p = Conditioned::new(&z, 1, &y, &theta).unwrap();
-        for (x, want) in z.iter().zip(&y) {
-            assert!((p.predict(&[*x]) - want).abs() < 1e-5);
+        let p = Conditioned::new(&cpu, &z, 1, &y, &theta).unwrap();
+        // Predicted into column 1 of two: column 0 stays as it was.
+        let mut at_centres = vec![-7.0; 2 * z.len()];
+        p.predict(&cpu, &z, &mut at_centres, 2, 1).unwrap();
+        for (row, want) in at_centres.chunks_exact(2).zip(&y) {
+            assert_eq!(row[0], -7.0);
+            assert!((row[1] - want).abs() < 1e-5);
         }
         // Between the centres it follows the curve.
-        assert!((p.predict(&[0.5 / 19.0]) - (6.0 * 0.5 / 19.0f64).sin()).abs() < 1e-3);
+        let mut between = [0.0];
+        p.predict(&cpu, &[0.5 / 19.0], &mut between, 1, 0).unwrap();
+        assert!((between[0] - (6.0 * 0.5 / 19.0f64).sin()).abs() < 1e-3);
     }
 }
