@@ -1,9 +1,10 @@
-//! The two loops of the Gaussian-process metamodel that grow with the draws: the
-//! correlation matrix of the conditioning draws and the process's pull at every draw.
-//! Both are sums of squared distances followed by `exp`, in f64: the inputs are
+//! The heavy loops of the Gaussian-process metamodel: the correlation matrices of the
+//! conditioning draws, their Cholesky factors (thousands of them in the
+//! hyperparameter search) and the process's pull at every draw. The correlations and
+//! pulls are sums of squared distances followed by `exp`, in f64: the inputs are
 //! transposed to one column per dimension, so the distances, the exponentials
 //! ([`exp_in_place`], a polynomial) and the weighted sums run across SIMD lanes.
-//! Neither contracts to FMA, so every SIMD level gives the same bits.
+//! Nothing contracts to FMA, so every SIMD level gives the same bits.
 
 use rayon::prelude::*;
 use tessera_tensor::error::{Result, TesseraError};
@@ -115,6 +116,37 @@ fn pull_rows((process, points, scratch, out): (Process<'_>, &[f64], &mut [f64], 
     }
 }
 
+/// Left-looking Cholesky factorisation of the lower triangle of the column-major
+/// `[n, n]` matrix `a`, in place: column `j` less `L_jk` times column `k` for every
+/// `k < j` (contiguous runs, so the updates run across SIMD lanes), then divided by
+/// its pivot's square root. `false` at the first pivot that is not positive.
+#[inline(always)]
+fn cholesky_columns((a, n): (&mut [f64], usize)) -> bool {
+    for j in 0..n {
+        let (done, rest) = a.split_at_mut(j * n);
+        let column = &mut rest[j..n];
+        for k in 0..j {
+            let factor = done[k * n + j];
+            for (y, &x) in column.iter_mut().zip(&done[k * n + j..(k + 1) * n]) {
+                *y -= factor * x;
+            }
+        }
+        let pivot = column[0];
+        // Every entry below a pivot enters a later pivot squared and subtracted, so an
+        // overflow anywhere ends here as a pivot of -inf or NaN: a `true` factor is
+        // finite.
+        if pivot.is_nan() || pivot <= 0.0 {
+            return false;
+        }
+        let root = pivot.sqrt();
+        column[0] = root;
+        for v in &mut column[1..] {
+            *v /= root;
+        }
+    }
+    true
+}
+
 direct_kernel!(
     /// [`correlation_column`] under SIMD dispatch.
     CorrelationColumn((&[f64], usize, usize, usize, &[f64], f64, &mut [f64])) -> () => correlation_column
@@ -123,6 +155,11 @@ direct_kernel!(
 direct_kernel!(
     /// [`pull_rows`] under SIMD dispatch.
     PullRows((Process<'_>, &[f64], &mut [f64], &mut [f64])) -> () => pull_rows
+);
+
+direct_kernel!(
+    /// [`cholesky_columns`] under SIMD dispatch.
+    CholeskyColumns((&mut [f64], usize)) -> bool => cholesky_columns
 );
 
 /// An error naming the first non-finite value of `values`.
@@ -272,6 +309,43 @@ impl CpuVoi {
                 },
             );
         Ok(())
+    }
+
+    /// Factorises the symmetric matrix whose lower triangle `a` holds (column-major
+    /// `[n, n]`, as [`CpuVoi::gaussian_correlations`] writes it) as `L Lᵀ`, in place:
+    /// `Ok(true)` with `L` in the lower triangle and zeros above it, or `Ok(false)`
+    /// when the matrix is not numerically positive definite (a pivot at or below 0, or
+    /// NaN: an overflow in the factorisation ends as one, so a factor returned is
+    /// finite), `a` then holding a partial factorisation. Left-looking, each column's updates
+    /// across SIMD lanes; one thread (the Gaussian process factorises small matrices
+    /// many times, from several threads).
+    ///
+    /// Errors, with `a` unchanged: `a` not `n²` long, or a non-finite value in its
+    /// lower triangle.
+    pub fn cholesky(&self, a: &mut [f64], n: usize) -> Result<bool> {
+        if a.len() != n.saturating_mul(n) {
+            return Err(TesseraError::ShapeMismatch {
+                what: "matrix to factorise (n x n)",
+                got: a.len(),
+                expected: n.saturating_mul(n),
+            });
+        }
+        let lower = (0..n).flat_map(|c| c * n + c..(c + 1) * n);
+        if let Some(index) = lower.into_iter().find(|&i| !a[i].is_finite()) {
+            return Err(TesseraError::NonFinite {
+                what: "matrix to factorise (lower triangle)",
+                index,
+                value: a[index] as f32,
+            });
+        }
+        let _span = tracing::debug_span!("cholesky", n).entered();
+        let definite = self.arch.dispatch(CholeskyColumns((&mut *a, n)));
+        if definite {
+            for c in 1..n {
+                a[c * n..c * n + c].fill(0.0);
+            }
+        }
+        Ok(definite)
     }
 }
 
@@ -460,5 +534,60 @@ mod tests {
             );
             assert_eq!(pulls, [7.0; 2]);
         }
+    }
+
+    #[test]
+    fn cholesky_reconstructs_correlation_matrices_at_every_level() {
+        for (n, dims) in [(0, 1), (1, 1), (2, 2), (7, 3), (33, 2), (130, 4)] {
+            let points = uniform(n * dims, 17 + n as u64);
+            let w: Vec<f64> = (0..dims).map(|k| 2.0 + k as f64).collect();
+            let mut matrix = vec![0.0; n * n];
+            CpuVoi::new()
+                .gaussian_correlations(&points, dims, &w, 1e-6, &mut matrix)
+                .unwrap();
+            let mut first: Option<Vec<f64>> = None;
+            for backend in backends() {
+                let mut l = matrix.clone();
+                assert!(backend.cholesky(&mut l, n).unwrap(), "n = {n}");
+                for c in 0..n {
+                    for r in 0..n {
+                        let at = |r: usize, c: usize| l[c * n + r];
+                        if r < c {
+                            assert_eq!(at(r, c), 0.0);
+                            continue;
+                        }
+                        let product: f64 = (0..=c).map(|k| at(r, k) * at(c, k)).sum();
+                        let want = matrix[c * n + r];
+                        assert!(
+                            (product - want).abs() <= 1e-12,
+                            "({r}, {c}): {product} vs {want}"
+                        );
+                    }
+                }
+                match &first {
+                    None => first = Some(l),
+                    Some(f) => assert_eq!(f, &l, "levels differ"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cholesky_reports_indefinite_matrices_and_refuses_bad_ones() {
+        let backend = CpuVoi::new();
+        // [[1, 2], [2, 1]] has eigenvalues 3 and -1; the upper entry is never read.
+        let mut indefinite = [1.0, 2.0, f64::NAN, 1.0];
+        assert!(!backend.cholesky(&mut indefinite, 2).unwrap());
+        let mut zero_pivot = [0.0];
+        assert!(!backend.cholesky(&mut zero_pivot, 1).unwrap());
+        // Entries that overflow f64 in the factorisation are reported, not returned.
+        let mut overflowing = [1e-300, 1e300, f64::NAN, 1.0];
+        assert!(!backend.cholesky(&mut overflowing, 2).unwrap());
+        let mut bad = [4.0, f64::INFINITY, 0.0, 1.0];
+        assert!(backend.cholesky(&mut bad, 2).is_err());
+        assert_eq!(bad[..2], [4.0, f64::INFINITY]);
+        let mut short = [1.0, 0.0, 1.0];
+        assert!(backend.cholesky(&mut short, 2).is_err());
+        assert_eq!(short, [1.0, 0.0, 1.0]);
     }
 }

@@ -8,8 +8,9 @@
 //! the process is then conditioned on `fit_rows` draws and its posterior mean
 //! predicted at every draw, so EVPPI uses all of them (SAVI and `voi` use only the
 //! fitted subsample). Everything runs on the host in f64: the columns' searches in
-//! parallel, the correlations and the predictions by the CPU backend's SIMD kernels
-//! (`CpuVoi::gaussian_correlations` and `gaussian_pull`).
+//! parallel, the correlations, their factorisations and the predictions by the CPU
+//! backend's SIMD kernels (`CpuVoi::gaussian_correlations`, `cholesky` and
+//! `gaussian_pull`).
 
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
@@ -76,10 +77,10 @@ fn scaled_inputs(params: &Table<'_>, group: &[usize]) -> (Vec<f64>, usize) {
     (z, g)
 }
 
-/// The correlation matrix of `rows` points plus `nu` on the diagonal, its lower
-/// triangle filled (all a Cholesky factorisation reads); `None` if the CPU kernel
-/// refuses the values.
-fn correlation_matrix(
+/// The Cholesky factor `L` (zeros above the diagonal) of the correlation matrix of
+/// `rows` points plus `nu` on the diagonal, both by the CPU kernels; `None` if the
+/// matrix is not numerically positive definite or the kernels refuse the values.
+fn correlation_factor(
     cpu: &CpuVoi,
     z: &[f64],
     g: usize,
@@ -89,7 +90,9 @@ fn correlation_matrix(
     let rows = z.len() / g;
     let mut cells = vec![0.0; rows * rows];
     cpu.gaussian_correlations(z, g, w, nu, &mut cells).ok()?;
-    Some(DMatrix::from_vec(rows, rows, cells))
+    cpu.cholesky(&mut cells, rows)
+        .ok()?
+        .then(|| DMatrix::from_vec(rows, rows, cells))
 }
 
 /// The mean's basis `[1, z]` of the points.
@@ -111,10 +114,9 @@ fn log_posterior(cpu: &CpuVoi, theta: &[f64], z: &[f64], g: usize, y: &[f64]) ->
     let n = y.len();
     let w: Vec<f64> = theta[..g].iter().map(|t| (-2.0 * t).exp()).collect();
     let nu = theta[g].exp();
-    let Some(chol) = correlation_matrix(cpu, z, g, &w, nu).and_then(|c| c.cholesky()) else {
+    let Some(l) = correlation_factor(cpu, z, g, &w, nu) else {
         return f64::NEG_INFINITY;
     };
-    let l = chol.l();
     let h = mean_basis(z, g);
     let q = g + 1;
     let ys = l.solve_lower_triangular(&DVector::from_column_slice(y));
@@ -229,13 +231,15 @@ impl Conditioned {
     fn new(cpu: &CpuVoi, z: &[f64], g: usize, y: &[f64], theta: &[f64]) -> Option<Self> {
         let w: Vec<f64> = theta[..g].iter().map(|t| (-2.0 * t).exp()).collect();
         let nu = theta[g].exp();
-        let chol = correlation_matrix(cpu, z, g, &w, nu)?.cholesky()?;
+        let l = correlation_factor(cpu, z, g, &w, nu)?;
         let h = mean_basis(z, g);
         let y = DVector::from_column_slice(y);
-        let inv_h = chol.solve(&h);
+        // (L Lᵀ)⁻¹ b by two triangular solves.
+        let inv_h = l.tr_solve_lower_triangular(&l.solve_lower_triangular(&h)?)?;
         let gram = h.transpose() * &inv_h + DMatrix::identity(g + 1, g + 1) * 1e-7;
         let beta = gram.cholesky()?.solve(&(inv_h.transpose() * &y));
-        let alpha = chol.solve(&(y - &h * &beta));
+        let residual = l.solve_lower_triangular(&(y - &h * &beta))?;
+        let alpha = l.tr_solve_lower_triangular(&residual)?;
         Some(Self {
             g,
             w,
