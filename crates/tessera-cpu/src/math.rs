@@ -58,6 +58,20 @@ pub(crate) fn exp(x: f32) -> f32 {
 /// is needed.
 #[inline(always)]
 pub(crate) fn exp_in_place(xs: &mut [f64]) {
+    exp_in_place_with::<false>(xs)
+}
+
+/// `a * b + c`, fused into one rounding when `FUSED` (for code dispatched to a level
+/// with FMA; elsewhere `mul_add` would be a slow libm call).
+#[inline(always)]
+pub(crate) fn mul_add<const FUSED: bool>(a: f64, b: f64, c: f64) -> f64 {
+    if FUSED { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// [`exp_in_place`] with its polynomial's multiply-adds fused when `FUSED`: half the
+/// operations, and the same bound against libm (tested).
+#[inline(always)]
+pub(crate) fn exp_in_place_with<const FUSED: bool>(xs: &mut [f64]) {
     const LN2_HI: f64 = 0.693_147_180_369_123_8;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     const ROUNDER: f64 = 6_755_399_441_055_744.0;
@@ -82,7 +96,7 @@ pub(crate) fn exp_in_place(xs: &mut [f64]) {
             1.0,
             1.0,
         ] {
-            p = p * r + 1.0 / k;
+            p = mul_add::<FUSED>(p, r, 1.0 / k);
         }
         // n is an integer in [-1022, 0] held in the low bits of `shifted`: adding the
         // bias there and shifting makes the biased exponent of 2^n.
@@ -146,8 +160,10 @@ mod tests {
         ]);
         xs.extend([-745.0, -1e10, f64::NEG_INFINITY]);
         let want: Vec<f64> = xs.iter().map(|x| x.exp()).collect();
+        let mut fused = xs.clone();
         super::exp_in_place(&mut xs);
-        for (g, w) in xs.iter().zip(&want) {
+        super::exp_in_place_with::<true>(&mut fused);
+        for (g, w) in xs.iter().chain(&fused).zip(want.iter().chain(&want)) {
             let tolerance = if *w < f64::MIN_POSITIVE * 4.0 {
                 f64::MIN_POSITIVE * 4.0
             } else {

@@ -4,14 +4,17 @@
 //! pulls are sums of squared distances followed by `exp`, in f64: the inputs are
 //! transposed to one column per dimension, so the distances, the exponentials
 //! ([`exp_in_place`], a polynomial) and the weighted sums run across SIMD lanes.
-//! Nothing contracts to FMA, so every SIMD level gives the same bits.
+//! The correlations and the factorisation never fuse a multiply-add, so every SIMD
+//! level gives the same bits; the pull, the hot loop at every draw, fuses them (FMA)
+//! at every vector level (the same bits among those) but not in scalar code, where
+//! `mul_add` would be a libm call.
 
 use rayon::prelude::*;
 use tessera_tensor::error::{Result, TesseraError};
 
 use super::CpuVoi;
 use crate::dispatch::direct_kernel;
-use crate::math::exp_in_place;
+use crate::math::{exp_in_place, exp_in_place_with, mul_add};
 
 /// Rows of [`CpuVoi::gaussian_pull`] per rayon task.
 const PULL_ROWS_PER_TASK: usize = 512;
@@ -33,7 +36,7 @@ fn transposed(points: &[f64], dims: usize) -> Vec<f64> {
 /// `out[j] = −Σ_k w_k (x_k − c_kj)²` over `columns` (`[dims, len]`, `len = out.len()`
 /// from `offset` on).
 #[inline(always)]
-fn neg_sq_distances(
+fn neg_sq_distances<const FUSED: bool>(
     x: &[f64],
     columns: &[f64],
     stride: usize,
@@ -46,7 +49,7 @@ fn neg_sq_distances(
         let column = &columns[k * stride + offset..k * stride + offset + out.len()];
         for (o, &c) in out.iter_mut().zip(column) {
             let t = xk - c;
-            *o -= wk * (t * t);
+            *o = mul_add::<FUSED>(-wk, t * t, *o);
         }
     }
 }
@@ -66,7 +69,7 @@ fn correlation_column(
     ),
 ) {
     let x: Vec<f64> = (0..dims).map(|k| points_t[k * rows + c]).collect();
-    neg_sq_distances(&x, points_t, rows, c, w, out);
+    neg_sq_distances::<false>(&x, points_t, rows, c, w, out);
     exp_in_place(out);
     out[0] += nugget;
 }
@@ -85,7 +88,9 @@ struct Process<'a> {
 /// `out[i] = Σ_j α_j exp(−Σ_k w_k (x_ik − c_jk)²)` for a block of rows, the
 /// distances of one row to every centre in `scratch`.
 #[inline(always)]
-fn pull_rows((process, points, scratch, out): (Process<'_>, &[f64], &mut [f64], &mut [f64])) {
+fn pull_rows<const FUSED: bool>(
+    (process, points, scratch, out): (Process<'_>, &[f64], &mut [f64], &mut [f64]),
+) {
     let Process {
         dims,
         centres_t,
@@ -94,14 +99,14 @@ fn pull_rows((process, points, scratch, out): (Process<'_>, &[f64], &mut [f64], 
     } = process;
     let centres = alpha.len();
     for (x, o) in points.chunks_exact(dims).zip(out.iter_mut()) {
-        neg_sq_distances(x, centres_t, centres, 0, w, scratch);
-        exp_in_place(scratch);
+        neg_sq_distances::<FUSED>(x, centres_t, centres, 0, w, scratch);
+        exp_in_place_with::<FUSED>(scratch);
         let mut sums = [0.0; SUM_LANES];
         let mut a = alpha.chunks_exact(SUM_LANES);
         let mut e = scratch.chunks_exact(SUM_LANES);
         for (a, e) in (&mut a).zip(&mut e) {
             for l in 0..SUM_LANES {
-                sums[l] += a[l] * e[l];
+                sums[l] = mul_add::<FUSED>(a[l], e[l], sums[l]);
             }
         }
         let tail: f64 = a
@@ -152,10 +157,22 @@ direct_kernel!(
     CorrelationColumn((&[f64], usize, usize, usize, &[f64], f64, &mut [f64])) -> () => correlation_column
 );
 
-direct_kernel!(
-    /// [`pull_rows`] under SIMD dispatch.
-    PullRows((Process<'_>, &[f64], &mut [f64], &mut [f64])) -> () => pull_rows
-);
+/// [`pull_rows`] under SIMD dispatch, its multiply-adds fused at every level but
+/// scalar code.
+struct PullRows<A>(A);
+
+impl pulp::WithSimd for PullRows<(Process<'_>, &[f64], &mut [f64], &mut [f64])> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        if S::IS_SCALAR {
+            pull_rows::<false>(self.0)
+        } else {
+            pull_rows::<true>(self.0)
+        }
+    }
+}
 
 direct_kernel!(
     /// [`cholesky_columns`] under SIMD dispatch.
@@ -259,8 +276,9 @@ impl CpuVoi {
     /// The pull of a Gaussian process at `points` (`[rows, dims]`, row-major):
     /// `out[i] = Σ_j alpha_j exp(−Σ_k w_k (x_ik − c_jk)²)` over the `alpha.len()`
     /// `centres` (`[alpha.len(), dims]`). Rows run in parallel, the centres across
-    /// SIMD lanes in a fixed order of sums (the same bits at every SIMD level and
-    /// thread count); `exp` is within 4e-16 relative of libm.
+    /// SIMD lanes in a fixed order of sums, multiply-adds fused at every vector level
+    /// (the same bits at each of those and on any thread count; scalar code, unfused,
+    /// differs in the last bits); `exp` is within 4e-16 relative of libm.
     ///
     /// Errors, with `out` unchanged: `weights` not one finite, non-negative value per
     /// dimension, `points` or `centres` not whole rows or not finite, `alpha` not
@@ -433,8 +451,11 @@ mod tests {
             let centre_points = uniform(centres * dims, 5 + centres as u64);
             let alpha: Vec<f64> = uniform(centres, 11).iter().map(|v| 4.0 * v - 2.0).collect();
             let w: Vec<f64> = (0..dims).map(|k| 0.5 + 3.0 * k as f64).collect();
-            let mut first: Option<Vec<f64>> = None;
-            for backend in backends() {
+            // Every vector level fuses its multiply-adds (the same bits); scalar code
+            // does not, so it is held to the tolerance only.
+            let mut first_vector: Option<Vec<f64>> = None;
+            for level in SimdLevel::available() {
+                let backend = CpuVoi::with_level(level).unwrap();
                 let mut out = vec![f64::NAN; rows];
                 backend
                     .gaussian_pull(&points, &centre_points, dims, &w, &alpha, &mut out)
@@ -453,9 +474,10 @@ mod tests {
                         "row {i}: {got} vs {want}"
                     );
                 }
-                match &first {
-                    None => first = Some(out),
-                    Some(f) => assert_eq!(f, &out, "levels differ"),
+                match &first_vector {
+                    _ if level == SimdLevel::Scalar => {}
+                    None => first_vector = Some(out),
+                    Some(f) => assert_eq!(f, &out, "vector levels differ"),
                 }
             }
         }
