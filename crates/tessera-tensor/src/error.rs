@@ -189,6 +189,24 @@ pub fn check_magnitude(what: &'static str, data: &[f32], limit: f32) -> Result<(
     }
 }
 
+/// [`check_finite`] over f64 data (the error reports the value rounded to f32).
+pub fn check_finite_f64(what: &'static str, data: &[f64]) -> Result<()> {
+    if data
+        .chunks(64)
+        .all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite()))
+    {
+        return Ok(());
+    }
+    match data.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(TesseraError::NonFinite {
+            what,
+            index,
+            value: data[index] as f32,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Returns an error unless `data` holds exactly `expected` elements.
 pub fn check_len<T>(what: &'static str, data: &[T], expected: usize) -> Result<()> {
     if data.len() == expected {
@@ -199,5 +217,25 @@ pub fn check_len<T>(what: &'static str, data: &[T], expected: usize) -> Result<(
             got: data.len(),
             expected,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_finite_f64_names_the_first_non_finite_value_past_the_fast_path() {
+        let mut data = vec![1.0e300; 200];
+        assert!(check_finite_f64("data", &data).is_ok());
+        data[130] = f64::NEG_INFINITY;
+        data[150] = f64::NAN;
+        match check_finite_f64("data", &data) {
+            Err(TesseraError::NonFinite { what, index, value }) => {
+                assert_eq!((what, index, value), ("data", 130, f32::NEG_INFINITY));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check_finite_f64("data", &[]).is_ok());
     }
 }

@@ -10,7 +10,7 @@
 //! `mul_add` would be a libm call.
 
 use rayon::prelude::*;
-use tessera_tensor::error::{Result, TesseraError};
+use tessera_tensor::error::{Result, TesseraError, check_finite_f64};
 
 use super::CpuVoi;
 use crate::dispatch::direct_kernel;
@@ -54,24 +54,24 @@ fn neg_sq_distances<const FUSED: bool>(
     }
 }
 
+/// What every column of a correlation matrix reads.
+#[derive(Clone, Copy)]
+struct Points<'a> {
+    /// `[dims, rows]`.
+    points_t: &'a [f64],
+    rows: usize,
+    weights: &'a [f64],
+    nugget: f64,
+}
+
 /// One column `c` of the correlation matrix from the diagonal down:
-/// `out[r − c] = exp(−Σ_k w_k (p_rk − p_ck)²)`, plus `nugget` on the diagonal.
+/// `out[r − c] = exp(−Σ_k w_k (p_rk − p_ck)²)`, plus `nugget` on the diagonal; `x` is
+/// point `c`.
 #[inline(always)]
-fn correlation_column(
-    (points_t, rows, dims, c, w, nugget, out): (
-        &[f64],
-        usize,
-        usize,
-        usize,
-        &[f64],
-        f64,
-        &mut [f64],
-    ),
-) {
-    let x: Vec<f64> = (0..dims).map(|k| points_t[k * rows + c]).collect();
-    neg_sq_distances::<false>(&x, points_t, rows, c, w, out);
+fn correlation_column((points, x, c, out): (Points<'_>, &[f64], usize, &mut [f64])) {
+    neg_sq_distances::<false>(x, points.points_t, points.rows, c, points.weights, out);
     exp_in_place(out);
-    out[0] += nugget;
+    out[0] += points.nugget;
 }
 
 /// What every row of a pull reads.
@@ -154,7 +154,7 @@ fn cholesky_columns((a, n): (&mut [f64], usize)) -> bool {
 
 direct_kernel!(
     /// [`correlation_column`] under SIMD dispatch.
-    CorrelationColumn((&[f64], usize, usize, usize, &[f64], f64, &mut [f64])) -> () => correlation_column
+    CorrelationColumn((Points<'_>, &[f64], usize, &mut [f64])) -> () => correlation_column
 );
 
 /// [`pull_rows`] under SIMD dispatch, its multiply-adds fused at every level but
@@ -179,18 +179,6 @@ direct_kernel!(
     CholeskyColumns((&mut [f64], usize)) -> bool => cholesky_columns
 );
 
-/// An error naming the first non-finite value of `values`.
-fn first_non_finite(what: &'static str, values: &[f64]) -> Result<()> {
-    match values.iter().position(|v| !v.is_finite()) {
-        Some(index) => Err(TesseraError::NonFinite {
-            what,
-            index,
-            value: values[index] as f32,
-        }),
-        None => Ok(()),
-    }
-}
-
 /// Checks `points` as `[rows, dims]` and `weights` as `[dims]`; the rows.
 fn check_points(what: &'static str, points: &[f64], dims: usize, weights: &[f64]) -> Result<usize> {
     if dims == 0 || weights.len() != dims {
@@ -207,7 +195,7 @@ fn check_points(what: &'static str, points: &[f64], dims: usize, weights: &[f64]
             expected: points.len() / dims * dims,
         });
     }
-    first_non_finite("Gaussian-process weight", weights)?;
+    check_finite_f64("Gaussian-process weight", weights)?;
     if let Some(&w) = weights.iter().find(|w| **w < 0.0) {
         return Err(TesseraError::InvalidArgument {
             what: "Gaussian-process weight",
@@ -215,7 +203,7 @@ fn check_points(what: &'static str, points: &[f64], dims: usize, weights: &[f64]
             expected: "a weight >= 0",
         });
     }
-    first_non_finite(what, points)?;
+    check_finite_f64(what, points)?;
     Ok(points.len() / dims)
 }
 
@@ -256,17 +244,20 @@ impl CpuVoi {
         }
         let _span = tracing::debug_span!("gaussian_correlations", rows, dims).entered();
         let points_t = transposed(points, dims);
+        let shared = Points {
+            points_t: &points_t,
+            rows,
+            weights,
+            nugget,
+        };
         let arch = self.arch;
         out.par_chunks_mut(rows.max(1))
             .enumerate()
             .for_each(|(c, column)| {
                 arch.dispatch(CorrelationColumn((
-                    &points_t[..],
-                    rows,
-                    dims,
+                    shared,
+                    &points[c * dims..(c + 1) * dims],
                     c,
-                    weights,
-                    nugget,
                     &mut column[c..],
                 )))
             });
@@ -301,7 +292,7 @@ impl CpuVoi {
                 expected: count,
             });
         }
-        first_non_finite("Gaussian-process coefficient", alpha)?;
+        check_finite_f64("Gaussian-process coefficient", alpha)?;
         if out.len() != rows {
             return Err(TesseraError::ShapeMismatch {
                 what: "Gaussian-process pulls (one per point)",
