@@ -285,8 +285,10 @@ fn strided(n: usize, count: usize) -> Vec<usize> {
 }
 
 /// The GP's fitted values `[n, m]` of the responses `y` (`[n, m]`, row-major) on the
-/// group's parameters, conditioned on `fit_rows` strided draws.
+/// group's parameters, conditioned on `fit_rows` strided draws, the heavy loops on
+/// `cpu`'s SIMD level.
 pub(crate) fn fitted(
+    cpu: &CpuVoi,
     params: &Table<'_>,
     group: &[usize],
     y: &[f64],
@@ -318,7 +320,6 @@ pub(crate) fn fitted(
             .collect()
     };
     let (z_fit, z_hyper) = (gather(&fit), gather(&hyper));
-    let cpu = CpuVoi::new();
     // The columns' hyperparameters are independent searches: in parallel.
     let processes: Vec<Conditioned> = (0..m)
         .into_par_iter()
@@ -327,7 +328,7 @@ pub(crate) fn fitted(
             let column =
                 |rows: &[usize]| -> Vec<f64> { rows.iter().map(|&i| y[i * m + k]).collect() };
             let y_hyper = column(&hyper);
-            let objective = |theta: &[f64]| -log_posterior(&cpu, theta, &z_hyper, g, &y_hyper);
+            let objective = |theta: &[f64]| -log_posterior(cpu, theta, &z_hyper, g, &y_hyper);
             // As SAVI: restart from the optimum until it moves by less than 0.05.
             let mut theta = vec![0.0; g + 1];
             for _ in 0..8 {
@@ -338,7 +339,7 @@ pub(crate) fn fitted(
                     break;
                 }
             }
-            Conditioned::new(&cpu, &z_fit, g, &column(&fit), &theta).ok_or(
+            Conditioned::new(cpu, &z_fit, g, &column(&fit), &theta).ok_or(
                 TesseraError::InvalidArgument {
                     what: "Gaussian-process correlation matrix (not positive definite)",
                     value: theta[g].exp(),
@@ -348,7 +349,7 @@ pub(crate) fn fitted(
         })
         .collect::<Result<_>>()?;
     for (k, process) in processes.iter().enumerate() {
-        process.predict(&cpu, &z, &mut out, m, k)?;
+        process.predict(cpu, &z, &mut out, m, k)?;
     }
     Ok(out)
 }

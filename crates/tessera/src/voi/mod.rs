@@ -648,7 +648,19 @@ impl Voi {
                         ))
                     }
                     Metamodel::GaussianProcess { fit_rows } => {
-                        let fitted = gp::fitted(params, group, &y, m, fit_rows)?;
+                        // The host's kernels at the CPU device's own level (scalar
+                        // when asked); beside a GPU, at the widest level.
+                        #[cfg(feature = "gpu")]
+                        let widest;
+                        let host = match &self.inner {
+                            Inner::Cpu(cpu) => cpu,
+                            #[cfg(feature = "gpu")]
+                            Inner::Gpu(_) => {
+                                widest = CpuVoi::new();
+                                &widest
+                            }
+                        };
+                        let fitted = gp::fitted(host, params, group, &y, m, fit_rows)?;
                         Estimate {
                             terms: group.len() + 1,
                             ..Estimate::nonparametric(
