@@ -22,6 +22,9 @@ use super::metamodel::{ROWS_PER_TASK, over_row_chunks};
 
 /// Largest conditioning subsample (its correlation matrix is `fit_rows²` f64).
 pub(crate) const MAX_FIT_ROWS: usize = 5000;
+/// Conditioning matrices alive at once while response columns are fitted in parallel
+/// (one is `8 fit_rows²` bytes: 8 MB at the default 1000 rows, 200 MB at the largest).
+const PARALLEL_FIT_BYTES: usize = 256 << 20;
 /// Rows the hyperparameters are estimated on: SAVI's `min(30 g, 250)`.
 const HYPER_ROWS_PER_INPUT: usize = 30;
 const MAX_HYPER_ROWS: usize = 250;
@@ -295,6 +298,20 @@ pub(crate) fn fitted(
     m: usize,
     fit_rows: usize,
 ) -> Result<Vec<f64>> {
+    fitted_within(cpu, params, group, y, m, fit_rows, PARALLEL_FIT_BYTES)
+}
+
+/// [`fitted`], fitting in parallel as many columns as keep their conditioning
+/// matrices within `parallel_bytes`.
+fn fitted_within(
+    cpu: &CpuVoi,
+    params: &Table<'_>,
+    group: &[usize],
+    y: &[f64],
+    m: usize,
+    fit_rows: usize,
+    parallel_bytes: usize,
+) -> Result<Vec<f64>> {
     let n = params.rows();
     let (z, g) = scaled_inputs(params, group);
     let mut out = vec![0.0; n * m];
@@ -320,34 +337,41 @@ pub(crate) fn fitted(
             .collect()
     };
     let (z_fit, z_hyper) = (gather(&fit), gather(&hyper));
-    // The columns' hyperparameters are independent searches: in parallel.
-    let processes: Vec<Conditioned> = (0..m)
-        .into_par_iter()
-        .map(|k| {
-            let _span = tracing::info_span!("gp_response", column = k, rows = fit.len()).entered();
-            let column =
-                |rows: &[usize]| -> Vec<f64> { rows.iter().map(|&i| y[i * m + k]).collect() };
-            let y_hyper = column(&hyper);
-            let objective = |theta: &[f64]| -log_posterior(cpu, theta, &z_hyper, g, &y_hyper);
-            // As SAVI: restart from the optimum until it moves by less than 0.05.
-            let mut theta = vec![0.0; g + 1];
-            for _ in 0..8 {
-                let next = nelder_mead(&objective, &theta, 1.0, 400 * (g + 1));
-                let moved: f64 = next.iter().zip(&theta).map(|(a, b)| (a - b).abs()).sum();
-                theta = next;
-                if moved < 0.05 {
-                    break;
-                }
+    // The columns' hyperparameters are independent searches: in parallel, as many at
+    // once as keep their conditioning matrices within `parallel_bytes`.
+    let matrix_bytes = fit.len() * fit.len() * std::mem::size_of::<f64>();
+    let at_once = (parallel_bytes / matrix_bytes.max(1)).max(1);
+    let fit_column = |k: usize| {
+        let _span = tracing::info_span!("gp_response", column = k, rows = fit.len()).entered();
+        let column = |rows: &[usize]| -> Vec<f64> { rows.iter().map(|&i| y[i * m + k]).collect() };
+        let y_hyper = column(&hyper);
+        let objective = |theta: &[f64]| -log_posterior(cpu, theta, &z_hyper, g, &y_hyper);
+        // As SAVI: restart from the optimum until it moves by less than 0.05.
+        let mut theta = vec![0.0; g + 1];
+        for _ in 0..8 {
+            let next = nelder_mead(&objective, &theta, 1.0, 400 * (g + 1));
+            let moved: f64 = next.iter().zip(&theta).map(|(a, b)| (a - b).abs()).sum();
+            theta = next;
+            if moved < 0.05 {
+                break;
             }
-            Conditioned::new(cpu, &z_fit, g, &column(&fit), &theta).ok_or(
-                TesseraError::InvalidArgument {
-                    what: "Gaussian-process correlation matrix (not positive definite)",
-                    value: theta[g].exp(),
-                    expected: "a nugget that keeps the conditioning draws' correlations definite",
-                },
-            )
-        })
-        .collect::<Result<_>>()?;
+        }
+        Conditioned::new(cpu, &z_fit, g, &column(&fit), &theta).ok_or(
+            TesseraError::InvalidArgument {
+                what: "Gaussian-process correlation matrix (not positive definite)",
+                value: theta[g].exp(),
+                expected: "a nugget that keeps the conditioning draws' correlations definite",
+            },
+        )
+    };
+    let mut processes: Vec<Conditioned> = Vec::with_capacity(m);
+    for first in (0..m).step_by(at_once) {
+        let batch: Vec<Conditioned> = (first..(first + at_once).min(m))
+            .into_par_iter()
+            .map(fit_column)
+            .collect::<Result<_>>()?;
+        processes.extend(batch);
+    }
     for (k, process) in processes.iter().enumerate() {
         process.predict(cpu, &z, &mut out, m, k)?;
     }
@@ -366,6 +390,26 @@ mod tests {
             (x[0] - 1.0).abs() < 1e-3 && (x[1] + 2.0).abs() < 1e-3,
             "{x:?}"
         );
+    }
+
+    #[test]
+    fn columns_fitted_one_at_a_time_equal_columns_fitted_together() {
+        let (n, cols, m) = (600, 3, 3);
+        let values: Vec<f64> = (0..n * cols)
+            .map(|i| ((i * 7919) % 1000) as f64 / 1000.0)
+            .collect();
+        let params = Table::new("params", &values, n, cols).unwrap();
+        let y: Vec<f64> = (0..n * m)
+            .map(|i| {
+                let (row, k) = (i / m, i % m);
+                (values[row * cols + k % cols] * (k + 2) as f64).sin()
+            })
+            .collect();
+        let cpu = CpuVoi::new();
+        let together = fitted_within(&cpu, &params, &[0, 1, 2], &y, m, 200, usize::MAX).unwrap();
+        let alone = fitted_within(&cpu, &params, &[0, 1, 2], &y, m, 200, 1).unwrap();
+        assert_eq!(together, alone);
+        assert!(together.iter().all(|v| v.is_finite()));
     }
 
     #[test]
