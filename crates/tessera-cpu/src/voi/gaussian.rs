@@ -4,10 +4,13 @@
 //! pulls are sums of squared distances followed by `exp`, in f64: the inputs are
 //! transposed to one column per dimension, so the distances, the exponentials
 //! ([`exp_in_place`], a polynomial) and the weighted sums run across SIMD lanes.
-//! The correlations and the factorisation never fuse a multiply-add, so every SIMD
-//! level gives the same bits; the pull, the hot loop at every draw, fuses them (FMA)
-//! at every vector level (the same bits among those) but not in scalar code, where
-//! `mul_add` would be a libm call.
+//! The correlations and the factorisation's own loops never fuse a multiply-add, and
+//! the GEMM of a large factorisation is `matrixmultiply`'s whatever tessera's level,
+//! so every SIMD level gives the same bits there; the pull, the hot loop at every
+//! draw, fuses them (FMA) at every vector level (the same bits among those) but not in
+//! scalar code, where `mul_add` would be a libm call.
+
+use std::ops::Range;
 
 use rayon::prelude::*;
 use tessera_tensor::error::{Result, TesseraError, check_finite_f64};
@@ -18,6 +21,11 @@ use crate::math::{exp_in_place, exp_in_place_with, mul_add};
 
 /// Rows of [`CpuVoi::gaussian_pull`] per rayon task.
 const PULL_ROWS_PER_TASK: usize = 512;
+/// Order from which [`CpuVoi::cholesky`] works in panels (a 512 x 512 matrix is 2 MB,
+/// past this machine's 1 MB L2).
+const BLOCKED_CHOLESKY_FROM: usize = 512;
+/// Columns per panel of the blocked Cholesky factorisation.
+const CHOLESKY_PANEL: usize = 128;
 /// Independent partial sums of the pull's dot product (8 f64 lanes of AVX-512).
 const SUM_LANES: usize = 8;
 
@@ -121,16 +129,17 @@ fn pull_rows<const FUSED: bool>(
     }
 }
 
-/// Left-looking Cholesky factorisation of the lower triangle of the column-major
-/// `[n, n]` matrix `a`, in place: column `j` less `L_jk` times column `k` for every
-/// `k < j` (contiguous runs, so the updates run across SIMD lanes), then divided by
-/// its pivot's square root. `false` at the first pivot that is not positive.
+/// Left-looking Cholesky factorisation of columns `columns` of the lower triangle of
+/// the column-major `[n, n]` matrix `a`, in place: column `j` less `L_jk` times column
+/// `k` for every `k` in `from..j` (contiguous runs, so the updates run across SIMD
+/// lanes), then divided by its pivot's square root; the columns before `from` must
+/// already have been subtracted. `false` at the first pivot that is not positive.
 #[inline(always)]
-fn cholesky_columns((a, n): (&mut [f64], usize)) -> bool {
-    for j in 0..n {
+fn cholesky_columns((a, n, columns, from): (&mut [f64], usize, Range<usize>, usize)) -> bool {
+    for j in columns {
         let (done, rest) = a.split_at_mut(j * n);
         let column = &mut rest[j..n];
-        for k in 0..j {
+        for k in from..j {
             let factor = done[k * n + j];
             for (y, &x) in column.iter_mut().zip(&done[k * n + j..(k + 1) * n]) {
                 *y -= factor * x;
@@ -176,7 +185,7 @@ impl pulp::WithSimd for PullRows<(Process<'_>, &[f64], &mut [f64], &mut [f64])> 
 
 direct_kernel!(
     /// [`cholesky_columns`] under SIMD dispatch.
-    CholeskyColumns((&mut [f64], usize)) -> bool => cholesky_columns
+    CholeskyColumns((&mut [f64], usize, Range<usize>, usize)) -> bool => cholesky_columns
 );
 
 /// Checks `points` as `[rows, dims]` and `weights` as `[dims]`; the rows.
@@ -325,9 +334,11 @@ impl CpuVoi {
     /// `Ok(true)` with `L` in the lower triangle and zeros above it, or `Ok(false)`
     /// when the matrix is not numerically positive definite (a pivot at or below 0, or
     /// NaN: an overflow in the factorisation ends as one, so a factor returned is
-    /// finite), `a` then holding a partial factorisation. Left-looking, each column's updates
-    /// across SIMD lanes; one thread (the Gaussian process factorises small matrices
-    /// many times, from several threads).
+    /// finite), `a` then holding a partial factorisation. Left-looking, each column's
+    /// updates across SIMD lanes, on one thread below 512 rows (the Gaussian process
+    /// factorises small matrices many times, from several threads); from 512 rows in
+    /// panels of 128 columns whose updates from the earlier columns are one threaded
+    /// GEMM each. The strict upper triangle is scratch until it is zeroed.
     ///
     /// Errors, with `a` unchanged: `a` not `n²` long, or a non-finite value in its
     /// lower triangle.
@@ -348,13 +359,61 @@ impl CpuVoi {
             });
         }
         let _span = tracing::debug_span!("cholesky", n).entered();
-        let definite = self.arch.dispatch(CholeskyColumns((&mut *a, n)));
+        let definite = if n < BLOCKED_CHOLESKY_FROM {
+            self.arch.dispatch(CholeskyColumns((&mut *a, n, 0..n, 0)))
+        } else {
+            self.blocked_cholesky(a, n)
+        };
         if definite {
             for c in 1..n {
                 a[c * n..c * n + c].fill(0.0);
             }
         }
         Ok(definite)
+    }
+
+    /// [`CpuVoi::cholesky`] in panels of [`CHOLESKY_PANEL`] columns, for matrices past
+    /// the caches: each panel first takes the product of the rows below it with every
+    /// column before it off in one GEMM (`matrixmultiply`'s, threaded, cache-blocked),
+    /// then is factorised by [`cholesky_columns`] against its own columns. The
+    /// unblocked form re-reads every earlier column for each column: `n³/6` reads of a
+    /// matrix that no longer fits in cache.
+    fn blocked_cholesky(&self, a: &mut [f64], n: usize) -> bool {
+        for start in (0..n).step_by(CHOLESKY_PANEL) {
+            let width = CHOLESKY_PANEL.min(n - start);
+            if start > 0 {
+                let base = a.as_mut_ptr();
+                // SAFETY: the product reads columns 0..start (rows start..n and the
+                // panel's rows) and writes columns start..start + width (rows
+                // start..n): disjoint parts of `a`, all inside its n² elements.
+                unsafe {
+                    matrixmultiply::dgemm(
+                        n - start,
+                        start,
+                        width,
+                        -1.0,
+                        base.add(start),
+                        1,
+                        n as isize,
+                        base.add(start),
+                        n as isize,
+                        1,
+                        1.0,
+                        base.add(start * n + start),
+                        1,
+                        n as isize,
+                    );
+                }
+            }
+            let panel = start..start + width;
+            if !self
+                .arch
+                .dispatch(CholeskyColumns((&mut *a, n, panel, start)))
+            {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -551,7 +610,8 @@ mod tests {
 
     #[test]
     fn cholesky_reconstructs_correlation_matrices_at_every_level() {
-        for (n, dims) in [(0, 1), (1, 1), (2, 2), (7, 3), (33, 2), (130, 4)] {
+        // 600 runs in panels: four of 128 and one of 88.
+        for (n, dims) in [(0, 1), (1, 1), (2, 2), (7, 3), (33, 2), (130, 4), (600, 3)] {
             let points = uniform(n * dims, 17 + n as u64);
             let w: Vec<f64> = (0..dims).map(|k| 2.0 + k as f64).collect();
             let mut matrix = vec![0.0; n * n];
@@ -596,6 +656,12 @@ mod tests {
         // Entries that overflow f64 in the factorisation are reported, not returned.
         let mut overflowing = [1e-300, 1e300, f64::NAN, 1.0];
         assert!(!backend.cholesky(&mut overflowing, 2).unwrap());
+        // A pivot that fails in the last panel of the blocked form.
+        let n = 600;
+        let mut late = vec![0.0; n * n];
+        (0..n).for_each(|i| late[i * n + i] = 1.0);
+        late[550 * n + 550] = -1.0;
+        assert!(!backend.cholesky(&mut late, n).unwrap());
         let mut bad = [4.0, f64::INFINITY, 0.0, 1.0];
         assert!(backend.cholesky(&mut bad, 2).is_err());
         assert_eq!(bad[..2], [4.0, f64::INFINITY]);
