@@ -131,23 +131,58 @@ pub enum TesseraError {
 /// Shorthand for results carrying a [`TesseraError`].
 pub type Result<T, E = TesseraError> = std::result::Result<T, E>;
 
-/// Returns an error naming the first non-finite element of `data`, if any.
-pub fn check_finite(what: &'static str, data: &[f32]) -> Result<()> {
+/// The float types the finiteness check reads.
+trait Float: Copy {
+    fn finite(self) -> bool;
+    /// The value as an error reports it.
+    fn reported(self) -> f32;
+}
+
+impl Float for f32 {
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+    fn reported(self) -> f32 {
+        self
+    }
+}
+
+impl Float for f64 {
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+    fn reported(self) -> f32 {
+        self as f32
+    }
+}
+
+/// The body of [`check_finite`] and [`check_finite_f64`].
+fn check_finite_values<T: Float>(what: &'static str, data: &[T]) -> Result<()> {
     // A branch-free pass per chunk vectorises; the index is looked for only on failure.
     if data
         .chunks(64)
-        .all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite()))
+        .all(|c| c.iter().fold(true, |ok, v| ok & v.finite()))
     {
         return Ok(());
     }
-    match data.iter().position(|v| !v.is_finite()) {
+    match data.iter().position(|v| !v.finite()) {
         Some(index) => Err(TesseraError::NonFinite {
             what,
             index,
-            value: data[index],
+            value: data[index].reported(),
         }),
         None => Ok(()),
     }
+}
+
+/// Returns an error naming the first non-finite element of `data`, if any.
+pub fn check_finite(what: &'static str, data: &[f32]) -> Result<()> {
+    check_finite_values(what, data)
+}
+
+/// [`check_finite`] over f64 data (the error reports the value rounded to f32).
+pub fn check_finite_f64(what: &'static str, data: &[f64]) -> Result<()> {
+    check_finite_values(what, data)
 }
 
 /// A network's outputs computed from finite inputs: a non-finite one means the net's
@@ -184,24 +219,6 @@ pub fn check_magnitude(what: &'static str, data: &[f32], limit: f32) -> Result<(
             index,
             value: data[index],
             limit,
-        }),
-        None => Ok(()),
-    }
-}
-
-/// [`check_finite`] over f64 data (the error reports the value rounded to f32).
-pub fn check_finite_f64(what: &'static str, data: &[f64]) -> Result<()> {
-    if data
-        .chunks(64)
-        .all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite()))
-    {
-        return Ok(());
-    }
-    match data.iter().position(|v| !v.is_finite()) {
-        Some(index) => Err(TesseraError::NonFinite {
-            what,
-            index,
-            value: data[index] as f32,
         }),
         None => Ok(()),
     }
